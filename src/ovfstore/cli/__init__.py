@@ -1,0 +1,1 @@
+"""The `ovfstore` command line."""
