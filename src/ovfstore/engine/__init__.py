@@ -1,0 +1,1 @@
+"""The engine: inventory database, inventory commands, OVF updater, recovery."""

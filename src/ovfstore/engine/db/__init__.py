@@ -1,0 +1,1 @@
+"""Tables, migrations and the database handle (SQLite by default, PostgreSQL by URL)."""

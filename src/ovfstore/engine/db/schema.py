@@ -1,0 +1,373 @@
+"""The engine's tables (SQLAlchemy Core).
+
+Column names are the model's field names, so a row becomes a dataclass without a mapping table. VMs and
+templates share one table, `vm_static`, as in oVirt: disk attachments, NICs, permissions and the OVF
+generation counters then refer to either through one foreign key.
+
+Besides the inventory, the tables the OVF feature needs:
+- `vm_static.db_generation`: bumped in the same transaction as every change that alters the OVF.
+- `ovf_cache`: the last OVF generated per entity with the generation it was generated from. It has no
+  foreign key on purpose: the row of a deleted entity stays (marked `deleted`) until the updater has
+  rewritten the domains that stored it.
+- `ovf_stores`: one row per OVF store disk: its state, what was last written and the last error.
+- `unregistered_entities`, `unregistered_disks`: what an imported domain holds that the engine does not.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+
+from ovfstore.engine.db.types import EnumListType, IntEnumType, StrEnumType, UTCDateTime, UUIDList
+from ovfstore.model import enums as e
+
+# Deterministic constraint names: migrations can then drop or alter them on both databases.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NAME = 255  # oVirt limits entity names to 255 characters
+TEXT = 4000  # descriptions and comments
+
+
+def _id() -> Column[object]:
+    return Column("id", Uuid, primary_key=True)
+
+
+data_centers = Table(
+    "data_centers",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False, unique=True),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("comment", String(TEXT), nullable=False, default=""),
+    Column("local", Boolean, nullable=False, default=False),
+    Column("compatibility_version", String(16), nullable=False),
+    Column("status", StrEnumType(e.DataCenterStatus), nullable=False),
+    Column("mac_pool_start", String(17), nullable=False),
+    Column("mac_pool_end", String(17), nullable=False),
+)
+
+clusters = Table(
+    "clusters",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False, unique=True),
+    Column("data_center_id", ForeignKey("data_centers.id"), nullable=False, index=True),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("comment", String(TEXT), nullable=False, default=""),
+    Column("compatibility_version", String(16), nullable=False),
+    Column("cpu_type", String(NAME), nullable=False, default=""),
+    Column("bios_type", IntEnumType(e.BiosType), nullable=False),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False, unique=True),
+    Column("cluster_id", ForeignKey("clusters.id"), nullable=False, index=True),
+    Column("address", String(1024), nullable=False),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("status", StrEnumType(e.HostStatus), nullable=False),
+)
+
+storage_domains = Table(
+    "storage_domains",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False, unique=True),
+    Column("storage_type", StrEnumType(e.StorageType), nullable=False),
+    Column("domain_class", StrEnumType(e.DomainClass), nullable=False),
+    Column("address", String(NAME), nullable=False, default=""),
+    Column("path", String(1024), nullable=False, default=""),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("comment", String(TEXT), nullable=False, default=""),
+    Column("data_center_id", ForeignKey("data_centers.id"), nullable=True, index=True),
+    Column("status", StrEnumType(e.DomainStatus), nullable=False),
+    Column("master", Boolean, nullable=False, default=False),
+    Column("ovf_store_count", Integer, nullable=False, default=2),
+    Column("format_version", Integer, nullable=False, default=5),
+)
+
+networks = Table(
+    "networks",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False),
+    Column("data_center_id", ForeignKey("data_centers.id"), nullable=False, index=True),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("vlan_id", Integer, nullable=True),
+    Column("mtu", Integer, nullable=False, default=0),
+    Column("vm_network", Boolean, nullable=False, default=True),
+    UniqueConstraint("data_center_id", "name"),
+)
+
+vnic_profiles = Table(
+    "vnic_profiles",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False),
+    Column("network_id", ForeignKey("networks.id"), nullable=False, index=True),
+    Column("description", String(TEXT), nullable=False, default=""),
+    UniqueConstraint("network_id", "name"),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False, unique=True),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("administrative", Boolean, nullable=False, default=False),
+    Column("read_only", Boolean, nullable=False, default=False),
+)
+
+vm_static = Table(
+    "vm_static",
+    metadata,
+    _id(),
+    Column("entity_type", StrEnumType(e.EntityType), nullable=False, index=True),
+    Column("name", String(NAME), nullable=False, index=True),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("comment", String(TEXT), nullable=False, default=""),
+    Column("cluster_id", ForeignKey("clusters.id"), nullable=True, index=True),
+    Column("os_type", String(64), nullable=False),
+    Column("vm_type", IntEnumType(e.VmType), nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("max_memory_mb", Integer, nullable=False),
+    Column("min_memory_mb", Integer, nullable=False),
+    Column("cpu_sockets", Integer, nullable=False),
+    Column("cpu_cores", Integer, nullable=False),
+    Column("cpu_threads", Integer, nullable=False),
+    Column("high_availability", Boolean, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("stateless", Boolean, nullable=False),
+    Column("delete_protected", Boolean, nullable=False),
+    Column("display_type", IntEnumType(e.DisplayType), nullable=False),
+    Column("graphics", EnumListType(e.GraphicsType), nullable=False),
+    Column("bios_type", IntEnumType(e.BiosType), nullable=False),
+    Column("boot_sequence", IntEnumType(e.BootSequence), nullable=False),
+    Column("boot_menu_enabled", Boolean, nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("usb_policy", StrEnumType(e.UsbPolicy), nullable=False),
+    Column("smartcard_enabled", Boolean, nullable=False),
+    Column("soundcard_enabled", Boolean, nullable=False),
+    Column("custom_emulated_machine", String(64), nullable=False),
+    Column("custom_cpu_name", String(NAME), nullable=False),
+    Column("lease_domain_id", ForeignKey("storage_domains.id"), nullable=True),
+    Column("origin", IntEnumType(e.OriginType), nullable=False),
+    Column("creation_date", UTCDateTime, nullable=False),
+    Column("db_generation", BigInteger, nullable=False, default=1),
+    # VMs only
+    Column("template_id", ForeignKey("vm_static.id"), nullable=True, index=True),
+    Column("use_latest_template_version", Boolean, nullable=True),
+    Column("status", IntEnumType(e.VmStatus), nullable=True),
+    Column("initialized", Boolean, nullable=True),
+    # templates only
+    Column("template_status", StrEnumType(e.TemplateStatus), nullable=True),
+    Column("base_template_id", ForeignKey("vm_static.id"), nullable=True, index=True),
+    Column("version_number", Integer, nullable=True),
+    Column("version_name", String(NAME), nullable=True),
+    Column("disabled", Boolean, nullable=True),
+    Column("sealed", Boolean, nullable=True),
+)
+
+disks = Table(
+    "disks",
+    metadata,
+    _id(),
+    Column("alias", String(NAME), nullable=False),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("provisioned_size", BigInteger, nullable=False),
+    Column("shareable", Boolean, nullable=False),
+    Column("wipe_after_delete", Boolean, nullable=False),
+    Column("content_type", StrEnumType(e.DiskContentType), nullable=False),
+    Column("status", StrEnumType(e.DiskStatus), nullable=False),
+    Column("storage_type", StrEnumType(e.DiskStorageType), nullable=False),
+    Column("lun_id", String(NAME), nullable=True),
+    Column("creation_date", UTCDateTime, nullable=False),
+)
+
+# Which domains hold a disk's volume chain (oVirt: image_storage_domain_map).
+disk_domains = Table(
+    "disk_domains",
+    metadata,
+    Column("disk_id", ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True),
+    Column("domain_id", ForeignKey("storage_domains.id"), primary_key=True, index=True),
+)
+
+volumes = Table(
+    "volumes",
+    metadata,
+    _id(),
+    Column("disk_id", ForeignKey("disks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("parent_id", Uuid, nullable=True),
+    Column("format", StrEnumType(e.VolumeFormat), nullable=False),
+    Column("volume_type", StrEnumType(e.VolumeType), nullable=False),
+    Column("capacity", BigInteger, nullable=False),
+    Column("actual_size", BigInteger, nullable=False),
+    Column("legality", StrEnumType(e.VolumeLegality), nullable=False),
+    Column("snapshot_id", Uuid, nullable=True),
+    Column("creation_date", UTCDateTime, nullable=False),
+)
+
+disk_attachments = Table(
+    "disk_attachments",
+    metadata,
+    Column("entity_id", ForeignKey("vm_static.id", ondelete="CASCADE"), primary_key=True),
+    Column("disk_id", ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("interface", StrEnumType(e.DiskInterface), nullable=False),
+    Column("bootable", Boolean, nullable=False),
+    Column("read_only", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("pass_discard", Boolean, nullable=False),
+)
+
+nics = Table(
+    "nics",
+    metadata,
+    _id(),
+    Column("entity_id", ForeignKey("vm_static.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(NAME), nullable=False),
+    Column("mac", String(17), nullable=True, index=True),
+    Column("vnic_profile_id", ForeignKey("vnic_profiles.id"), nullable=True, index=True),
+    Column("interface", IntEnumType(e.NicInterface), nullable=False),
+    Column("linked", Boolean, nullable=False),
+    Column("plugged", Boolean, nullable=False),
+    UniqueConstraint("entity_id", "name"),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    _id(),
+    Column("vm_id", ForeignKey("vm_static.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", StrEnumType(e.SnapshotType), nullable=False),
+    Column("status", StrEnumType(e.SnapshotStatus), nullable=False),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("creation_date", UTCDateTime, nullable=False),
+    Column("memory", Text, nullable=False, default=""),
+)
+
+permissions = Table(
+    "permissions",
+    metadata,
+    _id(),
+    Column("entity_id", ForeignKey("vm_static.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("user_name", String(NAME), nullable=False),
+    Column("role_id", ForeignKey("roles.id"), nullable=False, index=True),
+    UniqueConstraint("entity_id", "user_name", "role_id"),
+)
+
+affinity_groups = Table(
+    "affinity_groups",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False),
+    Column("cluster_id", ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("positive", Boolean, nullable=False),
+    Column("enforcing", Boolean, nullable=False),
+    UniqueConstraint("cluster_id", "name"),
+)
+
+affinity_labels = Table(
+    "affinity_labels",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False, unique=True),
+)
+
+affinity_group_members = Table(
+    "affinity_group_members",
+    metadata,
+    Column("group_id", ForeignKey("affinity_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("entity_id", ForeignKey("vm_static.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+affinity_label_members = Table(
+    "affinity_label_members",
+    metadata,
+    Column("label_id", ForeignKey("affinity_labels.id", ondelete="CASCADE"), primary_key=True),
+    Column("entity_id", ForeignKey("vm_static.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+# --- the OVF feature ---------------------------------------------------------------------------------
+
+ovf_cache = Table(
+    "ovf_cache",
+    metadata,
+    Column("entity_id", Uuid, primary_key=True),
+    Column("entity_type", StrEnumType(e.EntityType), nullable=False),
+    Column("data_center_id", Uuid, nullable=True, index=True),
+    Column("ovf_generation", BigInteger, nullable=False),
+    Column("ovf_data", LargeBinary, nullable=False),
+    Column("vm_status", IntEnumType(e.VmStatus), nullable=True),
+    # The domains the entity belongs to as of `ovf_generation`: the next change compares against them
+    # to mark the domains it leaves as well as those it joins.
+    Column("domain_ids", UUIDList, nullable=False, default=list),
+    Column("deleted", Boolean, nullable=False, default=False, index=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ovf_stores = Table(
+    "ovf_stores",
+    metadata,
+    Column("disk_id", ForeignKey("disks.id", ondelete="CASCADE"), primary_key=True),
+    Column("domain_id", ForeignKey("storage_domains.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", StrEnumType(e.OvfStoreStatus), nullable=False),
+    Column("store_generation", BigInteger, nullable=False, default=0),
+    Column("size", BigInteger, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("entity_ids", UUIDList, nullable=False, default=list),
+    Column("last_updated", UTCDateTime, nullable=True),
+    Column("outdated_since", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+)
+
+unregistered_entities = Table(
+    "unregistered_entities",
+    metadata,
+    Column("entity_id", Uuid, primary_key=True),
+    Column("domain_id", ForeignKey("storage_domains.id", ondelete="CASCADE"), primary_key=True),
+    Column("entity_type", StrEnumType(e.EntityType), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("ovf_data", LargeBinary, nullable=False),
+    Column("vm_status", IntEnumType(e.VmStatus), nullable=False),
+    Column("high_availability", Boolean, nullable=False),
+    Column("source", String(32), nullable=False),  # the store disk id, or "legacy" for master/vms
+    Column("errors", Text, nullable=False, default=""),
+    Column("found_at", UTCDateTime, nullable=False),
+)
+
+unregistered_disks = Table(
+    "unregistered_disks",
+    metadata,
+    Column("disk_id", Uuid, primary_key=True),
+    Column("domain_id", ForeignKey("storage_domains.id", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(NAME), nullable=False, default=""),
+    Column("description", String(TEXT), nullable=False, default=""),
+    Column("provisioned_size", BigInteger, nullable=False),
+    Column("actual_size", BigInteger, nullable=False),
+    Column("volume_ids", UUIDList, nullable=False, default=list),
+    Column("entity_ids", UUIDList, nullable=False, default=list),  # entities whose OVFs reference it
+    Column("found_at", UTCDateTime, nullable=False),
+)
