@@ -1,0 +1,185 @@
+"""Reading a store tar, from any source, without trusting it.
+
+A store may have been written by oVirt, by an older ovfstore, half-written by a writer that died, or
+damaged on purpose. The reader streams it with bounded memory and refuses anything a store never holds:
+names with `/` or `..`, links, devices, directories, extension headers, duplicate members, members that
+run past the end of the store, headers with a bad checksum. It stops at the end-of-archive blocks and
+ignores what follows (stale bytes of an older, longer tar). With a manifest (ovfstore's stores), every
+member must match it; without one (oVirt's), the store is read as "unverified".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from ovfstore.store import manifest as mf
+from ovfstore.store.tarstream import BLOCK, INFO_NAME, METADATA_NAME, padded
+
+#: A single OVF larger than this is not a VM description but damage or an attack; the OVF reader caps
+#: documents at the same size.
+MAX_MEMBER = 8 * 1024 * 1024
+_REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
+
+
+class StoreReadError(ValueError):
+    """This store cannot be used; the message says why. Recovery passes over to the next store."""
+
+
+@dataclass(slots=True)
+class StoreContents:
+    info: dict[str, Any] = field(default_factory=dict)
+    ovfs: dict[UUID, bytes] = field(default_factory=dict)  # registered entities, in tar order
+    unregistered: dict[UUID, bytes] = field(default_factory=dict)  # listed after metadata.json
+    vm_status: dict[UUID, int] = field(default_factory=dict)
+    manifest: mf.Manifest | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        """Checked against a manifest (ovfstore's stores); False for oVirt's, which carry none."""
+        return self.manifest is not None
+
+
+class _Source:
+    """Exact reads over an iterator of chunks, with a hard limit on how far it may read."""
+
+    def __init__(self, chunks: Iterable[bytes], limit: int) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+        self.offset = 0
+        self.limit = limit
+
+    def read(self, size: int, what: str) -> bytes:
+        if self.offset + size > self.limit:
+            raise StoreReadError(
+                f"{what} runs past the end of the store ({self.offset + size} > {self.limit} bytes)"
+            )
+        while len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                raise StoreReadError(
+                    f"the store is truncated: {what} ends after {self.offset + len(self._buffer)} bytes"
+                )
+            self._buffer.extend(chunk)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        self.offset += size
+        return data
+
+
+def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[tuple[str, bytes]]:
+    """(name, data) of each member, checked as the module describes; `limit` is the store's `Size`
+    (or the volume's capacity when the size is not known)."""
+    source = _Source(chunks, limit)
+    seen: set[str] = set()
+    while True:
+        if source.offset + BLOCK > limit:
+            raise StoreReadError(f"the store ends at {limit} bytes without its end-of-archive blocks")
+        block = source.read(BLOCK, "a member header")
+        if block == b"\0" * BLOCK:
+            return  # end of archive; anything after it is stale and ignored
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
+        except (tarfile.HeaderError, UnicodeDecodeError) as exc:
+            raise StoreReadError(f"bad tar header at byte {source.offset - BLOCK}: {exc}") from exc
+        name = info.name
+        _check_member(info, seen)
+        seen.add(name)
+        if info.size > MAX_MEMBER:
+            raise StoreReadError(
+                f"member {name!r} declares {info.size} bytes; no store member is over {MAX_MEMBER}"
+            )
+        data = source.read(info.size, f"member {name!r}")
+        source.read(padded(info.size) - info.size, f"the padding of {name!r}")
+        yield name, data
+
+
+def _check_member(info: tarfile.TarInfo, seen: set[str]) -> None:
+    name = info.name
+    if info.type not in _REGULAR:
+        kind = {
+            tarfile.SYMTYPE: "a symbolic link",
+            tarfile.LNKTYPE: "a hard link",
+            tarfile.DIRTYPE: "a directory",
+        }
+        raise StoreReadError(
+            f"member {name!r} is {kind.get(info.type, f'of tar type {info.type!r}')}; "
+            "stores hold regular files only"
+        )
+    if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        raise StoreReadError(f"member name {name!r} is not a flat file name; stores hold no paths")
+    if name in seen:
+        raise StoreReadError(f"member {name!r} appears twice")
+
+
+def read_store(chunks: Iterable[bytes], limit: int) -> StoreContents:
+    """Read and verify a whole store. Raises `StoreReadError` for a store that cannot be trusted."""
+    contents = StoreContents()
+    digests: list[tuple[str, int, str]] = []
+    after_metadata = False
+    for name, data in iter_members(chunks, limit):
+        if name == mf.MANIFEST_NAME:
+            try:
+                contents.manifest = mf.decode(data)
+            except mf.ManifestError as exc:
+                raise StoreReadError(str(exc)) from exc
+            _verify(contents.manifest, digests)
+            continue
+        if contents.manifest is not None:
+            raise StoreReadError(f"member {name!r} follows the manifest; the manifest must be last")
+        digests.append((name, len(data), hashlib.sha256(data).hexdigest()))
+        if name == INFO_NAME:
+            contents.info = _json_object(name, data)
+        elif name == METADATA_NAME:
+            after_metadata = True
+            contents.vm_status = _status_map(_json_object(name, data), contents.warnings)
+        elif name.endswith(".ovf"):
+            try:
+                entity_id = UUID(name[:-4])
+            except ValueError:
+                contents.warnings.append(f"member {name!r} is not named by an entity id; skipped")
+                continue
+            (contents.unregistered if after_metadata else contents.ovfs)[entity_id] = data
+        else:
+            contents.warnings.append(f"unknown member {name!r} ignored")
+    return contents
+
+
+def _verify(manifest: mf.Manifest, digests: list[tuple[str, int, str]]) -> None:
+    expected = [(m.name, m.size, m.sha256) for m in manifest.members]
+    if expected == digests:
+        return
+    names = {n for n, _, _ in expected} ^ {n for n, _, _ in digests}
+    changed = [n for (n, s, h) in digests if (n, s, h) not in expected]
+    detail = f"members missing or extra: {sorted(names)}" if names else f"members differ: {changed[:5]}"
+    raise StoreReadError(f"the store does not match its manifest ({detail}); it is damaged or incomplete")
+
+
+def _json_object(name: str, data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StoreReadError(f"{name} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StoreReadError(f"{name} is not a JSON object")
+    return value
+
+
+def _status_map(metadata: dict[str, Any], warnings: list[str]) -> dict[UUID, int]:
+    result: dict[UUID, int] = {}
+    raw = metadata.get("VM Status") or {}
+    if not isinstance(raw, dict):
+        warnings.append("metadata.json 'VM Status' is not an object; every VM reads as down")
+        return result
+    for key, value in raw.items():
+        try:
+            result[UUID(key)] = int(value)
+        except (ValueError, TypeError):
+            warnings.append(f"metadata.json: bad VM status entry {key!r}: {value!r}")
+    return result

@@ -1,0 +1,165 @@
+"""The store tar, written as a stream whose exact length is known before the first byte.
+
+Layout (FORMATS.md section 3): `info.json`, one `<id>.ovf` per entity, `metadata.json` (the VM status
+map), one `<id>.ovf` per unregistered entity, and last our `manifest.json`. POSIX ustar, flat names,
+mode 0644, owner 0/0, no record padding: the length is `sum(512 + roundup512(size)) + 1024`.
+
+OVF bytes are not held in memory: the caller gives each entity's size up front and a `fetch` function
+that yields the documents in batches, in the order asked. If a fetched document does not have the size
+announced (the cache changed under us), the stream fails rather than send a tar that lies about itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from ovfstore.store import manifest
+from ovfstore.store.javadate import format_java_date
+
+BLOCK = 512
+END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
+INFO_NAME = "info.json"
+METADATA_NAME = "metadata.json"
+#: Documents are fetched from the cache this many at a time: enough to amortise a query, few enough
+#: that memory stays flat (a typical OVF is 5-15 KiB, so a batch is a few MiB at most).
+FETCH_BATCH = 256
+#: The stream yields chunks of about this size, so HTTP sends few large writes, not thousands of small.
+CHUNK = 1 << 20
+
+Fetch = Callable[[Sequence[UUID]], Iterable[tuple[UUID, bytes]]]
+
+
+class StoreBuildError(RuntimeError):
+    """The store could not be built as announced; nothing written from it may be trusted."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    id: UUID
+    size: int  # bytes of its OVF document
+
+
+def padded(size: int) -> int:
+    return (size + BLOCK - 1) // BLOCK * BLOCK
+
+
+def header(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = mtime
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info.tobuf(format=tarfile.USTAR_FORMAT, encoding="ascii", errors="strict")
+
+
+class StoreTar:
+    """One store's tar. `length` is exact before streaming; `chunks()` streams it once, computing the
+    SHA-256 of the whole (`sha256`) and of each member (for the manifest) on the way."""
+
+    def __init__(
+        self,
+        *,
+        domain_id: UUID,
+        generation: int,
+        writer: str,
+        created: datetime,
+        entities: Sequence[EntityRef],
+        unregistered: Sequence[EntityRef],
+        vm_status: Mapping[UUID, int],
+        fetch: Fetch,
+    ) -> None:
+        self.domain_id = domain_id
+        self.generation = generation
+        self.writer = writer
+        self.created = created.replace(microsecond=0)
+        self.entities = entities
+        self.unregistered = unregistered
+        self._fetch = fetch
+        self._mtime = int(self.created.timestamp())
+        self.info = (
+            json.dumps(
+                {
+                    "Last Updated": format_java_date(self.created),
+                    "Storage Domains": [{"uuid": str(domain_id)}],
+                }
+            )
+        ).encode()
+        # Only VMs that were not down, as oVirt writes it: a recovery restarts exactly these.
+        running = {str(k): int(v) for k, v in sorted(vm_status.items(), key=lambda kv: str(kv[0])) if int(v)}
+        self.metadata = json.dumps({"VM Status": running}).encode()
+        listed = [(INFO_NAME, len(self.info))]
+        listed += [(f"{e.id}.ovf", e.size) for e in entities]
+        listed.append((METADATA_NAME, len(self.metadata)))
+        listed += [(f"{e.id}.ovf", e.size) for e in unregistered]
+        self._listed = listed
+        manifest_size = manifest.encoded_size(generation, writer, self.created, listed)
+        self.length = sum(BLOCK + padded(size) for _, size in listed) + BLOCK + padded(manifest_size)
+        self.length += len(END_OF_ARCHIVE)
+        self.sha256: str | None = None  # of the whole tar, once streamed
+
+    @property
+    def entity_ids(self) -> list[UUID]:
+        return [e.id for e in self.entities]
+
+    def chunks(self) -> Iterator[bytes]:
+        whole = hashlib.sha256()
+        digests: list[tuple[str, int, str]] = []
+        buffer = bytearray()
+        sent = 0
+
+        def member(name: str, data: bytes) -> Iterator[bytes]:
+            nonlocal sent
+            digests.append((name, len(data), hashlib.sha256(data).hexdigest()))
+            buffer.extend(header(name, len(data), self._mtime))
+            buffer.extend(data)
+            buffer.extend(b"\0" * (padded(len(data)) - len(data)))
+            if len(buffer) >= CHUNK:
+                out = bytes(buffer)
+                buffer.clear()
+                whole.update(out)
+                sent += len(out)
+                yield out
+
+        yield from member(INFO_NAME, self.info)
+        yield from self._members(self.entities, member)
+        yield from member(METADATA_NAME, self.metadata)
+        yield from self._members(self.unregistered, member)
+        if [(n, s) for n, s, _ in digests] != self._listed:
+            raise StoreBuildError("the members streamed differ from those announced")
+        yield from member(
+            manifest.MANIFEST_NAME, manifest.encode(self.generation, self.writer, self.created, digests)
+        )
+        buffer.extend(END_OF_ARCHIVE)
+        out = bytes(buffer)
+        whole.update(out)
+        sent += len(out)
+        if sent != self.length:
+            raise StoreBuildError(f"streamed {sent} bytes but announced {self.length}")
+        self.sha256 = whole.hexdigest()
+        yield out
+
+    def _members(
+        self, refs: Sequence[EntityRef], member: Callable[[str, bytes], Iterator[bytes]]
+    ) -> Iterator[bytes]:
+        for start in range(0, len(refs), FETCH_BATCH):
+            batch = refs[start : start + FETCH_BATCH]
+            wanted = [r.id for r in batch]
+            got = list(self._fetch(wanted))
+            if [g[0] for g in got] != wanted:
+                raise StoreBuildError(
+                    "the OVF cache returned other documents than asked for; retry the update"
+                )
+            for ref, (_, data) in zip(batch, got, strict=True):
+                if len(data) != ref.size:
+                    raise StoreBuildError(
+                        f"the cached OVF of {ref.id} changed size while the store was built; retry the update"
+                    )
+                yield from member(f"{ref.id}.ovf", data)

@@ -1,0 +1,236 @@
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import pytest
+
+from ovfstore.store.tarread import MAX_MEMBER, StoreReadError, iter_members, read_store
+from ovfstore.store.tarstream import BLOCK, EntityRef, StoreBuildError, StoreTar, padded
+
+WHEN = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+def _store(docs: dict[UUID, bytes], unregistered: dict[UUID, bytes] | None = None, **kw: object) -> StoreTar:
+    unregistered = unregistered or {}
+    everything = {**docs, **unregistered}
+    calls: list[int] = []
+
+    def fetch(ids: Sequence[UUID]) -> Iterable[tuple[UUID, bytes]]:
+        calls.append(len(ids))
+        return [(i, everything[i]) for i in ids]
+
+    tar = StoreTar(
+        domain_id=UUID(int=7),
+        generation=int(kw.get("generation", 3)),  # type: ignore[call-overload]
+        writer="ovfstore-test",
+        created=WHEN,
+        entities=[EntityRef(k, len(v)) for k, v in docs.items()],
+        unregistered=[EntityRef(k, len(v)) for k, v in unregistered.items()],
+        vm_status=kw.get("vm_status", {}),  # type: ignore[arg-type]
+        fetch=fetch,
+    )
+    tar.fetch_calls = calls  # type: ignore[attr-defined]
+    return tar
+
+
+def _docs(n: int, size: int = 700) -> dict[UUID, bytes]:
+    return {uuid4(): (b"<ovf>" + bytes([65 + i % 26]) * size + b"</ovf>") for i in range(n)}
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 600])
+def test_length_is_exact_and_known_before_streaming(count: int) -> None:
+    docs = _docs(count)
+    tar = _store(docs, vm_status={next(iter(docs), uuid4()): 1})
+    announced = tar.length
+    data = b"".join(tar.chunks())
+    assert len(data) == announced
+    assert tar.sha256 == hashlib.sha256(data).hexdigest()
+    # oVirt's formula: no record padding.
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        sizes = [m.size for m in archive.getmembers()]
+    assert announced == sum(BLOCK + padded(s) for s in sizes) + 2 * BLOCK
+
+
+def test_members_order_and_content_as_ovirt_and_tarfile_read_them() -> None:
+    docs = _docs(3)
+    extra = _docs(1)
+    running, down = list(docs)[:2]
+    tar = _store(docs, extra, vm_status={running: 1, down: 0})
+    data = b"".join(tar.chunks())
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = archive.getmembers()
+        names = [m.name for m in members]
+        assert names == [
+            "info.json",
+            *[f"{k}.ovf" for k in docs],
+            "metadata.json",
+            *[f"{k}.ovf" for k in extra],
+            "manifest.json",
+        ]
+        assert all(m.mode == 0o644 and m.uid == 0 and m.gid == 0 and m.isreg() for m in members)
+        for key, doc in docs.items():
+            extracted = archive.extractfile(f"{key}.ovf")
+            assert extracted is not None
+            assert extracted.read() == doc
+    contents = read_store([data], len(data))
+    assert contents.verified
+    assert contents.manifest is not None
+    assert contents.manifest.generation == 3
+    assert list(contents.ovfs) == list(docs)
+    assert list(contents.unregistered) == list(extra)
+    assert contents.vm_status == {running: 1}, "only VMs that were not down are listed"
+    assert contents.info == {
+        "Last Updated": "Wed Nov 25 12:00:00 UTC 2026",
+        "Storage Domains": [{"uuid": str(UUID(int=7))}],
+    }
+
+
+def test_documents_are_fetched_in_batches_not_all_at_once() -> None:
+    tar = _store(_docs(600, size=10))
+    for _ in tar.chunks():
+        pass
+    assert tar.fetch_calls == [256, 256, 88]  # type: ignore[attr-defined]
+
+
+def test_chunks_are_large_for_few_http_writes() -> None:
+    tar = _store(_docs(400, size=8000))
+    sizes = [len(c) for c in tar.chunks()]
+    assert len(sizes) < 10
+    assert all(s >= 1 << 20 for s in sizes[:-1])
+
+
+def test_a_document_that_changed_size_fails_the_stream() -> None:
+    docs = _docs(2)
+    tar = _store(docs)
+    first = next(iter(docs))
+    docs[first] = docs[first] + b" "
+    tar._fetch = lambda ids: [(i, docs[i]) for i in ids]  # the cache changed after the sizes were read
+    with pytest.raises(StoreBuildError, match="changed size"):
+        b"".join(tar.chunks())
+
+
+def test_stale_bytes_after_the_end_are_ignored() -> None:
+    data = b"".join(_store(_docs(2)).chunks())
+    old = b"".join(_store(_docs(5)).chunks())
+    volume = data + old[len(data) :]
+    assert len(read_store([volume], len(volume)).ovfs) == 2
+
+
+# --- hostile and broken stores ----------------------------------------------------------------------
+
+
+def _raw_tar(entries: list[tarfile.TarInfo], payloads: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for info in entries:
+            data = payloads.get(info.name)
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def _file(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../evil.ovf", "not a flat file name"),
+        ("dir/x.ovf", "not a flat file name"),
+        ("..", "not a flat file name"),
+    ],
+)
+def test_member_names_with_paths_are_refused(name: str, message: str) -> None:
+    info, data = _file(name, b"x")
+    raw = _raw_tar([info], {name: data})
+    with pytest.raises(StoreReadError, match=message):
+        read_store([raw], len(raw))
+
+
+@pytest.mark.parametrize(
+    ("kind", "word"), [(tarfile.SYMTYPE, "symbolic link"), (tarfile.LNKTYPE, "hard link")]
+)
+def test_links_are_refused(kind: bytes, word: str) -> None:
+    info = tarfile.TarInfo("a.ovf")
+    info.type = kind
+    info.linkname = "/etc/passwd"
+    raw = _raw_tar([info], {})
+    with pytest.raises(StoreReadError, match=word):
+        read_store([raw], len(raw))
+
+
+def test_member_running_past_the_end_of_the_store() -> None:
+    data = b"".join(_store(_docs(2)).chunks())
+    with pytest.raises(StoreReadError, match="runs past the end of the store"):
+        read_store([data], 2048)
+
+
+def test_truncated_store() -> None:
+    data = b"".join(_store(_docs(2)).chunks())
+    with pytest.raises(StoreReadError, match="truncated"):
+        read_store([data[:1500]], len(data))
+
+
+def test_gigantic_declared_size() -> None:
+    info, _ = _file("huge.ovf", b"")
+    raw = bytearray(_raw_tar([info], {"huge.ovf": b""}))
+    forged = tarfile.TarInfo("huge.ovf")
+    forged.size = 8 * 1024**4  # 8 TiB
+    raw[:BLOCK] = forged.tobuf(format=tarfile.GNU_FORMAT)[:BLOCK]
+    with pytest.raises(StoreReadError, match=f"no store member is over {MAX_MEMBER}|runs past"):
+        read_store([bytes(raw)], 1 << 50)
+
+
+def test_manifest_mismatch_is_detected() -> None:
+    docs = _docs(2)
+    data = bytearray(b"".join(_store(docs).chunks()))
+    where = data.index(b"<ovf>") + 10
+    data[where] ^= 0x01
+    with pytest.raises(StoreReadError, match="does not match its manifest"):
+        read_store([bytes(data)], len(data))
+
+
+def test_corrupt_header_checksum() -> None:
+    data = bytearray(b"".join(_store(_docs(1)).chunks()))
+    data[0] ^= 0x20  # first byte of the first member's name
+    with pytest.raises(StoreReadError, match="bad tar header"):
+        read_store([bytes(data)], len(data))
+
+
+def test_duplicate_members() -> None:
+    a, da = _file("x.ovf", b"1")
+    b, db = _file("x.ovf", b"2")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        archive.addfile(a, io.BytesIO(da))
+        archive.addfile(b, io.BytesIO(db))
+    raw = out.getvalue()
+    with pytest.raises(StoreReadError, match="appears twice"):
+        read_store([raw], len(raw))
+
+
+def test_store_written_by_ovirt_has_no_manifest_and_reads_unverified() -> None:
+    vm = uuid4()
+    payloads = {"info.json": b'{"Last Updated": "Thu Feb 18 00:23:07 IST 2016"}', f"{vm}.ovf": b"<ovf/>"}
+    payloads["metadata.json"] = b'{"VM Status": {"%s": 1}}' % str(vm).encode()
+    infos = [_file(n, d)[0] for n, d in payloads.items()]
+    raw = _raw_tar(infos, payloads) + b"\0" * 10240  # tarfile pads to a record; oVirt does not: both read
+    contents = read_store([raw], len(raw))
+    assert not contents.verified
+    assert contents.ovfs == {vm: b"<ovf/>"}
+    assert contents.vm_status == {vm: 1}
+
+
+def test_reading_streams_in_small_chunks() -> None:
+    data = b"".join(_store(_docs(5)).chunks())
+    pieces = [data[i : i + 100] for i in range(0, len(data), 100)]
+    names = [n for n, _ in iter_members(pieces, len(data))]
+    assert names[0] == "info.json"
+    assert names[-1] == "manifest.json"
