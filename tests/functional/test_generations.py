@@ -239,7 +239,7 @@ def test_new_and_removed_entities_reach_listeners_and_the_cache(world: World) ->
                 entity_type=EntityType.VM,
                 ovf_generation=1,
                 ovf_data=b"<x/>",
-                domain_ids=[world.sd2.id],
+                ovf_size=4,
                 deleted=False,
                 updated_at=utcnow(),
             )

@@ -54,3 +54,30 @@ def test_migrate_twice_is_harmless(empty_db_url: str) -> None:
         assert db.current_revision() == _head()
     finally:
         db.dispose()
+
+
+def test_upgrade_from_0001_with_a_filled_cache(empty_db_url: str) -> None:
+    """0002 changes the OVF cache's columns; the cache is derived data, so it is emptied, never left
+    half-converted."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from sqlalchemy import text
+
+    db = Database(empty_db_url)
+    try:
+        db.migrate("0001")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO ovf_cache (entity_id, entity_type, ovf_generation, ovf_data, domain_ids, "
+                    "deleted, updated_at) VALUES (:id, 'vm', 1, :data, '', false, :now)"
+                ),
+                {"id": uuid4().hex if db.is_sqlite else uuid4(), "data": b"<x/>", "now": datetime.now(UTC)},
+            )
+        db.migrate()
+        assert db.current_revision() == _head()
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM ovf_cache")).scalar() == 0
+    finally:
+        db.dispose()

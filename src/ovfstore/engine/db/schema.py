@@ -320,12 +320,23 @@ ovf_cache = Table(
     Column("data_center_id", Uuid, nullable=True, index=True),
     Column("ovf_generation", BigInteger, nullable=False),
     Column("ovf_data", LargeBinary, nullable=False),
+    Column("ovf_size", BigInteger, nullable=False),
     Column("vm_status", IntEnumType(e.VmStatus), nullable=True),
-    # The domains the entity belongs to as of `ovf_generation`: the next change compares against them
-    # to mark the domains it leaves as well as those it joins.
-    Column("domain_ids", UUIDList, nullable=False, default=list),
+    # An entity with no disk of its own on any domain (diskless, shareable or direct-LUN disks only)
+    # goes into every domain of its data center, including domains attached later.
+    Column("dc_wide", Boolean, nullable=False, default=False),
     Column("deleted", Boolean, nullable=False, default=False, index=True),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The domains each cached OVF belongs to as of its `ovf_generation`: the next change compares against
+# them to mark outdated the domains an entity leaves as well as those it joins, and a domain's store is
+# built from the rows naming it.
+ovf_cache_domains = Table(
+    "ovf_cache_domains",
+    metadata,
+    Column("entity_id", ForeignKey("ovf_cache.entity_id", ondelete="CASCADE"), primary_key=True),
+    Column("domain_id", ForeignKey("storage_domains.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 ovf_stores = Table(
