@@ -69,9 +69,7 @@ class World:
 
 
 def _disk(world_inv: Inventory, alias: str, domain: StorageDomain, *, shareable: bool = False) -> Disk:
-    return world_inv.add_disk(
-        Disk(alias=alias, provisioned_size=10 * GIB, domain_ids=[domain.id], shareable=shareable)
-    )
+    return world_inv.add_disk(Disk(alias=alias, provisioned_size=10 * GIB, domain_ids=[domain.id], shareable=shareable))
 
 
 @pytest.fixture

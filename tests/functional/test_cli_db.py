@@ -18,7 +18,7 @@ def test_db_upgrade_creates_the_schema_in_the_data_dir(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "is at revision 0002" in result.stdout
+    assert "is at revision 0003" in result.stdout
     db = Database(f"sqlite:///{data_dir / 'engine.db'}")
     try:
         assert "vm_static" in inspect(db.engine).get_table_names()

@@ -36,9 +36,7 @@ def test_vm_fields_bump_only_that_vm(world: World) -> None:
     assert world.bumped_by(lambda: world.inv.update_vm(world.vm1.id, memory_mb=2048, max_memory_mb=8192)) == {
         world.vm1.id
     }
-    moved = world.bumped_by(
-        lambda: world.inv.update_vm(world.vm2.id, description="web", high_availability=True)
-    )
+    moved = world.bumped_by(lambda: world.inv.update_vm(world.vm2.id, description="web", high_availability=True))
     assert moved == {world.vm2.id}
     assert world.inv.get_vm(world.vm2.id).high_availability is True
 
@@ -49,9 +47,7 @@ def test_unchanged_values_bump_nothing(world: World) -> None:
 
 def test_run_status_and_image_lock_bump_the_vm(world: World) -> None:
     assert world.bumped_by(lambda: world.inv.set_vm_status(world.vm1.id, VmStatus.UP)) == {world.vm1.id}
-    assert world.bumped_by(lambda: world.inv.set_vm_status(world.vm2.id, VmStatus.IMAGE_LOCKED)) == {
-        world.vm2.id
-    }
+    assert world.bumped_by(lambda: world.inv.set_vm_status(world.vm2.id, VmStatus.IMAGE_LOCKED)) == {world.vm2.id}
     assert world.inv.get_vm(world.vm2.id).status is VmStatus.IMAGE_LOCKED
 
 
@@ -71,15 +67,9 @@ def test_disk_attach_and_detach_bump_the_entity(world: World) -> None:
 def test_floating_disk_and_infrastructure_bump_nothing(world: World) -> None:
     inv = world.inv
     assert (
-        world.bumped_by(
-            lambda: inv.add_disk(Disk(alias="f", provisioned_size=GIB, domain_ids=[world.sd1.id]))
-        )
-        == set()
+        world.bumped_by(lambda: inv.add_disk(Disk(alias="f", provisioned_size=GIB, domain_ids=[world.sd1.id]))) == set()
     )
-    assert (
-        world.bumped_by(lambda: inv.add_host(Host(name="h1", cluster_id=world.cluster.id, address="x")))
-        == set()
-    )
+    assert world.bumped_by(lambda: inv.add_host(Host(name="h1", cluster_id=world.cluster.id, address="x"))) == set()
     assert world.bumped_by(lambda: inv.update_storage_domain(world.sd1.id, description="fast")) == set()
     assert world.bumped_by(lambda: inv.update_cluster(world.cluster.id, cpu_type="AMD EPYC")) == set()
     assert world.bumped_by(lambda: inv.update_data_center(world.dc.id, description="main")) == set()
@@ -98,9 +88,7 @@ def test_disk_changes_bump_every_entity_it_is_attached_to(world: World) -> None:
 
 
 def test_resize_grows_the_leaf_and_bumps(world: World) -> None:
-    assert world.bumped_by(lambda: world.inv.update_disk(world.d1.id, provisioned_size=20 * GIB)) == {
-        world.vm1.id
-    }
+    assert world.bumped_by(lambda: world.inv.update_disk(world.d1.id, provisioned_size=20 * GIB)) == {world.vm1.id}
     disk = world.inv.get_disk(world.d1.id)
     assert disk.leaf is not None
     assert disk.leaf.capacity == 20 * GIB
@@ -164,9 +152,9 @@ def test_snapshot_changes_bump_the_vm(world: World) -> None:
 def test_cluster_name_and_version_bump_its_entities(world: World) -> None:
     everyone = {world.template.id, world.vm1.id, world.vm2.id, world.vm3.id}
     assert world.bumped_by(lambda: world.inv.update_cluster(world.cluster.id, name="prod")) == everyone
-    assert world.bumped_by(
-        lambda: world.inv.update_cluster(world.cluster.id, compatibility_version="4.8")
-    ) == (everyone)
+    assert world.bumped_by(lambda: world.inv.update_cluster(world.cluster.id, compatibility_version="4.8")) == (
+        everyone
+    )
 
 
 def test_network_and_profile_renames_bump_the_vms_using_them(world: World) -> None:

@@ -91,9 +91,7 @@ def test_macs_are_allocated_from_the_pool_without_clashes(world: World) -> None:
 
 def test_disk_on_a_domain_of_another_data_center(world: World) -> None:
     foreign = world.inv.add_disk(Disk(alias="far", provisioned_size=GIB, domain_ids=[world.sd3.id]))
-    with pytest.raises(
-        Conflict, match=re.escape("copy or move the disk to a domain of the VM's data center")
-    ):
+    with pytest.raises(Conflict, match=re.escape("copy or move the disk to a domain of the VM's data center")):
         world.inv.attach_disk(DiskAttachment(entity_id=world.vm3.id, disk_id=foreign.id))
     with pytest.raises(Conflict, match="different data centers"):
         world.inv.add_disk(Disk(alias="x", provisioned_size=GIB, domain_ids=[world.sd1.id, world.sd3.id]))

@@ -154,9 +154,7 @@ def test_member_names_with_paths_are_refused(name: str, message: str) -> None:
         read_store([raw], len(raw))
 
 
-@pytest.mark.parametrize(
-    ("kind", "word"), [(tarfile.SYMTYPE, "symbolic link"), (tarfile.LNKTYPE, "hard link")]
-)
+@pytest.mark.parametrize(("kind", "word"), [(tarfile.SYMTYPE, "symbolic link"), (tarfile.LNKTYPE, "hard link")])
 def test_links_are_refused(kind: bytes, word: str) -> None:
     info = tarfile.TarInfo("a.ovf")
     info.type = kind

@@ -15,9 +15,7 @@ def normalize(mac: str) -> str:
     hex octets is refused. Multicast addresses are refused too: a NIC cannot use one."""
     value = mac.strip().lower().replace("-", ":")
     if not _MAC.match(value):
-        raise InvalidInput(
-            f"MAC address {mac!r} is not six hex octets separated by colons (56:6f:00:00:00:01)"
-        )
+        raise InvalidInput(f"MAC address {mac!r} is not six hex octets separated by colons (56:6f:00:00:00:01)")
     if int(value[:2], 16) & 1:
         raise InvalidInput(f"MAC address {mac!r} is a multicast address; a NIC needs a unicast one")
     return value

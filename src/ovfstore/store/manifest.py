@@ -36,9 +36,7 @@ class Manifest:
     format: int = MANIFEST_FORMAT
 
     def encode(self) -> bytes:
-        return encode(
-            self.generation, self.writer, self.created, [(m.name, m.size, m.sha256) for m in self.members]
-        )
+        return encode(self.generation, self.writer, self.created, [(m.name, m.size, m.sha256) for m in self.members])
 
 
 class ManifestError(ValueError):
@@ -66,12 +64,9 @@ def decode(data: bytes) -> Manifest:
     try:
         value = json.loads(data)
         if value["format"] != MANIFEST_FORMAT:
-            raise ManifestError(
-                f"manifest format {value['format']!r} is not {MANIFEST_FORMAT}; upgrade ovfstore"
-            )
+            raise ManifestError(f"manifest format {value['format']!r} is not {MANIFEST_FORMAT}; upgrade ovfstore")
         members = tuple(
-            ManifestEntry(name=str(m["name"]), size=int(m["size"]), sha256=str(m["sha256"]))
-            for m in value["members"]
+            ManifestEntry(name=str(m["name"]), size=int(m["size"]), sha256=str(m["sha256"])) for m in value["members"]
         )
         created, _ = parse_java_date(str(value["created"]))
         return Manifest(

@@ -57,9 +57,7 @@ class _Source:
 
     def read(self, size: int, what: str) -> bytes:
         if self.offset + size > self.limit:
-            raise StoreReadError(
-                f"{what} runs past the end of the store ({self.offset + size} > {self.limit} bytes)"
-            )
+            raise StoreReadError(f"{what} runs past the end of the store ({self.offset + size} > {self.limit} bytes)")
         while len(self._buffer) < size:
             chunk = next(self._chunks, None)
             if chunk is None:
@@ -92,9 +90,7 @@ def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[tuple[str, byt
         _check_member(info, seen)
         seen.add(name)
         if info.size > MAX_MEMBER:
-            raise StoreReadError(
-                f"member {name!r} declares {info.size} bytes; no store member is over {MAX_MEMBER}"
-            )
+            raise StoreReadError(f"member {name!r} declares {info.size} bytes; no store member is over {MAX_MEMBER}")
         data = source.read(info.size, f"member {name!r}")
         source.read(padded(info.size) - info.size, f"the padding of {name!r}")
         yield name, data
@@ -109,8 +105,7 @@ def _check_member(info: tarfile.TarInfo, seen: set[str]) -> None:
             tarfile.DIRTYPE: "a directory",
         }
         raise StoreReadError(
-            f"member {name!r} is {kind.get(info.type, f'of tar type {info.type!r}')}; "
-            "stores hold regular files only"
+            f"member {name!r} is {kind.get(info.type, f'of tar type {info.type!r}')}; stores hold regular files only"
         )
     if not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
         raise StoreReadError(f"member name {name!r} is not a flat file name; stores hold no paths")

@@ -134,9 +134,7 @@ class StoreTar:
         yield from self._members(self.unregistered, member)
         if [(n, s) for n, s, _ in digests] != self._listed:
             raise StoreBuildError("the members streamed differ from those announced")
-        yield from member(
-            manifest.MANIFEST_NAME, manifest.encode(self.generation, self.writer, self.created, digests)
-        )
+        yield from member(manifest.MANIFEST_NAME, manifest.encode(self.generation, self.writer, self.created, digests))
         buffer.extend(END_OF_ARCHIVE)
         out = bytes(buffer)
         whole.update(out)
@@ -146,17 +144,13 @@ class StoreTar:
         self.sha256 = whole.hexdigest()
         yield out
 
-    def _members(
-        self, refs: Sequence[EntityRef], member: Callable[[str, bytes], Iterator[bytes]]
-    ) -> Iterator[bytes]:
+    def _members(self, refs: Sequence[EntityRef], member: Callable[[str, bytes], Iterator[bytes]]) -> Iterator[bytes]:
         for start in range(0, len(refs), FETCH_BATCH):
             batch = refs[start : start + FETCH_BATCH]
             wanted = [r.id for r in batch]
             got = list(self._fetch(wanted))
             if [g[0] for g in got] != wanted:
-                raise StoreBuildError(
-                    "the OVF cache returned other documents than asked for; retry the update"
-                )
+                raise StoreBuildError("the OVF cache returned other documents than asked for; retry the update")
             for ref, (_, data) in zip(batch, got, strict=True):
                 if len(data) != ref.size:
                     raise StoreBuildError(

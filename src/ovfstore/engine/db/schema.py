@@ -382,3 +382,16 @@ unregistered_disks = Table(
     Column("entity_ids", UUIDList, nullable=False, default=list),  # entities whose OVFs reference it
     Column("found_at", UTCDateTime, nullable=False),
 )
+
+# What happened that an operator should know: store writes that failed, stores refused as too large,
+# domains that recovered. oVirt calls these events (the audit log).
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    Column("time", UTCDateTime, nullable=False, index=True),
+    Column("severity", String(16), nullable=False),  # normal, warning, error (oVirt's names)
+    Column("code", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("domain_id", Uuid, nullable=True, index=True),
+)

@@ -128,9 +128,7 @@ def check_name(name: str, kind: str) -> str:
     return name
 
 
-def apply_changes(
-    obj: T, changes: Mapping[str, Any], allowed: Iterable[str], kind: str
-) -> tuple[T, dict[str, Any]]:
+def apply_changes(obj: T, changes: Mapping[str, Any], allowed: Iterable[str], kind: str) -> tuple[T, dict[str, Any]]:
     """A copy of `obj` with `changes` applied, and the fields whose value really changed.
 
     Values are coerced to the field's type (an enum from its value, a UUID from its string), so the

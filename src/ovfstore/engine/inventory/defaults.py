@@ -29,9 +29,7 @@ class DefaultsMixin(CommandsBase):
 
         assert isinstance(self, Inventory)
         with self.db.read() as conn:
-            has_blank = conn.execute(
-                select(s.vm_static.c.id).where(s.vm_static.c.id == BLANK_TEMPLATE_ID)
-            ).first()
+            has_blank = conn.execute(select(s.vm_static.c.id).where(s.vm_static.c.id == BLANK_TEMPLATE_ID)).first()
             roles = set(conn.execute(select(s.roles.c.name)).scalars())
             has_any_dc = conn.execute(select(s.data_centers.c.id).limit(1)).first()
         if not has_blank:
@@ -41,9 +39,7 @@ class DefaultsMixin(CommandsBase):
                 self.add_role(dataclasses.replace(role, id=uuid4()))
         if not has_any_dc:
             dc = self.add_data_center(DataCenter(name=DEFAULT, description="The default Data Center"))
-            self.add_cluster(
-                Cluster(name=DEFAULT, data_center_id=dc.id, description="The default server cluster")
-            )
+            self.add_cluster(Cluster(name=DEFAULT, data_center_id=dc.id, description="The default server cluster"))
             network = self.add_network(
                 Network(name=MANAGEMENT_NETWORK, data_center_id=dc.id, description="Management Network")
             )

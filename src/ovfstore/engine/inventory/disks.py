@@ -44,9 +44,7 @@ class DiskCommands(CommandsBase):
             if not disk.lun_id:
                 raise InvalidInput(f"direct LUN disk {disk.alias!r} needs its lun_id")
             if disk.domain_ids or disk.volumes:
-                raise InvalidInput(
-                    f"direct LUN disk {disk.alias!r} lives on no storage domain and has no volumes"
-                )
+                raise InvalidInput(f"direct LUN disk {disk.alias!r} lives on no storage domain and has no volumes")
         else:
             if not disk.domain_ids:
                 raise InvalidInput(f"disk {disk.alias!r} needs the storage domain to create it on")
@@ -81,9 +79,7 @@ class DiskCommands(CommandsBase):
                 leaf = old.leaf
                 if leaf is not None:
                     tx.conn.execute(
-                        update(s.volumes)
-                        .where(s.volumes.c.id == leaf.id)
-                        .values(capacity=new.provisioned_size)
+                        update(s.volumes).where(s.volumes.c.id == leaf.id).values(capacity=new.provisioned_size)
                     )
                     leaf.capacity = new.provisioned_size
             if effective.get("shareable") is False and len(lookups.entities_with_disk(tx.conn, disk_id)) > 1:
@@ -268,11 +264,7 @@ class DiskCommands(CommandsBase):
 
     def _attachment(self, tx: Tx, entity_id: UUID, disk_id: UUID) -> DiskAttachment:
         da = s.disk_attachments
-        row = (
-            tx.conn.execute(select(da).where(da.c.entity_id == entity_id, da.c.disk_id == disk_id))
-            .mappings()
-            .first()
-        )
+        row = tx.conn.execute(select(da).where(da.c.entity_id == entity_id, da.c.disk_id == disk_id)).mappings().first()
         if row is None:
             raise NotFound("disk attachment", f"{entity_id}/{disk_id}")
         return from_row(DiskAttachment, row)
@@ -289,13 +281,9 @@ class DiskCommands(CommandsBase):
         for domain_id in domain_ids:
             domain = self._one(tx.conn, s.storage_domains, StorageDomain, domain_id, "storage domain")
             if domain.domain_class is not DomainClass.DATA:
-                raise Conflict(
-                    f"storage domain {domain.name!r} is not a data domain; disks live on data domains"
-                )
+                raise Conflict(f"storage domain {domain.name!r} is not a data domain; disks live on data domains")
             if dcs[domain_id] is None:
-                raise Conflict(
-                    f"storage domain {domain.name!r} is not attached to a data center; attach it first"
-                )
+                raise Conflict(f"storage domain {domain.name!r} is not attached to a data center; attach it first")
         distinct = set(dcs.values())
         if len(distinct) != 1:
             raise Conflict(f"disk {alias!r} would span storage domains of different data centers")

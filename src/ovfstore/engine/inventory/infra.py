@@ -76,9 +76,7 @@ class InfraCommands(CommandsBase):
                 raise Conflict(f"data center {dc_id} still has clusters; remove them first")
             if self._exists(tx.conn, s.storage_domains, s.storage_domains.c.data_center_id == dc_id):
                 raise Conflict(f"data center {dc_id} still has storage domains attached; detach them first")
-            network_ids = lookups.ids(
-                tx.conn, select(s.networks.c.id).where(s.networks.c.data_center_id == dc_id)
-            )
+            network_ids = lookups.ids(tx.conn, select(s.networks.c.id).where(s.networks.c.data_center_id == dc_id))
             if network_ids:
                 profiles = s.vnic_profiles
                 tx.conn.execute(delete(profiles).where(profiles.c.network_id.in_(network_ids)))
@@ -231,9 +229,7 @@ class InfraCommands(CommandsBase):
 
     def _holds_data_disks(self, tx: Tx, domain_id: UUID) -> bool:
         dd, stores = s.disk_domains, s.ovf_stores
-        query = select(dd.c.disk_id).where(
-            dd.c.domain_id == domain_id, dd.c.disk_id.not_in(select(stores.c.disk_id))
-        )
+        query = select(dd.c.disk_id).where(dd.c.domain_id == domain_id, dd.c.disk_id.not_in(select(stores.c.disk_id)))
         return tx.conn.execute(query.limit(1)).first() is not None
 
     # --- networks and vNIC profiles ----------------------------------------------------------------
@@ -244,9 +240,7 @@ class InfraCommands(CommandsBase):
         with self._tx() as tx:
             self._one(tx.conn, s.data_centers, DataCenter, network.data_center_id, "data center")
             n = s.networks
-            if self._exists(
-                tx.conn, n, n.c.data_center_id == network.data_center_id, n.c.name == network.name
-            ):
+            if self._exists(tx.conn, n, n.c.data_center_id == network.data_center_id, n.c.name == network.name):
                 raise Conflict(f"network name {network.name!r} is already used in this data center")
             tx.conn.execute(insert(n).values(values(network, n)))
         return network
@@ -297,9 +291,7 @@ class InfraCommands(CommandsBase):
     def update_vnic_profile(self, profile_id: UUID, **changes: Any) -> VnicProfile:
         with self._tx() as tx:
             old = self._one(tx.conn, s.vnic_profiles, VnicProfile, profile_id, "vNIC profile")
-            new, effective = apply_changes(
-                old, changes, ("name", "description", "network_id"), "vNIC profile"
-            )
+            new, effective = apply_changes(old, changes, ("name", "description", "network_id"), "vNIC profile")
             if "network_id" in effective:
                 old_net = self._one(tx.conn, s.networks, Network, old.network_id, "network")
                 new_net = self._one(tx.conn, s.networks, Network, new.network_id, "network")
@@ -357,9 +349,7 @@ class InfraCommands(CommandsBase):
         with self._tx() as tx:
             self._one(tx.conn, s.roles, Role, role_id, "role")
             if lookups.entities_with_role(tx.conn, role_id):
-                raise Conflict(
-                    f"role {role_id} is granted on VMs or templates; revoke those permissions first"
-                )
+                raise Conflict(f"role {role_id} is granted on VMs or templates; revoke those permissions first")
             tx.conn.execute(delete(s.roles).where(s.roles.c.id == role_id))
 
     def list_roles(self) -> list[Role]:
@@ -507,8 +497,7 @@ class InfraCommands(CommandsBase):
 def _check_store_count(count: int) -> None:
     if not 0 <= count <= MAX_OVF_STORES:
         raise InvalidInput(
-            f"ovf_store_count {count} is out of range: keep 0 (no OVF stores) to {MAX_OVF_STORES}; "
-            "2 is the default"
+            f"ovf_store_count {count} is out of range: keep 0 (no OVF stores) to {MAX_OVF_STORES}; 2 is the default"
         )
 
 

@@ -108,9 +108,7 @@ def macs_in_data_center(conn: Connection, data_center_id: UUID) -> set[str]:
     query = (
         select(s.nics.c.mac)
         .select_from(
-            s.nics.join(vm, s.nics.c.entity_id == vm.c.id).join(
-                s.clusters, vm.c.cluster_id == s.clusters.c.id
-            )
+            s.nics.join(vm, s.nics.c.entity_id == vm.c.id).join(s.clusters, vm.c.cluster_id == s.clusters.c.id)
         )
         .where(s.clusters.c.data_center_id == data_center_id, s.nics.c.mac.is_not(None))
     )

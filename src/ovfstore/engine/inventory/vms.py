@@ -123,9 +123,7 @@ class VmCommands(CommandsBase):
                     raise InvalidInput(f"{new.base_template_id} is not a base template")
                 new.name = base.name
                 versions = tx.conn.execute(
-                    select(vm.c.version_number).where(
-                        (vm.c.base_template_id == base.id) | (vm.c.id == base.id)
-                    )
+                    select(vm.c.version_number).where((vm.c.base_template_id == base.id) | (vm.c.id == base.id))
                 ).scalars()
                 new.version_number = max(versions, default=1) + 1
             else:
@@ -383,9 +381,7 @@ class VmCommands(CommandsBase):
                 f"{dc.name!r}; leave the MAC empty to get a free one, or widen the pool"
             )
         if nic.mac in used:
-            raise Conflict(
-                f"MAC {nic.mac} is already used in data center {dc.name!r}; leave it empty for a free one"
-            )
+            raise Conflict(f"MAC {nic.mac} is already used in data center {dc.name!r}; leave it empty for a free one")
 
     def _remove_own_disks(self, tx: Tx, entity_id: UUID) -> None:
         da = s.disk_attachments

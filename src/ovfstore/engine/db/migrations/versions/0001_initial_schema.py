@@ -141,9 +141,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_storage_domains_name")),
     )
     with op.batch_alter_table("storage_domains", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_storage_domains_data_center_id"), ["data_center_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_storage_domains_data_center_id"), ["data_center_id"], unique=False)
 
     op.create_table(
         "volumes",
@@ -157,9 +155,7 @@ def upgrade() -> None:
         sa.Column("legality", sa.String(length=32), nullable=False),
         sa.Column("snapshot_id", sa.Uuid(), nullable=True),
         sa.Column("creation_date", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["disk_id"], ["disks.id"], name=op.f("fk_volumes_disk_id_disks"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["disk_id"], ["disks.id"], name=op.f("fk_volumes_disk_id_disks"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_volumes")),
     )
     with op.batch_alter_table("volumes", schema=None) as batch_op:
@@ -328,17 +324,13 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["base_template_id"], ["vm_static.id"], name=op.f("fk_vm_static_base_template_id_vm_static")
         ),
-        sa.ForeignKeyConstraint(
-            ["cluster_id"], ["clusters.id"], name=op.f("fk_vm_static_cluster_id_clusters")
-        ),
+        sa.ForeignKeyConstraint(["cluster_id"], ["clusters.id"], name=op.f("fk_vm_static_cluster_id_clusters")),
         sa.ForeignKeyConstraint(
             ["lease_domain_id"],
             ["storage_domains.id"],
             name=op.f("fk_vm_static_lease_domain_id_storage_domains"),
         ),
-        sa.ForeignKeyConstraint(
-            ["template_id"], ["vm_static.id"], name=op.f("fk_vm_static_template_id_vm_static")
-        ),
+        sa.ForeignKeyConstraint(["template_id"], ["vm_static.id"], name=op.f("fk_vm_static_template_id_vm_static")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vm_static")),
     )
     with op.batch_alter_table("vm_static", schema=None) as batch_op:
@@ -354,9 +346,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("network_id", sa.Uuid(), nullable=False),
         sa.Column("description", sa.String(length=4000), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["network_id"], ["networks.id"], name=op.f("fk_vnic_profiles_network_id_networks")
-        ),
+        sa.ForeignKeyConstraint(["network_id"], ["networks.id"], name=op.f("fk_vnic_profiles_network_id_networks")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vnic_profiles")),
         sa.UniqueConstraint("network_id", "name", name=op.f("uq_vnic_profiles_network_id_name")),
     )

@@ -1,0 +1,37 @@
+"""The engine's settings, one typed object. Every default says why it is what it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpdaterConfig:
+    # Changes arriving in a burst (a VM created with its disks and NICs is a dozen commands) are written
+    # once: the run starts this long after the first change of the burst. 5 s keeps a change's way to the
+    # disk within seconds while a burst of a dozen commands costs one run, not twelve.
+    debounce_s: float = 5.0
+    # The periodic run catches anything an event missed (another engine's change, a host that was down).
+    # oVirt runs every 60 minutes; events make that the exception, so 5 minutes costs little.
+    sweep_interval_s: float = 300.0
+    # After a failed domain update, wait this long before the next attempt, doubling per failure up to the
+    # maximum: a dead host is not hammered, and a recovered one is used again within minutes.
+    backoff_initial_s: float = 5.0
+    backoff_max_s: float = 300.0
+    # oVirt's OVF store size: 128 MiB holds ~10,000 VMs of typical OVF size. A tar beyond a store's
+    # capacity is refused, never truncated.
+    store_capacity: int = 128 * MIB
+    # Written into each store's manifest so a reader can tell who wrote it.
+    writer: str = "ovfstore"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """How the engine reaches host agents."""
+
+    # The shared secret every agent request carries; agents refuse requests without it.
+    secret: str
+    # Covers the final fsync of a 128 MiB store on slow NFS, which can take tens of seconds.
+    timeout_s: float = 300.0

@@ -1,0 +1,231 @@
+"""The pool step: bring the OVF cache up to date and mark the domains whose stores must be rewritten.
+
+For every VM and template whose `db_generation` is ahead of its cached `ovf_generation`, unless it is
+locked, the OVF is generated from the generation read; if the entity changed while it was being read,
+it is left for the next run (the generation is read first, and checked again when the result is
+written, in one transaction with the cache row). Outdated are the domains that hold the entity now and
+those that stored it last time: a VM whose disk moved leaves its old domain. Deleted entities mark the
+domains that stored them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
+
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.db.database import Database
+from ovfstore.engine.inventory.base import chunks
+from ovfstore.engine.ovfsource import BATCH, load_ovf_data
+from ovfstore.model import (
+    BLANK_TEMPLATE_ID,
+    DiskStatus,
+    DomainClass,
+    EntityType,
+    OvfData,
+    OvfStoreStatus,
+    SnapshotStatus,
+    TemplateStatus,
+    Vm,
+    VmStatus,
+)
+
+log = logging.getLogger(__name__)
+Render = Callable[[OvfData], bytes]
+
+
+@dataclass(slots=True)
+class PoolResult:
+    regenerated: set[UUID] = field(default_factory=set)
+    locked: set[UUID] = field(default_factory=set)  # skipped until consistent
+    raced: set[UUID] = field(default_factory=set)  # changed while read: next run
+    removed: set[UUID] = field(default_factory=set)
+    outdated_domains: set[UUID] = field(default_factory=set)
+    failed: dict[UUID, str] = field(default_factory=dict)  # entity -> why its OVF could not be written
+
+
+def pool_step(db: Database, render: Render, now: datetime) -> PoolResult:
+    result = PoolResult()
+    with db.read() as conn:
+        candidates = _outdated_entities(conn)
+        if candidates:
+            result.locked = _locked(conn, list(candidates))
+    ready = [i for i in candidates if i not in result.locked]
+    for batch in chunks(ready, BATCH):
+        # Generations were read above, before any data: a change committed after that moves the
+        # generation, so the check at write time catches it.
+        with db.read() as conn:
+            loaded = load_ovf_data(conn, batch)
+        rendered: dict[UUID, tuple[OvfData, bytes]] = {}
+        for entity_id, data in loaded.items():
+            try:
+                rendered[entity_id] = (data, render(data))
+            except Exception as exc:  # one entity's failure must not stop the others
+                log.exception("cannot write the OVF of %s", entity_id)
+                result.failed[entity_id] = f"{exc.__class__.__name__}: {exc}"
+        with db.write() as conn:
+            _store(conn, rendered, candidates, now, result)
+    with db.write() as conn:
+        _forget_deleted(conn, now, result)
+    return result
+
+
+def _outdated_entities(conn: Connection) -> dict[UUID, int]:
+    vm, c = s.vm_static, s.ovf_cache
+    query = (
+        select(vm.c.id, vm.c.db_generation)
+        .select_from(vm.outerjoin(c, c.c.entity_id == vm.c.id))
+        .where(
+            vm.c.id != BLANK_TEMPLATE_ID,  # oVirt never stores Blank: every engine has it
+            or_(c.c.entity_id.is_(None), vm.c.db_generation > c.c.ovf_generation),
+        )
+        .order_by(vm.c.id)
+    )
+    return {row.id: row.db_generation for row in conn.execute(query)}
+
+
+def _locked(conn: Connection, ids: list[UUID]) -> set[UUID]:
+    """Entities that are in the middle of something: image-locked VMs, locked templates, entities with
+    a locked disk or a snapshot being taken. Their OVF would describe a state that is not final."""
+    vm, da, d, sn = s.vm_static, s.disk_attachments, s.disks, s.snapshots
+    locked: set[UUID] = set()
+    for batch in chunks(ids, BATCH):
+        locked.update(
+            conn.execute(
+                select(vm.c.id).where(
+                    vm.c.id.in_(batch),
+                    or_(
+                        vm.c.status == VmStatus.IMAGE_LOCKED.value,
+                        vm.c.template_status == TemplateStatus.LOCKED.value,
+                    ),
+                )
+            ).scalars()
+        )
+        locked.update(
+            conn.execute(
+                select(da.c.entity_id)
+                .select_from(da.join(d, da.c.disk_id == d.c.id))
+                .where(da.c.entity_id.in_(batch), d.c.status == DiskStatus.LOCKED.value)
+            ).scalars()
+        )
+        locked.update(
+            conn.execute(
+                select(sn.c.vm_id).where(sn.c.vm_id.in_(batch), sn.c.status == SnapshotStatus.LOCKED.value)
+            ).scalars()
+        )
+    return locked
+
+
+def _store(
+    conn: Connection,
+    rendered: dict[UUID, tuple[OvfData, bytes]],
+    read_generations: dict[UUID, int],
+    now: datetime,
+    result: PoolResult,
+) -> None:
+    if not rendered:
+        return
+    vm, c, cd = s.vm_static, s.ovf_cache, s.ovf_cache_domains
+    ids = list(rendered)
+    current = dict(conn.execute(select(vm.c.id, vm.c.db_generation).where(vm.c.id.in_(ids))).tuples().all())
+    keep = [i for i in ids if current.get(i) == read_generations[i]]
+    result.raced.update(set(ids) - set(keep))
+    if not keep:
+        return
+    previous = _memberships(conn, keep)
+    conn.execute(delete(c).where(c.c.entity_id.in_(keep)))
+    rows, members = [], []
+    touched: set[UUID] = set()
+    dc_wide: set[UUID] = set()
+    for entity_id in keep:
+        data, document = rendered[entity_id]
+        domains = data.domain_ids()
+        entity = data.entity
+        rows.append(
+            {
+                "entity_id": entity_id,
+                "entity_type": EntityType.VM if isinstance(entity, Vm) else EntityType.TEMPLATE,
+                "data_center_id": data.data_center_id,
+                "ovf_generation": read_generations[entity_id],
+                "ovf_data": document,
+                "ovf_size": len(document),
+                "vm_status": entity.status if isinstance(entity, Vm) else None,
+                "dc_wide": not domains,
+                "deleted": False,
+                "updated_at": now,
+            }
+        )
+        members += [{"entity_id": entity_id, "domain_id": d} for d in sorted(domains)]
+        touched |= domains
+        if not domains and data.data_center_id is not None:
+            dc_wide.add(data.data_center_id)
+        old_domains, old_dc = previous.get(entity_id, (set(), None))
+        touched |= old_domains
+        if old_dc is not None:
+            dc_wide.add(old_dc)
+    conn.execute(insert(c), rows)
+    if members:
+        conn.execute(insert(cd), members)
+    result.regenerated.update(keep)
+    result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
+
+
+def _memberships(conn: Connection, ids: list[UUID]) -> dict[UUID, tuple[set[UUID], UUID | None]]:
+    """Per cached entity: the domains it was stored on, and its data center if it went DC-wide."""
+    c, cd = s.ovf_cache, s.ovf_cache_domains
+    found: dict[UUID, tuple[set[UUID], UUID | None]] = {}
+    for entity_id, dc_wide, dc in conn.execute(
+        select(c.c.entity_id, c.c.dc_wide, c.c.data_center_id).where(c.c.entity_id.in_(ids))
+    ):
+        found[entity_id] = (set(), dc if dc_wide else None)
+    for entity_id, domain_id in conn.execute(select(cd.c.entity_id, cd.c.domain_id).where(cd.c.entity_id.in_(ids))):
+        found[entity_id][0].add(domain_id)
+    return found
+
+
+def _forget_deleted(conn: Connection, now: datetime, result: PoolResult) -> None:
+    c = s.ovf_cache
+    deleted = list(conn.execute(select(c.c.entity_id).where(c.c.deleted.is_(True))).scalars())
+    if not deleted:
+        return
+    touched: set[UUID] = set()
+    dc_wide: set[UUID] = set()
+    for domains, dc in _memberships(conn, deleted).values():
+        touched |= domains
+        if dc is not None:
+            dc_wide.add(dc)
+    result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
+    conn.execute(delete(c).where(c.c.entity_id.in_(deleted)))
+    result.removed.update(deleted)
+
+
+def mark_outdated(
+    conn: Connection, domain_ids: Iterable[UUID], data_center_ids: Iterable[UUID], now: datetime
+) -> set[UUID]:
+    """Mark the stores of these domains, and of every data domain of these data centers, outdated.
+    Returns the domains concerned."""
+    d = s.storage_domains
+    domains = set(domain_ids)
+    dcs = list(set(data_center_ids))
+    if dcs:
+        domains |= set(
+            conn.execute(
+                select(d.c.id).where(d.c.data_center_id.in_(dcs), d.c.domain_class == DomainClass.DATA.value)
+            ).scalars()
+        )
+    st = s.ovf_stores
+    for batch in chunks(sorted(domains), BATCH):
+        conn.execute(
+            update(st)
+            .where(st.c.domain_id.in_(batch), st.c.status != OvfStoreStatus.DISABLED.value)
+            .values(status=OvfStoreStatus.OUTDATED, outdated_since=func.coalesce(st.c.outdated_since, now))
+        )
+    return domains
+
+
+__all__ = ["PoolResult", "Render", "mark_outdated", "pool_step"]

@@ -1,0 +1,239 @@
+"""When the updater runs.
+
+- Every committed inventory change sets the updater going, debounced: the run starts `debounce_s` after
+  the first change of a burst, so a change is on disk within seconds and a burst costs one run.
+- A periodic sweep (`sweep_interval_s`) is the safety net for anything an event missed.
+- `update_now(domain)` asks for a domain's stores to be rewritten and lets the caller wait for the
+  result. A request made while a run is in progress is served by the next run, right after it; several
+  requests for one domain share that run and all get its result. Nothing fails because a run is busy.
+- `prepare_for_deactivation(domain)` is `update_now` that raises when the stores could not be written,
+  for deactivation and detach to call first.
+- A domain whose update failed is retried with exponential backoff; "update now" ignores the backoff.
+
+All work happens on one thread, so the pool step and the domain steps never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import func, select
+
+from ovfstore.engine import events
+from ovfstore.engine.config import UpdaterConfig
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.db.database import Database
+from ovfstore.engine.hosts import AgentDirectory
+from ovfstore.engine.inventory import Changes, Inventory
+from ovfstore.engine.updater.domain import DomainResult, DomainStep, UpdateError
+from ovfstore.engine.updater.pool import PoolResult, Render, pool_step
+from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RunReport:
+    pool: PoolResult
+    domains: dict[UUID, DomainResult] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Backoff:
+    failures: int
+    next_attempt: float
+
+
+class OvfUpdater:
+    def __init__(
+        self,
+        db: Database,
+        inventory: Inventory,
+        agents: AgentDirectory,
+        config: UpdaterConfig,
+        render: Render | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if render is None:
+            from ovfstore.ovf import write_ovf
+
+            render = write_ovf
+        self.db = db
+        self.config = config
+        self.render = render
+        self.clock = clock
+        self.domain_step = DomainStep(db, agents, config, clock)
+        self._cond = threading.Condition()
+        self._dirty_since: float | None = None
+        self._requests: dict[UUID, Future[DomainResult]] = {}
+        self._backoff: dict[UUID, _Backoff] = {}
+        self._next_sweep = 0.0  # the first run starts at once: catch up with what happened while stopped
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.last_report: RunReport | None = None
+        inventory.subscribe(self._on_change)
+
+    # --- control -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="ovf-updater", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def update_now(self, domain_id: UUID, timeout: float | None = None) -> DomainResult:
+        """Rewrite the domain's stores now and return the outcome (served by the next run when one is in
+        progress). Without a running updater thread the work is done on the caller's thread."""
+        if self._thread is None:
+            return self.run_once(force={domain_id}).domains[domain_id]
+        with self._cond:
+            future = self._requests.get(domain_id)
+            if future is None:
+                future = self._requests[domain_id] = Future()
+            self._cond.notify_all()
+        return future.result(timeout)
+
+    def prepare_for_deactivation(self, domain_id: UUID, timeout: float | None = None) -> DomainResult:
+        """Write the domain's stores before it goes into maintenance or is detached; raise if that failed,
+        so the caller can refuse to go on with stale stores (or go on knowingly)."""
+        result = self.update_now(domain_id, timeout)
+        if result.error:
+            raise UpdateError(
+                f"the OVF stores of domain {domain_id} could not be updated: {result.error}. Fix the cause "
+                "and retry, or go on knowing the domain's stores are not current"
+            )
+        return result
+
+    # --- one run -------------------------------------------------------------------------------------
+
+    def run_once(self, force: set[UUID] | frozenset[UUID] = frozenset()) -> RunReport:
+        """The pool step, then the domain step for every outdated domain (and those in `force`)."""
+        started = time.monotonic()
+        report = RunReport(pool=pool_step(self.db, self.render, self.clock()))
+        for entity_id, error in report.pool.failed.items():
+            events.record(
+                self.db, self.clock(), events.Severity.ERROR, "ovf_generation_failed",
+                f"the OVF of {entity_id} could not be written: {error}",
+            )  # fmt: skip
+        now = time.monotonic()
+        for domain_id in sorted(self._domains_to_update() | set(force)):
+            backoff = self._backoff.get(domain_id)
+            if domain_id not in force and backoff is not None and backoff.next_attempt > now:
+                continue
+            try:
+                result = self.domain_step.update(domain_id, force=domain_id in force)
+            except Exception as exc:  # a bug must not stop the other domains; it is recorded like a failure
+                log.exception("updating the OVF stores of domain %s failed", domain_id)
+                result = DomainResult(domain_id, error=f"internal error: {exc.__class__.__name__}: {exc}")
+            report.domains[domain_id] = result
+            self._after(domain_id, result)
+        report.seconds = time.monotonic() - started
+        self.last_report = report
+        return report
+
+    def _domains_to_update(self) -> set[UUID]:
+        """Domains with a store to write or to create."""
+        st, d = s.ovf_stores, s.storage_domains
+        with self.db.read() as conn:
+            outdated = set(
+                conn.execute(
+                    select(st.c.domain_id).where(st.c.status != OvfStoreStatus.UPDATED.value).distinct()
+                ).scalars()
+            )
+            counts = select(st.c.domain_id, func.count().label("n")).group_by(st.c.domain_id).subquery()
+            lacking = conn.execute(
+                select(d.c.id)
+                .select_from(d.outerjoin(counts, counts.c.domain_id == d.c.id))
+                .where(
+                    d.c.domain_class == DomainClass.DATA.value,
+                    d.c.data_center_id.is_not(None),
+                    d.c.status == DomainStatus.ACTIVE.value,
+                    d.c.ovf_store_count > func.coalesce(counts.c.n, 0),
+                )
+            ).scalars()
+            return outdated | set(lacking)
+
+    def _after(self, domain_id: UUID, result: DomainResult) -> None:
+        if result.error is None:
+            if domain_id in self._backoff:
+                del self._backoff[domain_id]
+                events.record(
+                    self.db, self.clock(), events.Severity.NORMAL, "ovf_update_recovered",
+                    f"the OVF stores of domain {domain_id} are written again", domain_id,
+                )  # fmt: skip
+            return
+        previous = self._backoff.get(domain_id)
+        failures = previous.failures + 1 if previous else 1
+        delay = min(self.config.backoff_initial_s * 2 ** (failures - 1), self.config.backoff_max_s)
+        self._backoff[domain_id] = _Backoff(failures, time.monotonic() + delay)
+        events.record(
+            self.db, self.clock(), events.Severity.ERROR, "ovf_update_failed",
+            f"the OVF stores of domain {domain_id} were not updated (attempt {failures}, next in {delay:.0f} s): "
+            f"{result.error}",
+            domain_id,
+        )  # fmt: skip
+
+    # --- the thread ------------------------------------------------------------------------------------
+
+    def _on_change(self, changes: Changes) -> None:
+        with self._cond:
+            if self._dirty_since is None:
+                self._dirty_since = time.monotonic()
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._due(time.monotonic()):
+                    self._cond.wait(self._wait_time(time.monotonic()))
+                if self._stopping:
+                    requests, self._requests = self._requests, {}
+                    for future in requests.values():
+                        future.set_exception(UpdateError("the updater stopped before serving the request"))
+                    return
+                requests, self._requests = self._requests, {}
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._next_sweep = now + self.config.sweep_interval_s
+                self._dirty_since = None
+            try:
+                report = self.run_once(force=set(requests))
+            except Exception as exc:
+                log.exception("the OVF updater run failed; retrying on the next trigger")
+                self._dirty_since = self._dirty_since or time.monotonic()
+                for future in requests.values():
+                    future.set_exception(exc)
+                continue
+            for domain_id, future in requests.items():
+                future.set_result(report.domains[domain_id])
+
+    def _due(self, now: float) -> bool:
+        if self._requests or now >= self._next_sweep:
+            return True
+        if self._dirty_since is not None and now >= self._dirty_since + self.config.debounce_s:
+            return True
+        return any(b.next_attempt <= now for b in self._backoff.values())
+
+    def _wait_time(self, now: float) -> float:
+        deadlines = [self._next_sweep]
+        if self._dirty_since is not None:
+            deadlines.append(self._dirty_since + self.config.debounce_s)
+        deadlines += [b.next_attempt for b in self._backoff.values()]
+        return max(0.01, min(deadlines) - now)

@@ -1,0 +1,88 @@
+"""How fresh each domain's OVF stores are: what the API, the command line and the status page show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import select
+
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.db.database import Database
+from ovfstore.model import DomainClass, OvfStoreStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    disk_id: UUID
+    status: OvfStoreStatus
+    generation: int
+    size: int | None
+    sha256: str | None
+    entity_count: int
+    last_updated: datetime | None
+    outdated_since: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DomainOvfStatus:
+    domain_id: UUID
+    name: str
+    ovf_store_count: int
+    stores: tuple[StoreStatus, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        """Every store written with the current contents (a domain keeping no stores is never up to date:
+        it cannot describe itself)."""
+        return bool(self.stores) and all(st.status is OvfStoreStatus.UPDATED for st in self.stores)
+
+    @property
+    def outdated_since(self) -> datetime | None:
+        times = [st.outdated_since for st in self.stores if st.outdated_since is not None]
+        return min(times) if times else None
+
+    @property
+    def last_updated(self) -> datetime | None:
+        times = [st.last_updated for st in self.stores if st.last_updated is not None]
+        return max(times) if times else None
+
+    @property
+    def last_error(self) -> str | None:
+        errors = [st.last_error for st in self.stores if st.last_error]
+        return errors[0] if errors else None
+
+    @property
+    def entity_count(self) -> int:
+        """Entities in the newest store written."""
+        written = [st for st in self.stores if st.last_updated is not None]
+        return max(written, key=lambda st: st.last_updated or datetime.min).entity_count if written else 0
+
+
+def domains_status(db: Database, domain_id: UUID | None = None) -> list[DomainOvfStatus]:
+    d, st = s.storage_domains, s.ovf_stores
+    query = select(d.c.id, d.c.name, d.c.ovf_store_count).where(d.c.domain_class == DomainClass.DATA.value)
+    if domain_id is not None:
+        query = query.where(d.c.id == domain_id)
+    with db.read() as conn:
+        domains = conn.execute(query.order_by(d.c.name)).all()
+        ids = [row.id for row in domains]
+        stores: dict[UUID, list[StoreStatus]] = {i: [] for i in ids}
+        if ids:
+            for r in conn.execute(select(st).where(st.c.domain_id.in_(ids)).order_by(st.c.disk_id)):
+                stores[r.domain_id].append(
+                    StoreStatus(
+                        disk_id=r.disk_id,
+                        status=r.status,
+                        generation=r.store_generation,
+                        size=r.size,
+                        sha256=r.sha256,
+                        entity_count=len(r.entity_ids),
+                        last_updated=r.last_updated,
+                        outdated_since=r.outdated_since,
+                        last_error=r.last_error,
+                    )
+                )
+    return [DomainOvfStatus(row.id, row.name, row.ovf_store_count, tuple(stores[row.id])) for row in domains]
