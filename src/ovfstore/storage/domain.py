@@ -241,9 +241,9 @@ class FileDomain:
 
     @contextmanager
     def volume_locked(self, img_id: str, vol_id: str, exclusive: bool = True) -> Iterator[VolumeInfo]:
-        info = self.volume_info(img_id, vol_id)
+        self.volume_info(img_id, vol_id)  # a missing volume is "not found", not a missing lease file
         with locked(self.lease_path(img_id, vol_id), exclusive, f"volume {vol_id}"):
-            yield info
+            yield self.volume_info(img_id, vol_id)  # as the previous lock holder left it
 
     def set_description(self, img_id: str, vol_id: str, text: str) -> VolumeInfo:
         md.check_volume_description(text)
