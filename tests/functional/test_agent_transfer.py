@@ -176,11 +176,17 @@ def test_bytes_past_content_length_are_never_written_and_are_refused(vols: Volum
     answer = raw_put(
         vols.agent, path, {"Content-Length": "1000"}, data + b"\x00junk" * 100, False, until_close=True
     )
-    first, _, second = answer.partition(b"HTTP/1.1 400 ")
-    assert first.startswith(b"HTTP/1.1 200 ")
-    assert f'{{"size":1000,"sha256":"{hashlib.sha256(data).hexdigest()}"}}'.encode() in first
-    assert b"Invalid HTTP request" in second
-    assert vols.path(img, vol).read_bytes()[:1100] == data + b"\0" * 100
+    # The parser finds the malformed "request" while the upload is still in hand (httptools) and the
+    # upload is never acknowledged, or after answering it (h11); either way the excess is refused 400,
+    # and an acknowledgement can only ever cover exactly the announced 1000 bytes.
+    assert b"HTTP/1.1 400 " in answer
+    assert b"Invalid HTTP request" in answer
+    if b"HTTP/1.1 200 " in answer:
+        assert f'{{"size":1000,"sha256":"{hashlib.sha256(data).hexdigest()}"}}'.encode() in answer
+        assert vols.path(img, vol).read_bytes()[:1000] == data
+    else:
+        _wait_for(lambda: vols.legality(img, vol) == "ILLEGAL")
+    assert vols.path(img, vol).read_bytes()[1000:1100] == b"\0" * 100
 
 
 def test_a_source_shorter_or_longer_than_announced_is_never_acknowledged(vols: Volumes) -> None:
