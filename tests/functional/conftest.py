@@ -23,6 +23,7 @@ from ovfstore.model import (
     Template,
     Vm,
 )
+from tests.functional.agent_fixtures import agent, agent_factory  # noqa: F401  (fixtures of the host agent)
 
 
 @dataclass

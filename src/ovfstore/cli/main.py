@@ -15,6 +15,7 @@ from ovfstore import __version__
 
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help)
+    "agent": ("ovfstore.cli.agent:agent", "Run a host agent: the only process that touches storage."),
     "db": ("ovfstore.cli.db:db", "Create or upgrade the engine database."),
 }
 

@@ -1,0 +1,145 @@
+"""Upload and download through a real agent on loopback, against `dd` on the same filesystem.
+
+    python bench/agent_bench.py [--dir /var/tmp] [--size-mib 128] [--runs 3] [--json]
+
+Each figure is the best of `--runs` runs. The upload is timed until the agent's success answer, which
+comes after fsync; `dd` writes the same bytes with `conv=fsync` and reads them back with `iflag=direct`,
+the way the agent reads. The source bytes are read from a file in the page cache by both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ovfstore.agent.client import AgentClient
+
+MiB = 1 << 20
+CHUNK = 4 * MiB
+
+
+def _start_agent(workdir: Path, root: Path, secret: str, buffer_size: int) -> tuple[subprocess.Popen[bytes], int]:
+    port_file = workdir / "port"
+    secret_file = workdir / "secret"
+    secret_file.write_text(secret)
+    cmd = [
+        sys.executable,
+        "-m",
+        "ovfstore.cli.main",
+        "agent",
+        "serve",
+        "--port",
+        "0",
+    ]
+    cmd += ["--root", str(root), "--port-file", str(port_file), "--secret-file", str(secret_file)]
+    cmd += ["--buffer-size", str(buffer_size)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("the agent did not start")
+        time.sleep(0.02)
+    return proc, int(port_file.read_text())
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _best(runs: int, fn: Callable[[], None]) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.monotonic()
+        fn()
+        best = min(best, time.monotonic() - start)
+    return best
+
+
+def _dd(*args: str) -> None:
+    subprocess.run(["dd", *args, "status=none"], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", default="/var/tmp", help="a directory on the local disk (not tmpfs)")
+    parser.add_argument("--size-mib", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--buffer-size", type=int, default=8 * MiB, help="the agent's I/O buffer size")
+    parser.add_argument("--json", action="store_true", help="print only the figures as JSON")
+    args = parser.parse_args()
+    size = args.size_mib * MiB
+
+    workdir = Path(tempfile.mkdtemp(prefix="ovfstore-bench-", dir=args.dir))
+    proc = None
+    try:
+        root = workdir / "root"
+        root.mkdir()
+        source = workdir / "source"
+        with open(source, "wb") as f:
+            for _ in range(args.size_mib):
+                f.write(os.urandom(MiB))
+        secret = secrets.token_hex(16)
+        proc, port = _start_agent(workdir, root, secret, args.buffer_size)
+        with AgentClient(f"http://127.0.0.1:{port}", secret) as client:
+            sd, img, vol = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            client.create_domain(sd, "bench")
+            client.create_volume(sd, img, vol, size, disk_type="OVFS", description="OVF_STORE")
+
+            def put() -> None:
+                client.upload(sd, img, vol, _file_chunks(source), size)
+
+            def get() -> None:
+                with client.download(sd, img, vol, 0, size) as stream:
+                    received = sum(len(chunk) for chunk in stream)
+                assert received == size
+
+            put_s = _best(args.runs, put)
+            get_s = _best(args.runs, get)
+
+        target = workdir / "dd-target"
+
+        def dd_write() -> None:
+            target.unlink(missing_ok=True)
+            _dd(f"if={source}", f"of={target}", "bs=1M", "conv=fsync")
+
+        dd_write_s = _best(args.runs, dd_write)
+        dd_read_s = _best(args.runs, lambda: _dd(f"if={target}", "of=/dev/null", "bs=1M", "iflag=direct"))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(workdir)
+
+    mib = size / MiB
+    figures = {
+        "put_mib_s": round(mib / put_s, 1),
+        "get_mib_s": round(mib / get_s, 1),
+        "dd_write_mib_s": round(mib / dd_write_s, 1),
+        "dd_read_mib_s": round(mib / dd_read_s, 1),
+    }
+    figures["put_ratio"] = round(figures["put_mib_s"] / figures["dd_write_mib_s"], 2)
+    figures["get_ratio"] = round(figures["get_mib_s"] / figures["dd_read_mib_s"], 2)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"{args.size_mib} MiB in {args.dir}, best of {args.runs} runs, agent buffers {args.buffer_size // MiB} MiB")
+    print(f"{'':10}{'agent MiB/s':>14}{'dd MiB/s':>12}{'ratio':>8}")
+    print(f"{'upload':10}{figures['put_mib_s']:>14}{figures['dd_write_mib_s']:>12}{figures['put_ratio']:>8}")
+    print(f"{'download':10}{figures['get_mib_s']:>14}{figures['dd_read_mib_s']:>12}{figures['get_ratio']:>8}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,349 @@
+"""The client the engine uses to reach a host agent: typed calls, streaming bodies, mapped errors.
+
+Uploads stream from an iterator with an exact length and are verified end to end: the client hashes
+what it sends and compares it with the SHA-256 the agent computed over what reached the disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from ovfstore.agent.errors import (
+    AgentError,
+    AgentUnavailable,
+    IncompleteTransfer,
+    TransferCorrupted,
+    from_answer,
+)
+
+Id = UUID | str
+BLANK_UUID = UUID(int=0)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the agent durably wrote: size and SHA-256, after fsync."""
+
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    id: UUID
+    path: str
+    domain_class: str
+    pool_id: UUID | None
+    role: str
+    storage_type: str
+    version: int
+    description: str
+    # "valid", or "missing" for an old domain written without `_SHA_CKSUM` (a wrong one is an error).
+    checksum: str
+    metadata: dict[str, str]
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DomainInfo:
+        return cls(
+            id=UUID(d["id"]), path=d["path"], domain_class=d["class"],
+            pool_id=UUID(d["pool_id"]) if d["pool_id"] else None, role=d["role"], storage_type=d["type"],
+            version=d["version"], description=d["description"], checksum=d["checksum"],
+            metadata=d["metadata"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    image: UUID
+    volume: UUID
+    capacity: int
+    format: str
+    type: str
+    disk_type: str
+    description: str
+    parent: UUID | None
+    legality: str
+    generation: int
+    voltype: str
+    apparent_size: int
+    actual_size: int
+    # Every `.meta` key as stored (CAP, CTIME, DESCRIPTION, DISKTYPE, ... and unknown ones).
+    meta: dict[str, str]
+
+    @property
+    def is_ovf_store(self) -> bool:
+        # Engines before 4.2 wrote DISKTYPE=2; the description names a store in every version.
+        return self.disk_type in ("OVFS", "2") or "OVF_STORE" in self.description
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> VolumeInfo:
+        m = d["meta"]
+        parent = UUID(m["PUUID"])
+        return cls(
+            image=UUID(d["image"]), volume=UUID(d["volume"]), capacity=int(m["CAP"]), format=m["FORMAT"],
+            type=m["TYPE"], disk_type=m["DISKTYPE"], description=m["DESCRIPTION"],
+            parent=None if parent == BLANK_UUID else parent, legality=m["LEGALITY"], generation=int(m["GEN"]),
+            voltype=m["VOLTYPE"], apparent_size=d["apparent_size"], actual_size=d["actual_size"], meta=m,
+        )  # fmt: skip
+
+
+class Download:
+    """An exact byte range being streamed; iterate it for chunks, `length` is known up front."""
+
+    def __init__(self, response: httpx.Response, length: int, chunk_size: int) -> None:
+        self._response = response
+        self.length = length
+        self._chunk_size = chunk_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        received = 0
+        try:
+            for chunk in self._response.iter_raw(self._chunk_size):
+                received += len(chunk)
+                yield chunk
+        except httpx.HTTPError as e:
+            raise IncompleteTransfer(
+                f"the download broke after {received} of {self.length} bytes: {e}", "incomplete_transfer"
+            ) from e
+        if received != self.length:
+            raise IncompleteTransfer(
+                f"the agent sent {received} of {self.length} bytes; discard what was read",
+                "incomplete_transfer",
+            )
+
+
+class AgentClient:
+    """One agent, one connection pool. Use as a context manager or call `close()`."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        timeout: float = 300.0,
+        chunk_size: int = 4 << 20,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        # The read timeout covers the final fsync of an upload, which on slow NFS takes many seconds.
+        self._http = httpx.Client(
+            base_url=url,
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+        )
+        self._chunk_size = chunk_size
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.TransportError as e:
+            raise AgentUnavailable(f"the agent at {self._http.base_url} does not answer: {e}", "unavailable") from e
+        return self._answer(response)
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            raise _error(response)
+        if response.status_code == 204:
+            return None
+        return response.json()
+
+    @staticmethod
+    def _vol(sd: Id, img: Id, vol: Id) -> str:
+        return f"/domains/{sd}/images/{img}/volumes/{vol}"
+
+    # --- domains --------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
+
+    def list_domains(self) -> list[DomainInfo]:
+        return [DomainInfo.from_json(d) for d in self._call("GET", "/domains")]
+
+    def domain_at(self, path: str) -> DomainInfo:
+        """The domain in directory `path` (under the agent's roots): how an existing domain is imported."""
+        return DomainInfo.from_json(self._call("GET", "/domains", params={"path": path})[0])
+
+    def domain_info(self, sd: Id) -> DomainInfo:
+        """Find domain `sd` under the agent's roots (also in NFS mount directories) and read its metadata."""
+        return DomainInfo.from_json(self._call("GET", f"/domains/{sd}"))
+
+    def create_domain(
+        self,
+        sd: Id,
+        description: str,
+        parent: str | None = None,
+        storage_type: str = "LOCALFS",
+        domain_class: str = "Data",
+        remote_path: str = "",
+    ) -> DomainInfo:
+        body = {"id": str(sd), "description": description, "type": storage_type, "class": domain_class}
+        body["remote_path"] = remote_path
+        if parent is not None:
+            body["parent"] = parent
+        return DomainInfo.from_json(self._call("POST", "/domains", json=body))
+
+    def attach(self, sd: Id, pool_id: Id, master: bool) -> DomainInfo:
+        body = {"pool_id": str(pool_id), "master": master}
+        return DomainInfo.from_json(self._call("POST", f"/domains/{sd}/attach", json=body))
+
+    def detach(self, sd: Id, pool_id: Id, force: bool = False) -> DomainInfo:
+        """Detach from `pool_id`; `force` detaches from whatever (stale) data center holds the domain."""
+        body = {"pool_id": str(pool_id), "force": force}
+        return DomainInfo.from_json(self._call("POST", f"/domains/{sd}/detach", json=body))
+
+    def legacy_ovfs(self, sd: Id) -> dict[UUID, bytes]:
+        """`master/vms/<id>/<id>.ovf` contents by VM or template id (domains older than OVF stores)."""
+        answer = self._call("GET", f"/domains/{sd}/legacy-ovfs")
+        return {UUID(k): base64.b64decode(v) for k, v in answer.items()}
+
+    # --- images and volumes ---------------------------------------------------------------------------
+
+    def list_images(self, sd: Id) -> list[UUID]:
+        return [UUID(i) for i in self._call("GET", f"/domains/{sd}/images")]
+
+    def list_volumes(self, sd: Id, img: Id | None = None) -> list[VolumeInfo]:
+        """Every volume of every image (or of `img`) with its parsed `.meta`."""
+        path = f"/domains/{sd}/images/{img}/volumes" if img else f"/domains/{sd}/volumes"
+        return [VolumeInfo.from_json(v) for v in self._call("GET", path)]
+
+    def volume_info(self, sd: Id, img: Id, vol: Id) -> VolumeInfo:
+        return VolumeInfo.from_json(self._call("GET", self._vol(sd, img, vol)))
+
+    def create_volume(
+        self,
+        sd: Id,
+        img: Id,
+        vol: Id,
+        capacity: int,
+        format: str = "RAW",
+        type: str = "SPARSE",
+        disk_type: str = "DATA",
+        description: str = "",
+        parent: Id | None = None,
+    ) -> VolumeInfo:
+        body = {
+            "image": str(img), "volume": str(vol), "capacity": capacity, "format": format, "type": type,
+            "disk_type": disk_type, "description": description,
+            "parent": None if parent is None else str(parent),
+        }  # fmt: skip
+        return VolumeInfo.from_json(self._call("POST", f"/domains/{sd}/volumes", json=body))
+
+    def set_description(self, sd: Id, img: Id, vol: Id, text: str) -> VolumeInfo:
+        answer = self._call("PUT", self._vol(sd, img, vol) + "/description", json={"description": text})
+        return VolumeInfo.from_json(answer)
+
+    def delete_image(self, sd: Id, img: Id) -> None:
+        self._call("DELETE", f"/domains/{sd}/images/{img}")
+
+    # --- data -----------------------------------------------------------------------------------------
+
+    def upload(self, sd: Id, img: Id, vol: Id, chunks: Iterable[bytes], length: int) -> WriteResult:
+        """Write exactly `length` bytes from `chunks` into the volume from offset 0, durably.
+
+        If `chunks` yields fewer or more bytes the transfer is broken off before its end, so the agent
+        never acknowledges it, and `IncompleteTransfer` is raised.
+        """
+        digest = hashlib.sha256()
+        body = _exact(chunks, length, digest)
+        try:
+            response = self._http.put(
+                self._vol(sd, img, vol) + "/data",
+                content=body,
+                headers={"Content-Length": str(length), "Content-Type": "application/octet-stream"},
+            )
+        except httpx.TransportError as e:
+            raise AgentUnavailable(
+                f"the upload to {self._http.base_url} broke: {e}; nothing was acknowledged, send it again",
+                "unavailable",
+            ) from e
+        answer = self._answer(response)
+        result = WriteResult(size=answer["size"], sha256=answer["sha256"])
+        if result != WriteResult(length, digest.hexdigest()):
+            raise TransferCorrupted(
+                f"the agent wrote {result.size} bytes with SHA-256 {result.sha256}, the client sent {length} "
+                f"with {digest.hexdigest()}; send it again",
+                "transfer_corrupted",
+            )
+        return result
+
+    @contextmanager
+    def download(self, sd: Id, img: Id, vol: Id, offset: int = 0, length: int | None = None) -> Iterator[Download]:
+        """Stream `length` bytes from `offset` (default: to the end of the volume).
+
+        To read a store, pass the `Size` its description records: exactly the tar, not the stale rest.
+        """
+        headers = {}
+        if length is not None:
+            if length <= 0 or offset < 0:
+                raise ValueError(f"cannot download {length} bytes at {offset}")
+            headers["Range"] = f"bytes={offset}-{offset + length - 1}"
+        elif offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            with self._http.stream("GET", self._vol(sd, img, vol) + "/data", headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                size = int(response.headers["content-length"])
+                if length is not None and size != length:
+                    raise IncompleteTransfer(f"asked {length} bytes, the agent offers {size}", "incomplete_transfer")
+                yield Download(response, size, self._chunk_size)
+        except httpx.TransportError as e:
+            raise AgentUnavailable(f"the agent at {self._http.base_url} does not answer: {e}", "unavailable") from e
+
+
+def _error(response: httpx.Response) -> AgentError:
+    try:
+        body = response.json()
+        code, message = str(body["error"]), str(body["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+    return from_answer(response.status_code, code, message)
+
+
+def _exact(chunks: Iterable[bytes], length: int, digest: Any) -> Iterator[bytes]:
+    """Yield `chunks` while checking they add up to exactly `length`.
+
+    The chunk that completes `length` is held back until the source is known to be exhausted: a
+    source longer than announced is then refused while the agent still misses bytes, so it can never
+    acknowledge a body the caller did not mean.
+    """
+    sent = 0
+    held: bytes | None = None
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if held is not None or sent + len(chunk) > length:
+            raise IncompleteTransfer(
+                f"the data source yields more than the announced {length} bytes", "incomplete_transfer"
+            )
+        sent += len(chunk)
+        digest.update(chunk)
+        if sent == length:
+            held = chunk
+        else:
+            yield chunk
+    if sent != length:
+        raise IncompleteTransfer(f"the data source ended after {sent} of {length} bytes", "incomplete_transfer")
+    if held is not None:
+        yield held

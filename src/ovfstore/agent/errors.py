@@ -1,0 +1,99 @@
+"""The client's exception hierarchy (documented in docs/AGENT.md).
+
+AgentError                  anything the agent refused or could not do; `code`, `status`, message
++-- AgentUnavailable        no answer: connection refused or reset, timeout
++-- AuthenticationFailed    401: missing or wrong secret
++-- InvalidRequest          400, 403, 411, 416: the request can never succeed as sent
+|   +-- DescriptionTooLong  a description over 210 characters (50 for a domain), refused not cut
++-- NotFound                404: domain, image or volume absent
++-- Conflict                409: exists already, attached elsewhere, or locked by another writer
+|   +-- VolumeBusy          another transfer or update holds the volume's lease; retry later
++-- CapacityExceeded        413: more bytes than the volume holds
++-- IncompleteTransfer      fewer or more bytes than announced, in either direction; nothing acknowledged
++-- TransferCorrupted       the agent's SHA-256 of what it wrote differs from what was sent
++-- CorruptMetadata         422: metadata that does not parse or check out (broken `_SHA_CKSUM`)
++-- AgentInternalError      5xx: storage I/O failed or a tool (qemu-img) failed
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    def __init__(self, message: str, code: str = "agent_error", status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+class AgentUnavailable(AgentError):
+    pass
+
+
+class AuthenticationFailed(AgentError):
+    pass
+
+
+class InvalidRequest(AgentError):
+    pass
+
+
+class DescriptionTooLong(InvalidRequest):
+    pass
+
+
+class NotFound(AgentError):
+    pass
+
+
+class Conflict(AgentError):
+    pass
+
+
+class VolumeBusy(Conflict):
+    pass
+
+
+class CapacityExceeded(AgentError):
+    pass
+
+
+class IncompleteTransfer(AgentError):
+    pass
+
+
+class TransferCorrupted(AgentError):
+    pass
+
+
+class CorruptMetadata(AgentError):
+    pass
+
+
+class AgentInternalError(AgentError):
+    pass
+
+
+_BY_CODE: dict[str, type[AgentError]] = {
+    "description_too_long": DescriptionTooLong,
+    "volume_busy": VolumeBusy,
+    "incomplete_transfer": IncompleteTransfer,
+    "capacity_exceeded": CapacityExceeded,
+}
+
+_BY_STATUS: dict[int, type[AgentError]] = {
+    400: InvalidRequest,
+    401: AuthenticationFailed,
+    403: InvalidRequest,
+    404: NotFound,
+    409: Conflict,
+    411: InvalidRequest,
+    413: CapacityExceeded,
+    416: InvalidRequest,
+    422: CorruptMetadata,
+}
+
+
+def from_answer(status: int, code: str, message: str) -> AgentError:
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or (AgentInternalError if status >= 500 else AgentError)
+    return cls(message, code, status)
