@@ -49,7 +49,7 @@ def _load_batch(conn: Connection, ids: list[UUID]) -> dict[UUID, OvfData]:
     clusters = _by_id(conn, s.clusters, {e.cluster_id for e in entities if e.cluster_id is not None})
     referenced = {e.base_template_id for e in entities if isinstance(e, Template) and e.base_template_id}
     referenced |= {e.template_id for e in entities if not isinstance(e, Template)}
-    names = dict(conn.execute(select(vm.c.id, vm.c.name).where(vm.c.id.in_(referenced))).tuples().all())
+    names = {r[0]: r[1] for r in conn.execute(select(vm.c.id, vm.c.name).where(vm.c.id.in_(referenced)))}
 
     data: dict[UUID, OvfData] = {}
     for entity in entities:

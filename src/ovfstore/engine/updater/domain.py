@@ -217,11 +217,15 @@ class DomainStep:
         found: dict[UUID, bytes] = {}
         with self.db.read() as conn:
             for batch in chunks(list(ids), BATCH):
-                found.update(conn.execute(select(c.c.entity_id, c.c.ovf_data).where(c.c.entity_id.in_(batch))).tuples())
+                found.update(
+                    (r[0], r[1])
+                    for r in conn.execute(select(c.c.entity_id, c.c.ovf_data).where(c.c.entity_id.in_(batch)))
+                )
                 missing = [i for i in batch if i not in found]
                 if missing:
                     found.update(
-                        conn.execute(select(u.c.entity_id, u.c.ovf_data).where(u.c.entity_id.in_(missing))).tuples()
+                        (r[0], r[1])
+                        for r in conn.execute(select(u.c.entity_id, u.c.ovf_data).where(u.c.entity_id.in_(missing)))
                     )
         return [(i, found.get(i, b"")) for i in ids]
 

@@ -132,7 +132,7 @@ def _store(
         return
     vm, c, cd = s.vm_static, s.ovf_cache, s.ovf_cache_domains
     ids = list(rendered)
-    current = dict(conn.execute(select(vm.c.id, vm.c.db_generation).where(vm.c.id.in_(ids))).tuples().all())
+    current = {r[0]: r[1] for r in conn.execute(select(vm.c.id, vm.c.db_generation).where(vm.c.id.in_(ids)))}
     keep = [i for i in ids if current.get(i) == read_generations[i]]
     result.raced.update(set(ids) - set(keep))
     if not keep:

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import Connection, func, insert, select, update
 
 from ovfstore.agent.client import AgentClient
-from ovfstore.agent.errors import AgentError, Conflict
+from ovfstore.agent.errors import AgentError, AgentUnavailable, Conflict
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.model import (
@@ -80,6 +80,8 @@ def ensure_stores(db: Database, client: AgentClient, domain: StorageDomain, capa
     for store in pending:
         try:
             _create_volume(client, domain.id, store)
+        except AgentUnavailable:
+            raise  # not this store's fault: the caller tries another host
         except AgentError as exc:
             errors.append(f"creating OVF store {store.disk_id} failed: {exc}")
             _set(db, store.disk_id, last_error=errors[-1])
@@ -127,6 +129,7 @@ def _record_new_store(conn: Connection, domain_id: UUID, capacity: int, now: dat
             status=OvfStoreStatus.DISABLED,
             store_generation=0,
             entity_ids=[],
+            outdated_since=now,
             last_error="not created yet",
         )
     )

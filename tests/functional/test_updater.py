@@ -1,0 +1,286 @@
+"""The OVF store updater against a real agent process, real domain directories and both databases. Every
+check reads the stores straight from disk."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ovfstore.engine import events
+from ovfstore.engine.config import UpdaterConfig
+from ovfstore.engine.db.database import Database
+from ovfstore.engine.updater.status import domains_status
+from ovfstore.model import DiskStatus, OvfStoreStatus, TemplateStatus, VmStatus
+from ovfstore.store.tarstream import EntityRef
+from tests.functional.agent_fixtures import AgentProcess
+from tests.functional.site import Site, build_site
+
+
+@pytest.fixture
+def site(database: Database, agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Iterator[Site]:
+    site = build_site(database, agent_factory, tmp_path)
+    site.add_domain("sd1")
+    site.add_domain("sd2")
+    yield site
+    site.updater.stop()
+    site.updater.domain_step.agents.close()
+
+
+def test_each_domain_holds_exactly_its_entities(site: Site) -> None:
+    only1 = site.add_vm("only1", "sd1")
+    both = site.add_vm("both", "sd1", "sd2")
+    only2 = site.add_vm("only2", "sd2")
+    diskless = site.add_vm("diskless")
+    shared_only = site.add_vm("shared", "sd2", shareable=True)
+
+    report = site.updater.run_once()
+
+    assert report.pool.regenerated == {only1.id, both.id, only2.id, diskless.id, shared_only.id}
+    assert all(r.ok for r in report.domains.values()), report.domains
+    # Diskless and shareable-only entities go to every domain of the data center.
+    assert site.entities_in("sd1") == {only1.id, both.id, diskless.id, shared_only.id}
+    assert site.entities_in("sd2") == {both.id, only2.id, diskless.id, shared_only.id}
+    for name in ("sd1", "sd2"):
+        stores = site.stores_on_disk(name)
+        assert len(stores) == 2
+        assert all(s.contents is not None and s.contents.verified for s in stores), [s.error for s in stores]
+    status = {s.name: s for s in domains_status(site.db)}
+    assert status["sd1"].up_to_date
+    assert status["sd1"].entity_count == 4
+
+
+def test_a_changed_vm_rewrites_its_domains_only(site: Site) -> None:
+    on1 = site.add_vm("on1", "sd1")
+    site.add_vm("on2", "sd2")
+    site.updater.run_once()
+    before1 = {s.disk_id: s for s in site.stores_on_disk("sd1")}
+    before2 = {s.disk_id: s for s in site.stores_on_disk("sd2")}
+    old_ovf = site.stores_on_disk("sd1")[0].contents
+    assert old_ovf is not None
+
+    site.inv.update_vm(on1.id, memory_mb=2048, max_memory_mb=8192, description="bigger")
+    report = site.updater.run_once()
+
+    assert report.pool.regenerated == {on1.id}, "one new OVF, for the changed VM only"
+    assert set(report.domains) == {site.domains["sd1"].id}
+    after1 = site.stores_on_disk("sd1")
+    assert all(s.mtime_ns != before1[s.disk_id].mtime_ns for s in after1), "both stores of sd1 rewritten"
+    assert {s.disk_id: s.mtime_ns for s in site.stores_on_disk("sd2")} == {k: v.mtime_ns for k, v in before2.items()}
+    newest = max(after1, key=lambda s: s.contents.manifest.generation if s.contents and s.contents.manifest else 0)
+    assert newest.contents is not None
+    assert b"bigger" in newest.contents.ovfs[on1.id]
+    assert newest.contents.ovfs[on1.id] != old_ovf.ovfs[on1.id]
+
+
+def test_a_deleted_vm_disappears(site: Site) -> None:
+    keep = site.add_vm("keep", "sd1")
+    gone = site.add_vm("gone", "sd1", "sd2")
+    site.updater.run_once()
+    assert gone.id in site.entities_in("sd2")
+
+    site.inv.remove_vm(gone.id)
+    report = site.updater.run_once()
+
+    assert report.pool.removed == {gone.id}
+    assert site.entities_in("sd1") == {keep.id}
+    assert site.entities_in("sd2") == set()
+
+
+def test_a_locked_vm_is_skipped_until_consistent(site: Site) -> None:
+    vm = site.add_vm("busy", "sd1")
+    disk_id = site.inv.list_attachments(vm.id)[0].disk_id
+    site.inv.update_disk(disk_id, status=DiskStatus.LOCKED)
+
+    report = site.updater.run_once()
+    assert vm.id in report.pool.locked
+    assert vm.id not in site.entities_in("sd1")
+
+    site.inv.update_disk(disk_id, status=DiskStatus.OK)
+    report = site.updater.run_once()
+    assert report.pool.regenerated == {vm.id}
+    assert vm.id in site.entities_in("sd1")
+
+
+def test_image_locked_vms_and_locked_templates_are_skipped(site: Site) -> None:
+    from ovfstore.model import Template
+
+    vm = site.add_vm("vm", "sd1")
+    site.inv.set_vm_status(vm.id, VmStatus.IMAGE_LOCKED)
+    template = site.inv.add_template(Template(name="t", cluster_id=site.cluster.id, status=TemplateStatus.LOCKED))
+    report = site.updater.run_once()
+    assert {vm.id, template.id} <= report.pool.locked
+    site.inv.set_vm_status(vm.id, VmStatus.UP)
+    site.inv.update_template(template.id, status=TemplateStatus.OK)
+    site.updater.run_once()
+    stores = site.stores_on_disk("sd1")
+    newest = max(stores, key=lambda s: s.contents.manifest.generation if s.contents and s.contents.manifest else 0)
+    assert newest.contents is not None
+    assert {vm.id, template.id} <= set(newest.contents.ovfs)
+    assert newest.contents.vm_status == {vm.id: int(VmStatus.UP)}, "running VMs are in the status map"
+
+
+def test_a_vm_whose_disk_moved_leaves_the_old_domain(site: Site) -> None:
+    vm = site.add_vm("mover", "sd1")
+    site.updater.run_once()
+    assert vm.id in site.entities_in("sd1")
+    disk_id = site.inv.list_attachments(vm.id)[0].disk_id
+
+    site.inv.move_disk(disk_id, site.domains["sd1"].id, site.domains["sd2"].id)
+    report = site.updater.run_once()
+
+    assert set(report.domains) == {site.domains["sd1"].id, site.domains["sd2"].id}
+    assert vm.id not in site.entities_in("sd1")
+    assert vm.id in site.entities_in("sd2")
+
+
+def test_an_agent_killed_mid_write_leaves_a_complete_store(
+    site: Site, agent_factory: Callable[..., AgentProcess]
+) -> None:
+    vms = [site.add_vm(f"vm{i}", "sd1") for i in range(300)]
+    site.updater.run_once()
+    good_before = {s.disk_id for s in site.stores_on_disk("sd1") if s.contents is not None}
+    assert len(good_before) == 2
+    site.inv.update_vm(vms[0].id, description="changed")
+
+    # Kill the real agent while the engine is in the middle of streaming the first store.
+    step = site.updater.domain_step
+    real_fetch = step._fetch
+    calls = 0
+
+    def fetch_then_kill(ids: list[EntityRef]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            site.agent.kill(signal.SIGKILL)
+        return real_fetch(ids)  # type: ignore[arg-type]
+
+    step._fetch = fetch_then_kill  # type: ignore[assignment,method-assign]
+    report = site.updater.run_once()
+    step._fetch = real_fetch  # type: ignore[method-assign]
+
+    result = report.domains[site.domains["sd1"].id]
+    assert result.error is not None
+    stores = site.stores_on_disk("sd1")
+    complete = [s for s in stores if s.contents is not None and s.contents.verified]
+    assert len(complete) == 1, [s.error for s in stores]
+    broken = [s for s in stores if s.contents is None]
+    assert len(broken) == 1
+    assert "incomplete" in (broken[0].error or "")
+    status = domains_status(site.db, site.domains["sd1"].id)[0]
+    assert not status.up_to_date
+    assert status.last_error
+
+    # A new agent on the same storage: the next run completes the update.
+    replacement = agent_factory(roots=(site.root,), secret=site.agent.secret)
+    site.inv.update_host(site.host.id, address=replacement.url)
+    report = site.updater.run_once()
+    assert report.domains[site.domains["sd1"].id].ok
+    assert all(s.contents is not None for s in site.stores_on_disk("sd1"))
+    assert domains_status(site.db, site.domains["sd1"].id)[0].up_to_date
+
+
+def test_an_oversized_store_is_refused_and_the_old_stores_stay(
+    database: Database, agent_factory: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    site = build_site(database, agent_factory, tmp_path, UpdaterConfig(store_capacity=64 * 1024))
+    site.add_domain("small")
+    first = [site.add_vm(f"vm{i}", "small") for i in range(3)]
+    assert site.updater.run_once().domains[site.domains["small"].id].ok
+    before = {s.disk_id: (s.mtime_ns, s.meta["DESCRIPTION"]) for s in site.stores_on_disk("small")}
+
+    for i in range(40):
+        site.add_vm(f"more{i}", "small")
+    report = site.updater.run_once()
+
+    error = report.domains[site.domains["small"].id].error
+    assert error is not None
+    assert "holds 65536" in error
+    assert {s.disk_id: (s.mtime_ns, s.meta["DESCRIPTION"]) for s in site.stores_on_disk("small")} == before
+    assert site.entities_in("small") == {vm.id for vm in first}
+    assert any(e.code == "ovf_update_failed" for e in events.recent(database))
+    site.updater.domain_step.agents.close()
+
+
+def test_another_up_host_is_used_when_one_is_down(site: Site, agent_factory: Callable[..., AgentProcess]) -> None:
+    from ovfstore.model import Host
+
+    vm = site.add_vm("vm", "sd1")
+    second = agent_factory(roots=(site.root,), secret=site.agent.secret)
+    site.inv.add_host(Host(name="host2", cluster_id=site.cluster.id, address=second.url))
+    site.agent.kill(signal.SIGKILL)  # host1 (first by name) is gone
+    report = site.updater.run_once()
+    assert all(r.ok for r in report.domains.values()), report.domains
+    assert vm.id in site.entities_in("sd1")
+
+
+def test_with_no_reachable_host_nothing_is_written_and_the_error_is_kept(site: Site) -> None:
+    site.add_vm("vm", "sd1")
+    site.agent.kill(signal.SIGKILL)
+    report = site.updater.run_once()
+    assert all(r.error for r in report.domains.values())
+    status = {s.name: s for s in domains_status(site.db)}
+    assert not status["sd1"].up_to_date
+    assert "no host could reach the domain" in (status["sd1"].last_error or "")
+    assert status["sd1"].outdated_since is not None
+
+
+def test_a_domain_keeping_no_stores(site: Site) -> None:
+    site.add_domain("bare", stores=0)
+    site.add_vm("vm", "bare")
+    report = site.updater.run_once()
+    assert site.domains["bare"].id not in report.domains or report.domains[site.domains["bare"].id].skipped
+    assert not (site.domain_dir("bare") / "images").exists() or not any((site.domain_dir("bare") / "images").iterdir())
+
+
+def test_two_update_now_calls_during_a_run_both_succeed(site: Site) -> None:
+    for i in range(50):
+        site.add_vm(f"vm{i}", "sd1", "sd2")
+    site.updater.run_once()
+    site.inv.update_vm(site.inv.list_vms()[0].id, description="x")
+
+    step = site.updater.domain_step
+    real_update = step.update
+    in_run = threading.Event()
+    release = threading.Event()
+
+    def slow_update(domain_id, *, force=False):  # type: ignore[no-untyped-def]
+        in_run.set()
+        release.wait(10)
+        return real_update(domain_id, force=force)
+
+    step.update = slow_update  # type: ignore[method-assign]
+    site.updater.start()
+    assert in_run.wait(10), "the first run did not start"
+    sd1 = site.domains["sd1"].id
+    results: list[object] = []
+    callers = [
+        threading.Thread(target=lambda: results.append(site.updater.update_now(sd1, timeout=60))) for _ in range(2)
+    ]
+    for caller in callers:
+        caller.start()
+    release.set()
+    for caller in callers:
+        caller.join(60)
+    step.update = real_update  # type: ignore[method-assign]
+    assert len(results) == 2
+    assert all(getattr(r, "ok", False) for r in results), results
+    assert results[0] is results[1], "both callers were served by the same run"
+    assert len(getattr(results[0], "written", [])) == 2
+
+
+def test_a_change_reaches_the_disk_within_seconds(site: Site) -> None:
+    vm = site.add_vm("vm", "sd1")
+    site.updater.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status = domains_status(site.db, site.domains["sd1"].id)[0]
+        if status.up_to_date and status.entity_count == 1:
+            break
+        time.sleep(0.1)
+    assert vm.id in site.entities_in("sd1")
+    assert all(s.status is OvfStoreStatus.UPDATED for s in domains_status(site.db, site.domains["sd1"].id)[0].stores)
