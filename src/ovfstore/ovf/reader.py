@@ -116,10 +116,81 @@ R_PROFILE = _rasd("OtherResourceType")
 R_SUBTYPE = _rasd("ResourceSubType")
 R_LINKED = _rasd("Linked")
 R_USB_POLICY = _rasd("UsbPolicy")
+# The children of hardware items the reader uses; lxml skips the others without making Python objects.
+_ITEM_TAGS = (
+    R_CAPTION,
+    R_RESOURCE_TYPE,
+    R_INSTANCE_ID,
+    R_INSTANCE_ID_DMTF,
+    R_SOCKETS,
+    R_CORES,
+    R_THREADS,
+    R_QUANTITY,
+    R_HOST_RESOURCE,
+    R_PARENT,
+    R_POOL_ID,
+    R_CREATION_DATE,
+    R_NAME,
+    R_MAC,
+    R_CONNECTION,
+    R_PROFILE,
+    R_SUBTYPE,
+    R_LINKED,
+    R_USB_POLICY,
+    "Type",
+    "Device",
+    "IsPlugged",
+    "IsReadOnly",
+)
 
 _NULL = str(NULL_UUID)
 _T = TypeVar("_T")
 _BOOT = {int(b): b for b in BootSequence}
+# The elements of Content the reader uses; the others (oVirt writes many more) are skipped unread.
+_GENERAL = frozenset(
+    (
+        "AutoStartup",
+        "BaseTemplateId",
+        "BaseTemplateName",
+        "BiosType",
+        "ClusterCompatibilityVersion",
+        "ClusterName",
+        "Comment",
+        "CreationDate",
+        "CustomCpuName",
+        "CustomEmulatedMachine",
+        "DefaultDisplayType",
+        "DeleteProtected",
+        "Description",
+        "ExportDate",
+        "Generation",
+        "IsBootMenuEnabled",
+        "IsDisabled",
+        "IsInitialized",
+        "IsInitilized",
+        "IsSmartcardEnabled",
+        "IsStateless",
+        "LeaseDomainId",
+        "MaxMemorySizeMb",
+        "MinAllocatedMem",
+        "Name",
+        "Origin",
+        "Priority",
+        "TemplateId",
+        "TemplateName",
+        "TemplateSealed",
+        "TemplateType",
+        "TemplateVersionName",
+        "TemplateVersionNumber",
+        "TimeZone",
+        "UseLatestVersion",
+        "VmType",
+        "default_boot_sequence",
+        "default_display_type",
+        "",
+    )
+)
+_BOOLS: dict[str | None, bool] = {"true": True, "false": False, "True": True, "False": False}
 _VM_TYPE = {int(t): t for t in VmType}
 
 
@@ -176,6 +247,7 @@ class _Reader:
         self.a = _attrs(ovf_namespace(root))
         self.warnings: list[str] = []
         self.video: str | None = None  # the video item's Device, once seen
+        self.uuids: dict[str, UUID] = {}
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -183,11 +255,14 @@ class _Reader:
     # Small typed readers: each returns the default, with a warning saying so, on a bad value.
 
     def uuid(self, text: str, what: str) -> UUID | None:
-        try:
-            return UUID(text)
-        except ValueError:
-            self.warn(f"{what} {text!r} is not a UUID: ignored")
-            return None
+        # A volume id appears up to six times in a document; parsing each once is a fifth of reading.
+        value = self.uuids.get(text)
+        if value is None:
+            try:
+                value = self.uuids[text] = UUID(text)
+            except ValueError:
+                self.warn(f"{what} {text!r} is not a UUID: ignored")
+        return value
 
     def int_(self, text: str | None, what: str, default: int, *, missing_warns: bool = False) -> int:
         if not text:
@@ -201,6 +276,9 @@ class _Reader:
             return default
 
     def bool_(self, text: str | None, what: str, default: bool) -> bool:
+        value = _BOOLS.get(text)
+        if value is not None:
+            return value
         if not text:
             return default
         lowered = text.strip().lower()
@@ -232,14 +310,16 @@ class _Reader:
         del network  # networks are named again by each NIC item, which is what the reader uses
         if content is None:
             raise OvfError("no Content (VirtualSystem) element: the document describes no VM or template")
+        # One pass in C over the children; this is the hot path of reading, hence no per-child Python.
         general: dict[str, str] = {}
         sections: dict[str, etree._Element] = {}
-        for child in content:
-            name = local_name(child.tag)
-            if name == "Section" or name.endswith("Section"):
-                sections.setdefault(section_kind(child), child)
-            elif name not in general:
-                general[name] = child.text or ""
+        for section in content.iterchildren("Section"):
+            sections.setdefault(section_kind(section), section)
+        for tag, element in {child.tag: child for child in content}.items():
+            if tag in _GENERAL:
+                general[tag] = element.text or ""
+            elif tag.endswith("Section") and tag != "Section":  # the DMTF forms, plain or ovf-qualified
+                sections.setdefault(local_name(tag), element)
         entity_id, os_type = self.os_section(sections.get("OperatingSystemSection"))
         entity = self.entity(general, entity_id, os_type)
         data = OvfData(entity=entity)
@@ -389,10 +469,8 @@ class _Reader:
         nics: list[dict[str, str | None]] = []
         graphics: list[GraphicsType] = []
         sound = False
-        for item in section:
-            if local_name(item.tag) != "Item":
-                continue
-            f = {c.tag: c.text for c in item if isinstance(c.tag, str)}
+        for item in section.iterchildren("Item"):
+            f = {c.tag: c.text for c in item.iterchildren(*_ITEM_TAGS)}
             kind = f.get(R_RESOURCE_TYPE)
             if kind == RT_DISK:
                 self.disk_item(vols, item, f)
@@ -478,9 +556,7 @@ class _Reader:
         a = self.a
         vols: dict[UUID, _Vol] = {}
         luns: dict[UUID, etree._Element | None] = {}
-        for file in references if references is not None else ():
-            if local_name(file.tag) != "File":
-                continue
+        for file in references.iterchildren("File") if references is not None else ():
             href = file.get(a.href, "")
             if file.get(a.storage_type) == "LUN":
                 lun = self.uuid(href.partition("/")[0] or file.get(a.id, ""), "LUN disk id")
@@ -490,9 +566,7 @@ class _Reader:
             vol = self.place(vols, self.split_ref(href, "File href"), "File href")
             if vol is not None:
                 vol.file = file
-        for disk in disk_section if disk_section is not None else ():
-            if local_name(disk.tag) != "Disk":
-                continue
+        for disk in disk_section.iterchildren("Disk") if disk_section is not None else ():
             ref = disk.get(a.file_ref, "")
             if disk.get(a.lun_id) is not None or (ref and "/" not in ref):
                 lun = self.uuid(disk.get(a.disk_id) or ref, "LUN disk id")

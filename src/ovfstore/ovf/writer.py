@@ -61,8 +61,10 @@ _TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _ATTR = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
 )
-# Characters XML 1.0 cannot carry at all, not even as references.
+# Characters XML 1.0 cannot carry at all, not even as references. A regular expression over the whole
+# text costs a third of writing; mapping the control bytes to NUL and looking for one costs a twentieth.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_CONTROLS_TO_NUL = bytes(b if b >= 0x20 or b in b"\t\n\r" else 0 for b in range(256))
 
 _ENVELOPE = (
     "<?xml version='1.0' encoding='UTF-8'?>"
@@ -110,13 +112,22 @@ def write_ovf(
     _snapshots_section(out, data)
     out.append("</Content></ovf:Envelope>")
     text = "".join(out)
-    bad = _NOT_XML.search(text)
-    if bad is not None:
+    try:
+        document = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        document = b"\x00"
+    if (
+        b"\x00" in document.translate(_CONTROLS_TO_NUL)
+        or b"\xef\xbf\xbe" in document
+        or b"\xef\xbf\xbf" in document
+    ):
+        bad = _NOT_XML.search(text)
+        code = ord(bad.group()) if bad else 0
         raise OvfError(
-            f"cannot write the OVF of {entity.id}: it holds character U+{ord(bad.group()):04X}, "
+            f"cannot write the OVF of {entity.id}: it holds character U+{code:04X}, "
             "which XML cannot carry; remove it from the name, description or other text"
         )
-    return text.encode()
+    return document
 
 
 def _image_volumes(disk: OvfDisk) -> bool:
