@@ -248,6 +248,7 @@ class _Reader:
         self.warnings: list[str] = []
         self.video: str | None = None  # the video item's Device, once seen
         self.uuids: dict[str, UUID] = {}
+        self.disk_order: dict[UUID, None] = {}  # disk ids in the order the document names them
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -543,6 +544,7 @@ class _Reader:
         vol = vols.get(volume_id)
         if vol is None:
             vol = vols[volume_id] = _Vol(id=volume_id, disk_id=disk_id)
+            self.disk_order.setdefault(disk_id)
         elif vol.disk_id != disk_id:
             self.warn(
                 f"{what} puts volume {volume_id} in disk {disk_id}, not {vol.disk_id}: kept {vol.disk_id}"
@@ -562,6 +564,7 @@ class _Reader:
                 lun = self.uuid(href.partition("/")[0] or file.get(a.id, ""), "LUN disk id")
                 if lun is not None:
                     luns[lun] = None
+                    self.disk_order.setdefault(lun)
                 continue
             vol = self.place(vols, self.split_ref(href, "File href"), "File href")
             if vol is not None:
@@ -572,6 +575,7 @@ class _Reader:
                 lun = self.uuid(disk.get(a.disk_id) or ref, "LUN disk id")
                 if lun is not None:
                     luns[lun] = disk
+                    self.disk_order.setdefault(lun)
                 continue
             vol = self.place(vols, self.split_ref(ref, "Disk fileRef"), "Disk fileRef")
             if vol is None:
@@ -603,9 +607,12 @@ class _Reader:
         by_disk: dict[UUID, list[_Vol]] = {}
         for vol in vols.values():
             by_disk.setdefault(vol.disk_id, []).append(vol)
-        disks = [self.image_disk(data.entity, disk_id, chain) for disk_id, chain in by_disk.items()]
-        disks += [self.lun_disk(data.entity, disk_id, element) for disk_id, element in luns.items()]
-        return disks
+        return [
+            self.image_disk(data.entity, disk_id, by_disk[disk_id])
+            if disk_id in by_disk
+            else self.lun_disk(data.entity, disk_id, luns[disk_id])
+            for disk_id in self.disk_order
+        ]
 
     def disk_common(self, disk: Disk, entity_id: UUID, element: etree._Element | None) -> DiskAttachment:
         a = self.a
@@ -722,13 +729,15 @@ class _Reader:
         if nic_id is None:
             # Engines before 3.1 numbered NICs; the id must still be stable for one document.
             nic_id = uuid5(NAMESPACE_OID, f"{entity_id}/nic{index}")
-        name = f.get(R_NAME)
-        if name is None:
+        if R_NAME in f:
+            name = f[R_NAME] or ""
+        else:
             name = f"nic{index}"
             self.warn(f"NIC {index} has no rasd:Name: assumed {name!r}")
         subtype = (f.get(R_SUBTYPE) or "").strip()
         interface = NIC_INTERFACE_BY_CODE.get(int(subtype)) if subtype.isdigit() else None
-        interface = interface or NIC_INTERFACE_BY_NAME.get(subtype.lower())
+        if interface is None:  # not `or`: code 0 (rtl8139_pv) is falsy
+            interface = NIC_INTERFACE_BY_NAME.get(subtype.lower())
         if interface is None:
             self.warn(f"NIC {name} interface {subtype!r} is unknown: assumed VIRTIO")
             interface = NicInterface.VIRTIO
