@@ -16,6 +16,7 @@ from ovfstore import __version__
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help)
     "db": ("ovfstore.cli.db:db", "Create or upgrade the engine database."),
+    "ovf": ("ovfstore.cli.ovf:ovf", "Read and show OVF documents."),
 }
 
 
