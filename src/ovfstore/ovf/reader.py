@@ -116,32 +116,6 @@ R_PROFILE = _rasd("OtherResourceType")
 R_SUBTYPE = _rasd("ResourceSubType")
 R_LINKED = _rasd("Linked")
 R_USB_POLICY = _rasd("UsbPolicy")
-# The children of hardware items the reader uses; lxml skips the others without making Python objects.
-_ITEM_TAGS = (
-    R_CAPTION,
-    R_RESOURCE_TYPE,
-    R_INSTANCE_ID,
-    R_INSTANCE_ID_DMTF,
-    R_SOCKETS,
-    R_CORES,
-    R_THREADS,
-    R_QUANTITY,
-    R_HOST_RESOURCE,
-    R_PARENT,
-    R_POOL_ID,
-    R_CREATION_DATE,
-    R_NAME,
-    R_MAC,
-    R_CONNECTION,
-    R_PROFILE,
-    R_SUBTYPE,
-    R_LINKED,
-    R_USB_POLICY,
-    "Type",
-    "Device",
-    "IsPlugged",
-    "IsReadOnly",
-)
 
 _NULL = str(NULL_UUID)
 _T = TypeVar("_T")
@@ -471,7 +445,7 @@ class _Reader:
         graphics: list[GraphicsType] = []
         sound = False
         for item in section.iterchildren("Item"):
-            f = {c.tag: c.text for c in item.iterchildren(*_ITEM_TAGS)}
+            f = {c.tag: c.text for c in item}
             kind = f.get(R_RESOURCE_TYPE)
             if kind == RT_DISK:
                 self.disk_item(vols, item, f)
