@@ -8,6 +8,7 @@ profile) because a recovering engine maps them onto its own objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 from ovfstore.model.entities import (
@@ -49,6 +50,9 @@ class OvfData:
     permissions: list[Permission] = field(default_factory=list)
     affinity_groups: list[str] = field(default_factory=list)
     affinity_labels: list[str] = field(default_factory=list)
+    # When the document was written (OVF `ExportDate`); None: not known yet, the writer then uses the
+    # entity's creation date so that its output depends on the data alone.
+    export_date: datetime | None = None
 
     @property
     def entity_type(self) -> EntityType:
