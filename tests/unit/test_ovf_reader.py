@@ -154,9 +154,7 @@ def test_plain_dmtf_section_elements() -> None:
         start = document.rindex("<Section", 0, document.index(f'xsi:type="ovf:{kind}_Type"'))
         end = document.index("</Section>", start)  # none of these four holds another Section
         element = document[start:end].replace(f' xsi:type="ovf:{kind}_Type"', "")
-        document = (
-            document[:start] + f"<{kind}" + element[len("<Section") :] + f"</{kind}>" + document[end + 10 :]
-        )
+        document = document[:start] + f"<{kind}" + element[len("<Section") :] + f"</{kind}>" + document[end + 10 :]
     document = document.replace("<Content ", "<VirtualSystem ").replace("</Content>", "</VirtualSystem>")
     assert "OperatingSystemSection_Type" not in document
     result = read_ovf(document.encode())
@@ -236,9 +234,7 @@ LAUGHS = (
     b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
     b"<Envelope>&lol3;</Envelope>"
 )
-UTF16_DOCTYPE = (
-    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE e [<!ENTITY x "y">]><Envelope>&x;</Envelope>'
-)
+UTF16_DOCTYPE = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE e [<!ENTITY x "y">]><Envelope>&x;</Envelope>'
 UTF16_DOCTYPE_BYTES = UTF16_DOCTYPE.encode("utf-16")
 
 

@@ -88,9 +88,7 @@ MODEL = [
 
 
 def _own_fields(cls: type) -> list[str]:
-    inherited = {
-        f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)
-    }
+    inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
     return [f"{cls.__name__}.{f.name}" for f in dataclasses.fields(cls) if f.name not in inherited]
 
 
@@ -170,11 +168,7 @@ def _mutated(value: Any, field_name: str) -> Any:
     if value is None and field_name == "mac":
         return "56:6f:00:00:00:99"
     if isinstance(value, list) and field_name == "graphics":
-        return (
-            [GraphicsType.VNC, *value]
-            if GraphicsType.VNC not in value
-            else [*value[::-1], GraphicsType.SPICE]
-        )
+        return [GraphicsType.VNC, *value] if GraphicsType.VNC not in value else [*value[::-1], GraphicsType.SPICE]
     if isinstance(value, list):
         return [*value, uuid4() if field_name == "domain_ids" else "another"]
     if value is None:

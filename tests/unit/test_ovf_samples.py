@@ -44,9 +44,7 @@ from ovfstore.model import (
 
 # Any text XML 1.0 can carry: no control characters but tab and line breaks, no surrogates, no U+FFFE/F.
 text = st.text(
-    st.characters(
-        exclude_categories=("Cs", "Cc"), include_characters="\t\n\r", exclude_characters="\ufffe\uffff"
-    ),
+    st.characters(exclude_categories=("Cs", "Cc"), include_characters="\t\n\r", exclude_characters="\ufffe\uffff"),
     max_size=12,
 )
 names = text.filter(bool)
@@ -302,9 +300,7 @@ def fixed_sample(kind: str) -> OvfData:
         template_name="" if kind == "template" else "base",
         base_template_name="base" if kind == "template" else "",
         disks=[
-            OvfDisk(
-                disk=image, attachment=DiskAttachment(entity_id=entity_id, disk_id=image.id, bootable=True)
-            ),
+            OvfDisk(disk=image, attachment=DiskAttachment(entity_id=entity_id, disk_id=image.id, bootable=True)),
             OvfDisk(disk=lun, attachment=DiskAttachment(entity_id=entity_id, disk_id=lun.id)),
         ],
         nics=[

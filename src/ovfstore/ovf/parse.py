@@ -43,9 +43,7 @@ def _parser() -> etree.XMLParser:
 def parse(document: bytes) -> etree._Element:
     """The root `Envelope` of `document`, or `OvfError` saying why the bytes are not an OVF."""
     if len(document) > MAX_DOCUMENT_BYTES:
-        raise OvfError(
-            f"document is {len(document)} bytes, larger than the {MAX_DOCUMENT_BYTES} an OVF may be"
-        )
+        raise OvfError(f"document is {len(document)} bytes, larger than the {MAX_DOCUMENT_BYTES} an OVF may be")
     if b"<!DOCTYPE" in document or b"<!ENTITY" in document:
         raise OvfError("document has a DOCTYPE or entity declarations; an OVF has none and they are refused")
     try:

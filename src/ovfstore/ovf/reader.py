@@ -397,9 +397,7 @@ class _Reader:
         e.min_memory_mb = self.int_(g.get("MinAllocatedMem"), "MinAllocatedMem", e.memory_mb)
         e.max_memory_mb = self.int_(g.get("MaxMemorySizeMb"), "MaxMemorySizeMb", 4 * e.memory_mb)
         e.priority = self.int_(g.get("Priority"), "Priority", e.priority)
-        e.boot_sequence = self.lookup(
-            _BOOT, g.get("default_boot_sequence"), "default_boot_sequence", e.boot_sequence
-        )
+        e.boot_sequence = self.lookup(_BOOT, g.get("default_boot_sequence"), "default_boot_sequence", e.boot_sequence)
         e.vm_type = self.lookup(_VM_TYPE, g.get("VmType"), "VmType", e.vm_type)
         e.origin = self.lookup(ORIGIN_BY_CODE, g.get("Origin"), "Origin", OriginType.OVIRT)
         bios = g.get("BiosType")
@@ -520,9 +518,7 @@ class _Reader:
             vol = vols[volume_id] = _Vol(id=volume_id, disk_id=disk_id)
             self.disk_order.setdefault(disk_id)
         elif vol.disk_id != disk_id:
-            self.warn(
-                f"{what} puts volume {volume_id} in disk {disk_id}, not {vol.disk_id}: kept {vol.disk_id}"
-            )
+            self.warn(f"{what} puts volume {volume_id} in disk {disk_id}, not {vol.disk_id}: kept {vol.disk_id}")
         return vol
 
     def volume_descriptions(
@@ -575,9 +571,7 @@ class _Reader:
         vol.item = f
         vol.storage_ids = [s.text for s in item.iterchildren(R_STORAGE_ID) if s.text]
 
-    def disks(
-        self, data: OvfData, vols: dict[UUID, _Vol], luns: dict[UUID, etree._Element | None]
-    ) -> list[OvfDisk]:
+    def disks(self, data: OvfData, vols: dict[UUID, _Vol], luns: dict[UUID, etree._Element | None]) -> list[OvfDisk]:
         by_disk: dict[UUID, list[_Vol]] = {}
         for vol in vols.values():
             by_disk.setdefault(vol.disk_id, []).append(vol)
@@ -692,9 +686,7 @@ class _Reader:
             parent_text = item.get(R_PARENT)
             if parent_text:
                 volume.parent_id = None if parent_text == _NULL else self.uuid(parent_text, "rasd:Parent")
-            volume.creation_date = self.date(
-                item.get(R_CREATION_DATE), "rasd:CreationDate", volume.creation_date
-            )
+            volume.creation_date = self.date(item.get(R_CREATION_DATE), "rasd:CreationDate", volume.creation_date)
         return volume
 
     def nic(self, entity_id: UUID, f: dict[str, str | None], index: int, is_vm: bool) -> OvfNic:
@@ -727,9 +719,7 @@ class _Reader:
             linked=self.bool_(f.get(R_LINKED), "rasd:Linked", True),
             plugged=self.bool_(f.get("IsPlugged"), "IsPlugged", True),
         )
-        return OvfNic(
-            nic=nic, network_name=f.get(R_CONNECTION) or None, profile_name=f.get(R_PROFILE) or None
-        )
+        return OvfNic(nic=nic, network_name=f.get(R_CONNECTION) or None, profile_name=f.get(R_PROFILE) or None)
 
     def snapshots(self, section: etree._Element, entity: Vm | Template) -> list[Snapshot]:
         snapshots = []
@@ -752,9 +742,7 @@ class _Reader:
                     vm_id=entity.id,
                     type=snapshot_type,
                     description=f.get("Description", ""),
-                    creation_date=self.date(
-                        f.get("CreationDate"), "snapshot CreationDate", entity.creation_date
-                    ),
+                    creation_date=self.date(f.get("CreationDate"), "snapshot CreationDate", entity.creation_date),
                     memory=f.get("Memory", ""),
                 )
             )

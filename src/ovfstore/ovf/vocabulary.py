@@ -149,10 +149,7 @@ def format_date(value: datetime) -> str:
     """`yyyy/MM/dd HH:mm:ss` in UTC, as oVirt writes every OVF date."""
     if value.tzinfo is not None and value.utcoffset():
         value = value.astimezone(UTC)
-    return (
-        f"{value.year:04d}/{value.month:02d}/{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    )
+    return f"{value.year:04d}/{value.month:02d}/{value.day:02d} {value.hour:02d}:{value.minute:02d}:{value.second:02d}"
 
 
 def parse_date(text: str) -> datetime | None:

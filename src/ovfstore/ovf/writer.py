@@ -87,9 +87,7 @@ def _device_id(entity: VmBase, device: str) -> str:
     return str(uuid5(NAMESPACE_OID, f"{entity.id}/{device}"))
 
 
-def write_ovf(
-    data: OvfData, *, engine_version: str = "4.5.0.0", export_date: datetime | None = None
-) -> bytes:
+def write_ovf(data: OvfData, *, engine_version: str = "4.5.0.0", export_date: datetime | None = None) -> bytes:
     """The OVF document of `data`: UTF-8 bytes, identical for identical arguments.
 
     `export_date` defaults to `data.export_date`, then to the entity's creation date, never to the clock.
@@ -116,11 +114,7 @@ def write_ovf(
         document = text.encode()
     except UnicodeEncodeError:  # a lone surrogate
         document = b"\x00"
-    if (
-        b"\x00" in document.translate(_CONTROLS_TO_NUL)
-        or b"\xef\xbf\xbe" in document
-        or b"\xef\xbf\xbf" in document
-    ):
+    if b"\x00" in document.translate(_CONTROLS_TO_NUL) or b"\xef\xbf\xbe" in document or b"\xef\xbf\xbf" in document:
         bad = _NOT_XML.search(text)
         code = ord(bad.group()) if bad else 0
         raise OvfError(
@@ -295,8 +289,7 @@ def _hardware_section(out: list[str], data: OvfData, engine_version: str) -> Non
     out += [
         '<Section xsi:type="ovf:VirtualHardwareSection_Type">',
         f"<Info>{cpus} CPU, {e.memory_mb} Memory</Info>",
-        f"<System><vssd:VirtualSystemType>ENGINE {engine_version.translate(_TEXT)}</vssd:VirtualSystemType>"
-        "</System>",
+        f"<System><vssd:VirtualSystemType>ENGINE {engine_version.translate(_TEXT)}</vssd:VirtualSystemType></System>",
         f"<Item><rasd:Caption>{cpus} virtual cpu</rasd:Caption>"
         "<rasd:Description>Number of virtual CPU</rasd:Description>"
         f"<rasd:InstanceId>1</rasd:InstanceId><rasd:ResourceType>{RT_CPU}</rasd:ResourceType>"
