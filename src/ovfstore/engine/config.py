@@ -23,6 +23,10 @@ class UpdaterConfig:
     # oVirt's OVF store size: 128 MiB holds ~10,000 VMs of typical OVF size. A tar beyond a store's
     # capacity is refused, never truncated.
     store_capacity: int = 128 * MIB
+    # Domains are updated in parallel, each through its own agent connection: the work is streaming and
+    # waiting on storage, so a few threads overlap well even on 2 cores; 4 covers a typical data center's
+    # domains in one round without piling up connections on one agent.
+    parallel_domains: int = 4
     # Written into each store's manifest so a reader can tell who wrote it.
     writer: str = "ovfstore"
 
