@@ -35,6 +35,9 @@ class Changes:
 
     entity_ids: frozenset[UUID]
     deleted_ids: frozenset[UUID] = frozenset()
+    # Domains whose stores must be created or rewritten for reasons of their own: added, attached,
+    # activated, or a new number of stores.
+    domain_ids: frozenset[UUID] = frozenset()
 
 
 Listener = Callable[[Changes], None]
@@ -49,6 +52,7 @@ class Tx:
         self.bumped: set[UUID] = set()
         self.created: set[UUID] = set()
         self.deleted: set[UUID] = set()
+        self.domains: set[UUID] = set()
 
     def bump(self, entity_ids: Iterable[UUID]) -> None:
         new = set(entity_ids) - self.bumped - self.created
@@ -65,9 +69,11 @@ class Tx:
     @property
     def changes(self) -> Changes | None:
         touched = (self.bumped | self.created) - self.deleted
-        if not touched and not self.deleted:
+        if not touched and not self.deleted and not self.domains:
             return None
-        return Changes(entity_ids=frozenset(touched), deleted_ids=frozenset(self.deleted))
+        return Changes(
+            entity_ids=frozenset(touched), deleted_ids=frozenset(self.deleted), domain_ids=frozenset(self.domains)
+        )
 
 
 class CommandsBase:

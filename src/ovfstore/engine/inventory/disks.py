@@ -124,6 +124,25 @@ class DiskCommands(CommandsBase):
             tx.bump(lookups.entities_with_disk(tx.conn, disk_id))
             tx.conn.execute(delete(s.disks).where(s.disks.c.id == disk_id))
 
+    def forget_domain_disks(self, domain_id: UUID) -> None:
+        """Drop the disks a detached domain holds: disks only there go; copies elsewhere (template disks)
+        lose this domain. Its OVF store disks stay: they belong to the domain and come back with it."""
+        dd, st = s.disk_domains, s.ovf_stores
+        with self._tx() as tx:
+            here = lookups.ids(
+                tx.conn,
+                select(dd.c.disk_id).where(dd.c.domain_id == domain_id, dd.c.disk_id.not_in(select(st.c.disk_id))),
+            )
+            elsewhere = lookups.ids(
+                tx.conn, select(dd.c.disk_id).where(dd.c.disk_id.in_(here), dd.c.domain_id != domain_id)
+            )
+            for disk_id in sorted(here):
+                tx.bump(lookups.entities_with_disk(tx.conn, disk_id))
+            if elsewhere:
+                tx.conn.execute(delete(dd).where(dd.c.domain_id == domain_id, dd.c.disk_id.in_(elsewhere)))
+            if here - elsewhere:
+                tx.conn.execute(delete(s.disks).where(s.disks.c.id.in_(here - elsewhere)))
+
     def get_disk(self, disk_id: UUID) -> Disk:
         with self.db.read() as conn:
             return self._load_disks(conn, [disk_id])[0]

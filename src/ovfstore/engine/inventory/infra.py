@@ -181,6 +181,7 @@ class InfraCommands(CommandsBase):
                 self._one(tx.conn, s.data_centers, DataCenter, domain.data_center_id, "data center")
             self._unique_name(tx.conn, s.storage_domains, domain.name, "storage domain")
             tx.conn.execute(insert(s.storage_domains).values(values(domain, s.storage_domains)))
+            tx.domains.add(domain.id)
         return domain
 
     def update_storage_domain(self, domain_id: UUID, **changes: Any) -> StorageDomain:
@@ -202,6 +203,8 @@ class InfraCommands(CommandsBase):
                         "data center only through detach and attach, which keep its OVF stores"
                     )
             self._update(tx.conn, s.storage_domains, domain_id, effective)
+            if {"status", "data_center_id", "ovf_store_count"} & effective.keys():
+                tx.domains.add(domain_id)
         return new
 
     def remove_storage_domain(self, domain_id: UUID) -> None:

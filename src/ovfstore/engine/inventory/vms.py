@@ -99,6 +99,14 @@ class VmCommands(CommandsBase):
                 self._remove_own_disks(tx, vm_id)
             self._delete_entity(tx, vm_id)
 
+    def forget_entity(self, entity_id: UUID) -> None:
+        """Drop a VM or template from the inventory whatever its state, with the disks only it uses: it
+        leaves with a detached domain, whose stores still describe it."""
+        with self._tx() as tx:
+            self._entity(tx, entity_id)
+            self._remove_own_disks(tx, entity_id)
+            self._delete_entity(tx, entity_id)
+
     def get_vm(self, vm_id: UUID) -> Vm:
         with self.db.read() as conn:
             found = _load_entity(conn, vm_id)

@@ -1,0 +1,189 @@
+"""Storage domain lifecycle: create, attach, activate, deactivate, detach, remove, through host agents.
+
+The on-disk side (the domain's metadata: `POOL_UUID`, `ROLE`) is changed through an up host's agent; the
+inventory follows only when storage did. Before a domain is deactivated or detached its OVF stores are
+written, so the domain leaves carrying a current description of its VMs and templates.
+"""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from sqlalchemy import select
+
+from ovfstore.agent.client import AgentClient
+from ovfstore.agent.errors import AgentError, AgentUnavailable
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.errors import Conflict, InvalidInput
+from ovfstore.engine.hosts import AgentDirectory
+from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.updater.domain import UpdateError
+from ovfstore.engine.updater.service import OvfUpdater
+from ovfstore.model import DomainClass, DomainStatus, Host, StorageDomain, StorageType
+
+log = logging.getLogger(__name__)
+
+_AGENT_TYPES = {
+    StorageType.NFS: "NFS",
+    StorageType.LOCALFS: "LOCALFS",
+    StorageType.POSIXFS: "POSIXFS",
+    StorageType.GLUSTERFS: "GLUSTERFS",
+}
+_CLASSES = {DomainClass.DATA: "Data", DomainClass.ISO: "Iso", DomainClass.EXPORT: "Backup"}
+
+
+class StorageError(Exception):
+    """A storage operation failed on the host; the inventory was left as it was."""
+
+
+class DomainService:
+    def __init__(self, inventory: Inventory, agents: AgentDirectory, updater: OvfUpdater) -> None:
+        self.inv = inventory
+        self.agents = agents
+        self.updater = updater
+
+    # --- create and attach -----------------------------------------------------------------------------
+
+    def create(self, domain: StorageDomain, host: Host) -> StorageDomain:
+        """Create a new, empty file domain under `domain.path` through `host`'s agent, then record it."""
+        if domain.storage_type not in (StorageType.LOCALFS, StorageType.POSIXFS):
+            raise InvalidInput(
+                f"creating {domain.storage_type.value} domains is not supported yet: create a localfs or posixfs "
+                "domain, or import an existing domain by its path"
+            )
+        client = self.agents.client(host)
+        self._call(
+            client.create_domain,
+            domain.id,
+            domain.name[:50],  # the metadata's DESCRIPTION holds 50 characters
+            parent=domain.path,
+            storage_type=_AGENT_TYPES[domain.storage_type],
+            domain_class=_CLASSES[domain.domain_class],
+            remote_path=f"{domain.address}:{domain.path}" if domain.address else domain.path,
+        )
+        attach_to = domain.data_center_id
+        domain.data_center_id = None
+        domain.status = DomainStatus.UNATTACHED
+        domain.master = False
+        self.inv.add_storage_domain(domain)
+        if attach_to is not None:
+            return self.attach(domain.id, attach_to)
+        return domain
+
+    def attach(self, domain_id: UUID, data_center_id: UUID) -> StorageDomain:
+        """Attach a domain to a data center and activate it; the first data domain becomes the master.
+        Its OVF stores are created and written by the updater right after."""
+        domain = self.inv.get_storage_domain(domain_id)
+        self.inv.get_data_center(data_center_id)
+        if domain.data_center_id == data_center_id:
+            return domain
+        if domain.data_center_id is not None:
+            raise Conflict(f"storage domain {domain.name!r} is attached to another data center; detach it first")
+        master = domain.domain_class is DomainClass.DATA and not any(
+            d.master for d in self.inv.list_storage_domains(data_center_id)
+        )
+        self._call(self._client(data_center_id).attach, domain_id, data_center_id, master)
+        return self.inv.update_storage_domain(
+            domain_id, data_center_id=data_center_id, master=master, status=DomainStatus.ACTIVE
+        )
+
+    def activate(self, domain_id: UUID) -> StorageDomain:
+        domain = self.inv.get_storage_domain(domain_id)
+        if domain.data_center_id is None:
+            raise Conflict(f"storage domain {domain.name!r} is not attached; attach it to a data center first")
+        return self.inv.update_storage_domain(domain_id, status=DomainStatus.ACTIVE)
+
+    # --- leave ------------------------------------------------------------------------------------------
+
+    def deactivate(self, domain_id: UUID, *, force: bool = False) -> StorageDomain:
+        """Put an active domain into maintenance, after writing its OVF stores. If they cannot be written
+        the domain stays active and the error is raised, unless `force`."""
+        domain = self.inv.get_storage_domain(domain_id)
+        if domain.status is DomainStatus.MAINTENANCE:
+            return domain
+        if domain.status is not DomainStatus.ACTIVE:
+            raise Conflict(f"storage domain {domain.name!r} is {domain.status.value}, not active")
+        self.inv.update_storage_domain(domain_id, status=DomainStatus.PREPARING_FOR_MAINTENANCE)
+        try:
+            self.updater.prepare_for_deactivation(domain_id)
+        except UpdateError:
+            if not force:
+                self.inv.update_storage_domain(domain_id, status=DomainStatus.ACTIVE)
+                raise
+            log.warning("deactivating domain %s with stores that could not be updated", domain.name)
+        return self.inv.update_storage_domain(domain_id, status=DomainStatus.MAINTENANCE)
+
+    def detach(self, domain_id: UUID, *, force: bool = False) -> StorageDomain:
+        """Detach a domain (in maintenance, as oVirt requires) from its data center. Its stores are written
+        once more first; then the VMs and templates that live on it leave the inventory, while their
+        disks and OVFs stay on the domain, ready to be imported elsewhere."""
+        domain = self.inv.get_storage_domain(domain_id)
+        if domain.data_center_id is None:
+            return domain
+        if domain.status is not DomainStatus.MAINTENANCE:
+            raise Conflict(f"storage domain {domain.name!r} is {domain.status.value}; deactivate it first")
+        leaving = self._entities_living_on(domain)
+        self.inv.update_storage_domain(domain_id, status=DomainStatus.DETACHING)
+        try:
+            self.updater.prepare_for_deactivation(domain_id)
+            self._call(self._client(domain.data_center_id).detach, domain_id, domain.data_center_id)
+        except (UpdateError, StorageError):
+            if not force:
+                self.inv.update_storage_domain(domain_id, status=DomainStatus.MAINTENANCE)
+                raise
+        for entity_id in leaving:
+            self.inv.forget_entity(entity_id)
+        self.inv.forget_domain_disks(domain_id)
+        return self.inv.update_storage_domain(
+            domain_id, data_center_id=None, master=False, status=DomainStatus.UNATTACHED
+        )
+
+    def remove(self, domain_id: UUID, *, destroy: bool = False) -> None:
+        """Forget a detached domain. With `destroy` its directory is deleted from storage too (not done
+        here: the agent keeps data unless an operator removes it by hand)."""
+        domain = self.inv.get_storage_domain(domain_id)
+        if domain.data_center_id is not None:
+            raise Conflict(f"storage domain {domain.name!r} is attached; detach it first")
+        if destroy:
+            raise InvalidInput("destroying a domain's data is not supported; remove it and delete the directory")
+        self.inv.forget_domain_disks(domain_id)
+        self.inv.remove_storage_domain(domain_id)
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    def _entities_living_on(self, domain: StorageDomain) -> list[UUID]:
+        """Entities whose image disks are all on this domain. An entity with image disks here and on
+        another domain cannot be split: the detach is refused."""
+        da, dd = s.disk_attachments, s.disk_domains
+        with self.inv.db.read() as conn:
+            rows = conn.execute(
+                select(da.c.entity_id, dd.c.domain_id).select_from(da.join(dd, dd.c.disk_id == da.c.disk_id))
+            ).all()
+        by_entity: dict[UUID, set[UUID]] = {}
+        for entity_id, domain_id in rows:
+            by_entity.setdefault(entity_id, set()).add(domain_id)
+        here = [e for e, domains in by_entity.items() if domain.id in domains]
+        split = [e for e in here if len(by_entity[e]) > 1]
+        if split:
+            raise Conflict(
+                f"storage domain {domain.name!r} holds disks of VMs or templates with disks on other domains too "
+                f"({', '.join(str(e) for e in split[:5])}); move those disks first"
+            )
+        return sorted(here)
+
+    def _client(self, data_center_id: UUID) -> AgentClient:
+        hosts = self.agents.up_hosts(data_center_id)
+        if not hosts:
+            raise StorageError("no host of the data center is up; bring a host up first")
+        return self.agents.client(hosts[0])
+
+    @staticmethod
+    def _call(fn: object, *args: object, **kwargs: object) -> object:
+        assert callable(fn)
+        try:
+            return fn(*args, **kwargs)
+        except AgentUnavailable as exc:
+            raise StorageError(f"the host agent is not reachable: {exc}") from exc
+        except AgentError as exc:
+            raise StorageError(str(exc)) from exc
