@@ -279,7 +279,7 @@ def create_app(config: AgentConfig) -> Handler:
             conn = request.connection
             try:
                 result = write_from(
-                    request.readinto, backend, length, info.meta.capacity, conn.buffers(2), conn.worker()
+                    request.readinto, backend, length, info.meta.capacity, conn.buffers(2), conn.workers()
                 )
             except ClientGone as e:
                 raise errors.IncompleteTransfer(

@@ -183,10 +183,11 @@ class Connection(socketserver.BaseRequestHandler):
             self._buffers.append(aligned_buffer(self.config.buffer_size))
         return self._buffers[:count]
 
-    def worker(self) -> Executor:
-        """The connection's helper thread, which hashes and writes one buffer while this one is filled."""
+    def workers(self) -> Executor:
+        """The connection's two helper threads, which hash and write one buffer while this one fills
+        the other."""
         if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="agent-io")
+            self._worker = ThreadPoolExecutor(2, thread_name_prefix="agent-io")
         return self._worker
 
     def finish(self) -> None:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
+from typing import Any
 
 from ovfstore.storage.backend import ALIGNMENT, Backend, aligned_buffer
 from ovfstore.storage.errors import CapacityExceeded, IncompleteTransfer, InvalidArgument
@@ -78,14 +79,14 @@ def write_from(
     """Write exactly `length` bytes read by `readinto` at offset 0, fsync, and return size and SHA-256.
 
     `readinto(view)` fills part of `view` and returns how much; 0 means the source ended. `bufs` are two
-    buffers of the same size from `aligned_buffer`; `executor` runs the hash-and-write of one buffer
-    while `readinto` fills the other, and must run its tasks in order (one thread). Raises
-    `IncompleteTransfer` when the source ends early; the volume is then partly written and the caller
-    must not report success.
+    buffers of the same size from `aligned_buffer`. While `readinto` fills one, `executor` (two threads)
+    hashes the other and writes it at the same time: hashing is CPU, a direct write mostly waits for the
+    device, so neither waits for the other. Raises `IncompleteTransfer` when the source ends early; the
+    volume is then partly written and the caller must not report success.
     """
     _check_length(length, capacity)
     digest = hashlib.sha256()
-    pending: Future[None] | None = None
+    pending: list[Future[Any]] = []
     received = 0
     current = 0
     backend.seek(0)
@@ -102,18 +103,18 @@ def write_from(
                     )
                 filled += n
             received += filled
-            if pending is not None:
-                pending.result()
-            pending = executor.submit(_write_block, backend, digest, view)
+            # In order: one hash and one write in flight at a time, each of the previous buffer done first.
+            for task in pending:
+                task.result()
+            pending = [executor.submit(digest.update, view), executor.submit(backend.write, view)]
             current ^= 1
-        if pending is not None:
-            pending.result()
+        for task in pending:
+            task.result()
         backend.flush()
         return WriteResult(size=received, sha256=digest.hexdigest())
     finally:
-        if pending is not None:
-            # The worker may still use a buffer; it must finish before the caller reuses it.
-            wait([pending])
+        # The workers may still use a buffer; they must finish before the caller reuses it.
+        wait(pending)
 
 
 async def write_stream(
