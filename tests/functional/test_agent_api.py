@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +57,26 @@ def test_every_endpoint_needs_the_credential(agent: AgentProcess) -> None:
     assert response.status_code == 401
     with agent.client(secret="wrong") as bad, pytest.raises(errors.AuthenticationFailed):
         bad.health()
+
+
+def test_unknown_paths_and_methods_are_json_errors(agent: AgentProcess) -> None:
+    auth = {"Authorization": f"Bearer {agent.secret}"}
+    response = httpx.get(agent.url + "/nowhere", headers=auth)
+    assert (response.status_code, response.json()["error"]) == (404, "not_found")
+    response = httpx.delete(agent.url + "/health", headers=auth)
+    assert (response.status_code, response.json()["error"]) == (405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"
+
+
+def test_sigterm_stops_at_once_with_idle_keep_alive_connections(agent: AgentProcess) -> None:
+    with agent.client() as client:
+        client.health()  # leaves an idle keep-alive connection behind
+        start = time.monotonic()
+        agent.kill(signal.SIGTERM)
+        assert time.monotonic() - start < 5
+        assert agent.proc.returncode == 0
+        with pytest.raises(errors.AgentUnavailable):
+            client.health()
 
 
 def test_health(client: AgentClient, agent: AgentProcess) -> None:

@@ -1,8 +1,8 @@
-"""The agent's HTTP service: a Starlette app over `ovfstore.storage`, built by `create_app(config)`.
+"""The agent's HTTP service over `ovfstore.storage`, built by `create_app(config)` and served by
+`ovfstore.agent.server` (one thread per connection, so storage calls simply block their own thread).
 
 Storage errors are translated into HTTP once, here, as `{"error": code, "message": ...}` bodies; the
-client maps them back to its exception hierarchy (docs/AGENT.md). Blocking storage calls run in worker
-threads so one slow domain never stalls the event loop that streams other transfers.
+client maps them back to its exception hierarchy (docs/AGENT.md).
 """
 
 from __future__ import annotations
@@ -11,24 +11,27 @@ import base64
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any, TypeVar
-
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from urllib.parse import unquote
 
 from ovfstore.agent.config import AgentConfig
+from ovfstore.agent.server import (
+    ClientGone,
+    Handler,
+    HTTPError,
+    Request,
+    Response,
+    error_response,
+    json_response,
+)
 from ovfstore.storage import errors
 from ovfstore.storage.backend import Backend
 from ovfstore.storage.domain import FileDomain, VolumeInfo, check_uuid, find_domains
 from ovfstore.storage.metadata import DomainMetadata
-from ovfstore.storage.volumeio import BufferPool, read_range, write_stream
+from ovfstore.storage.volumeio import read_views, write_from
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +50,15 @@ _STATUS: list[tuple[type[errors.StorageError], int]] = [
 ]
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
-def _translate(e: Exception) -> JSONResponse:
+def _translate(e: Exception) -> Response:
     if isinstance(e, errors.StorageError):
         status = next((s for cls, s in _STATUS if isinstance(e, cls)), 500)
-        return error(status, e.code, str(e))
+        return error_response(status, e.code, str(e))
     if isinstance(e, OSError):
         log.exception("storage I/O failed")
-        return error(500, "io_error", f"storage I/O failed: {e}; check the storage and the agent's log")
-    raise e
-
-
-class _Auth:
-    """Every request carries `Authorization: Bearer <secret>`; compared in constant time."""
-
-    def __init__(self, app: ASGIApp, secret: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {secret}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                response = error(
-                    401,
-                    "unauthenticated",
-                    "missing or wrong credential: send 'Authorization: Bearer <secret>'",
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        return error_response(500, "io_error", f"storage I/O failed: {e}; check the storage and the agent's log")
+    log.exception("unexpected failure")
+    return error_response(500, "internal_error", f"the agent failed unexpectedly: {e!r}; see the agent's log")
 
 
 def _domain_json(domain: FileDomain, meta: DomainMetadata) -> dict[str, Any]:
@@ -126,27 +105,58 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     return first, last - first + 1
 
 
-def create_app(config: AgentConfig) -> ASGIApp:
+class _Router:
+    """Paths with `{name}` segments to handlers, by method."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
+        for existing, methods in self._routes:
+            if existing.pattern == pattern.pattern:
+                methods[method] = handler
+                return
+        self._routes.append((pattern, {method: handler}))
+
+    def find(self, request: Request) -> Handler:
+        for pattern, methods in self._routes:
+            m = pattern.match(request.path)
+            if m:
+                if request.method not in methods:
+                    allowed = ", ".join(sorted(methods))
+                    raise HTTPError(405, "method_not_allowed", f"{request.path} takes {allowed}", {"Allow": allowed})
+                request.params = {k: unquote(v) for k, v in m.groupdict().items()}
+                return methods[request.method]
+        raise HTTPError(404, "not_found", f"no such endpoint: {request.path}; see docs/AGENT.md")
+
+
+def create_app(config: AgentConfig) -> Handler:
+    """The agent as one request handler: credential check, routing, storage errors made answers."""
     roots = config.roots
-    pool = BufferPool(config.buffer_size, config.buffers_kept)
+    expected = f"Bearer {config.secret}".encode()
+    router = _Router()
 
-    def handle(fn: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await fn(request)
-            except Exception as e:
-                return _translate(e)
-
-        return endpoint
-
-    async def blocking(fn: Callable[..., T], *args: Any) -> T:
-        return await run_in_threadpool(fn, *args)
-
-    async def body(request: Request) -> dict[str, Any]:
+    def app(request: Request) -> Response | None:
+        given = request.headers.get("authorization", "").encode("latin-1")
+        if not hmac.compare_digest(given, expected):
+            return error_response(
+                401, "unauthenticated", "missing or wrong credential: send 'Authorization: Bearer <secret>'"
+            )
+        request.authenticated = True
+        request.refuse_chunked()
+        handler = router.find(request)
         try:
-            data = await request.json()
-        except ValueError as e:
-            raise errors.InvalidArgument(f"the request body is not JSON: {e}") from e
+            return handler(request)
+        except (HTTPError, ClientGone):
+            raise
+        except Exception as e:
+            if request.started:
+                raise OSError(f"failed after the answer started: {e}") from e
+            return _translate(e)
+
+    def body(request: Request) -> dict[str, Any]:
+        data = request.json()
         if not isinstance(data, dict):
             raise errors.InvalidArgument("the request body must be a JSON object")
         return data
@@ -158,138 +168,101 @@ def create_app(config: AgentConfig) -> ASGIApp:
         return value
 
     def domain_of(request: Request) -> FileDomain:
-        return FileDomain.find(roots, request.path_params["sd"])
+        return FileDomain.find(roots, request.params["sd"])
 
     def ids(request: Request) -> tuple[FileDomain, str, str]:
         domain = domain_of(request)
-        return domain, check_uuid(request.path_params["img"], "image id"), request.path_params["vol"]
+        return domain, check_uuid(request.params["img"], "image id"), request.params["vol"]
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "roots": list(roots)})
+    def health(request: Request) -> Response:
+        return json_response({"status": "ok", "roots": list(roots)})
 
-    async def list_domains(request: Request) -> Response:
-        path = request.query_params.get("path")
+    def list_domains(request: Request) -> Response:
+        path = request.query.get("path")
+        domains = [FileDomain(path, roots)] if path else [FileDomain(p, roots) for p in find_domains(roots)]
+        return json_response([_domain_json(d, d.metadata()) for d in domains])
 
-        def work() -> list[dict[str, Any]]:
-            domains = [FileDomain(path, roots)] if path else [FileDomain(p, roots) for p in find_domains(roots)]
-            return [_domain_json(d, d.metadata()) for d in domains]
+    def create_domain(request: Request) -> Response:
+        data = body(request)
+        domain = FileDomain.create(
+            roots,
+            field(data, "parent", str, roots[0]),
+            field(data, "id", str),
+            field(data, "description", str, ""),
+            field(data, "type", str, "LOCALFS"),
+            field(data, "class", str, "Data"),
+            field(data, "remote_path", str, ""),
+        )
+        return json_response(_domain_json(domain, domain.metadata()), 201)
 
-        return JSONResponse(await blocking(work))
+    def domain_info(request: Request) -> Response:
+        domain = domain_of(request)
+        return json_response(_domain_json(domain, domain.metadata()))
 
-    async def create_domain(request: Request) -> Response:
-        data = await body(request)
+    def attach(request: Request) -> Response:
+        data = body(request)
+        domain = domain_of(request)
+        meta = domain.attach(field(data, "pool_id", str), field(data, "master", bool, False))
+        return json_response(_domain_json(domain, meta))
 
-        def work() -> dict[str, Any]:
-            domain = FileDomain.create(
-                roots,
-                field(data, "parent", str, roots[0]),
-                field(data, "id", str),
-                field(data, "description", str, ""),
-                field(data, "type", str, "LOCALFS"),
-                field(data, "class", str, "Data"),
-                field(data, "remote_path", str, ""),
-            )
-            return _domain_json(domain, domain.metadata())
+    def detach(request: Request) -> Response:
+        data = body(request)
+        domain = domain_of(request)
+        meta = domain.detach(field(data, "pool_id", str), field(data, "force", bool, False))
+        return json_response(_domain_json(domain, meta))
 
-        return JSONResponse(await blocking(work), status_code=201)
+    def list_images(request: Request) -> Response:
+        return json_response(domain_of(request).images())
 
-    async def domain_info(request: Request) -> Response:
-        def work() -> dict[str, Any]:
-            domain = domain_of(request)
-            return _domain_json(domain, domain.metadata())
+    def list_volumes(request: Request) -> Response:
+        domain = domain_of(request)
+        img = request.params.get("img")
+        infos = domain.volumes(check_uuid(img, "image id")) if img else domain.all_volumes()
+        return json_response([_volume_json(v) for v in infos])
 
-        return JSONResponse(await blocking(work))
+    def create_volume(request: Request) -> Response:
+        data = body(request)
+        domain = domain_of(request)
+        parent = data.get("parent")
+        if parent is not None and not isinstance(parent, str):
+            raise errors.InvalidArgument(f"field 'parent' must be a volume id or null, got {parent!r}")
+        info = domain.create_volume(
+            field(data, "image", str),
+            field(data, "volume", str),
+            field(data, "capacity", int),
+            field(data, "format", str, "RAW"),
+            field(data, "type", str, "SPARSE"),
+            field(data, "disk_type", str, "DATA"),
+            field(data, "description", str, ""),
+            parent,
+        )
+        return json_response(_volume_json(info), 201)
 
-    async def attach(request: Request) -> Response:
-        data = await body(request)
+    def volume_info(request: Request) -> Response:
+        domain, img, vol = ids(request)
+        return json_response(_volume_json(domain.volume_info(img, vol)))
 
-        def work() -> dict[str, Any]:
-            domain = domain_of(request)
-            return _domain_json(domain, domain.attach(field(data, "pool_id", str), field(data, "master", bool, False)))
+    def set_description(request: Request) -> Response:
+        data = body(request)
+        domain, img, vol = ids(request)
+        return json_response(_volume_json(domain.set_description(img, vol, field(data, "description", str))))
 
-        return JSONResponse(await blocking(work))
+    def delete_image(request: Request) -> Response:
+        domain = domain_of(request)
+        domain.delete_image(check_uuid(request.params["img"], "image id"))
+        return Response(204)
 
-    async def detach(request: Request) -> Response:
-        data = await body(request)
+    def legacy_ovfs(request: Request) -> Response:
+        ovfs = domain_of(request).legacy_ovfs()
+        return json_response({vm: base64.b64encode(data).decode() for vm, data in ovfs.items()})
 
-        def work() -> dict[str, Any]:
-            domain = domain_of(request)
-            return _domain_json(domain, domain.detach(field(data, "pool_id", str), field(data, "force", bool, False)))
-
-        return JSONResponse(await blocking(work))
-
-    async def list_images(request: Request) -> Response:
-        return JSONResponse(await blocking(lambda: domain_of(request).images()))
-
-    async def list_volumes(request: Request) -> Response:
-        def work() -> list[dict[str, Any]]:
-            domain = domain_of(request)
-            img = request.path_params.get("img")
-            infos = domain.volumes(check_uuid(img, "image id")) if img else domain.all_volumes()
-            return [_volume_json(v) for v in infos]
-
-        return JSONResponse(await blocking(work))
-
-    async def create_volume(request: Request) -> Response:
-        data = await body(request)
-
-        def work() -> dict[str, Any]:
-            domain = domain_of(request)
-            parent = data.get("parent")
-            if parent is not None and not isinstance(parent, str):
-                raise errors.InvalidArgument(f"field 'parent' must be a volume id or null, got {parent!r}")
-            info = domain.create_volume(
-                field(data, "image", str),
-                field(data, "volume", str),
-                field(data, "capacity", int),
-                field(data, "format", str, "RAW"),
-                field(data, "type", str, "SPARSE"),
-                field(data, "disk_type", str, "DATA"),
-                field(data, "description", str, ""),
-                parent,
-            )
-            return _volume_json(info)
-
-        return JSONResponse(await blocking(work), status_code=201)
-
-    async def volume_info(request: Request) -> Response:
-        def work() -> dict[str, Any]:
-            domain, img, vol = ids(request)
-            return _volume_json(domain.volume_info(img, vol))
-
-        return JSONResponse(await blocking(work))
-
-    async def set_description(request: Request) -> Response:
-        data = await body(request)
-
-        def work() -> dict[str, Any]:
-            domain, img, vol = ids(request)
-            return _volume_json(domain.set_description(img, vol, field(data, "description", str)))
-
-        return JSONResponse(await blocking(work))
-
-    async def delete_image(request: Request) -> Response:
-        def work() -> None:
-            domain = domain_of(request)
-            domain.delete_image(check_uuid(request.path_params["img"], "image id"))
-
-        await blocking(work)
-        return Response(status_code=204)
-
-    async def legacy_ovfs(request: Request) -> Response:
-        ovfs = await blocking(lambda: domain_of(request).legacy_ovfs())
-        return JSONResponse({vm: base64.b64encode(data).decode() for vm, data in ovfs.items()})
-
-    async def upload(request: Request) -> Response:
-        raw_length = request.headers.get("content-length")
-        if raw_length is None or "chunked" in request.headers.get("transfer-encoding", ""):
-            return error(411, "length_required", "send Content-Length with the exact number of bytes to write")
-        if not raw_length.isdigit():
-            return error(400, "invalid_argument", f"Content-Length {raw_length!r} is not a byte count")
-        length = int(raw_length)
-        domain, img, vol = await blocking(ids, request)
+    def upload(request: Request) -> Response:
+        length = request.content_length
+        if length is None:
+            return error_response(411, "length_required", "send Content-Length with the exact number of bytes to write")
+        domain, img, vol = ids(request)
         with ExitStack() as stack:
-            info = await blocking(lambda: stack.enter_context(domain.volume_locked(img, vol)))
+            info = stack.enter_context(domain.volume_locked(img, vol))
             if info.meta.format != "RAW":
                 raise errors.InvalidArgument(
                     f"volume {vol} is {info.meta.format}; uploads write raw bytes and only go to RAW volumes"
@@ -301,66 +274,59 @@ def create_app(config: AgentConfig) -> ASGIApp:
                 )
             # ILLEGAL until the data is durable: an agent killed mid-write leaves the volume marked, and
             # the engine never trusts its content (docs/AGENT.md, "Interrupted uploads").
-            await blocking(domain.write_volume_meta, img, vol, replace(info.meta, legality="ILLEGAL"))
-            backend = stack.enter_context(await blocking(Backend, domain.volume_path(img, vol), True, config.direct_io))
+            domain.write_volume_meta(img, vol, replace(info.meta, legality="ILLEGAL"))
+            backend = stack.enter_context(Backend(domain.volume_path(img, vol), True, config.direct_io))
+            conn = request.connection
             try:
-                result = await write_stream(request.stream(), backend, length, info.meta.capacity, pool)
-            except ClientDisconnect as e:
+                result = write_from(
+                    request.readinto, backend, length, info.meta.capacity, conn.buffers(2), conn.workers()
+                )
+            except ClientGone as e:
                 raise errors.IncompleteTransfer(
-                    f"the client went away before sending all {length} bytes; the volume is marked ILLEGAL, "
-                    "send it again"
+                    f"the client went away before sending all {length} bytes ({e}); the volume is marked "
+                    "ILLEGAL, send it again"
                 ) from e
-            await blocking(domain.write_volume_meta, img, vol, replace(info.meta, legality="LEGAL"))
-        return JSONResponse({"size": result.size, "sha256": result.sha256})
+            domain.write_volume_meta(img, vol, replace(info.meta, legality="LEGAL"))
+        return json_response({"size": result.size, "sha256": result.sha256})
 
-    async def download(request: Request) -> Response:
-        domain, img, vol = await blocking(ids, request)
-        stack = ExitStack()
-        try:
-            await blocking(lambda: stack.enter_context(domain.volume_locked(img, vol, exclusive=False)))
-            backend = stack.enter_context(
-                await blocking(Backend, domain.volume_path(img, vol), False, config.direct_io)
-            )
-            size = await blocking(backend.size)
+    def download(request: Request) -> None:
+        domain, img, vol = ids(request)
+        with ExitStack() as stack:
+            stack.enter_context(domain.volume_locked(img, vol, exclusive=False))
+            backend = stack.enter_context(Backend(domain.volume_path(img, vol), False, config.direct_io))
+            size = backend.size()
             header = request.headers.get("range")
             offset, length = _parse_range(header, size) if header else (0, size)
-            buf = pool.take()
-            stack.callback(pool.give, buf)
-        except BaseException:
-            stack.close()
-            raise
-
-        def chunks() -> Iterator[bytes]:
-            with stack:
-                yield from read_range(backend, offset, length, buf)
-
-        headers = {"Content-Length": str(length), "Accept-Ranges": "bytes"}
-        if header:
-            headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
-        return StreamingResponse(
-            chunks(),
-            status_code=206 if header else 200,
-            headers=headers,
-            media_type="application/octet-stream",
-        )
+            views = read_views(backend, offset, length, request.connection.buffers(1)[0])
+            first = next(views, None)  # a failing first read is still answered with an error
+            headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+            if header:
+                headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
+            request.start_response(206 if header else 200, headers, length)
+            if first is not None:
+                request.write(first)
+            for view in views:
+                request.write(view)
 
     vol_path = "/domains/{sd}/images/{img}/volumes/{vol}"
-    routes = [
-        Route("/health", handle(health)),
-        Route("/domains", handle(list_domains), methods=["GET"]),
-        Route("/domains", handle(create_domain), methods=["POST"]),
-        Route("/domains/{sd}", handle(domain_info), methods=["GET"]),
-        Route("/domains/{sd}/attach", handle(attach), methods=["POST"]),
-        Route("/domains/{sd}/detach", handle(detach), methods=["POST"]),
-        Route("/domains/{sd}/images", handle(list_images), methods=["GET"]),
-        Route("/domains/{sd}/images/{img}", handle(delete_image), methods=["DELETE"]),
-        Route("/domains/{sd}/volumes", handle(list_volumes), methods=["GET"]),
-        Route("/domains/{sd}/volumes", handle(create_volume), methods=["POST"]),
-        Route("/domains/{sd}/images/{img}/volumes", handle(list_volumes), methods=["GET"]),
-        Route(vol_path, handle(volume_info), methods=["GET"]),
-        Route(vol_path + "/description", handle(set_description), methods=["PUT"]),
-        Route(vol_path + "/data", handle(upload), methods=["PUT"]),
-        Route(vol_path + "/data", handle(download), methods=["GET"]),
-        Route("/domains/{sd}/legacy-ovfs", handle(legacy_ovfs), methods=["GET"]),
+    routes: list[tuple[str, str, Callable[[Request], Response | None]]] = [
+        ("GET", "/health", health),
+        ("GET", "/domains", list_domains),
+        ("POST", "/domains", create_domain),
+        ("GET", "/domains/{sd}", domain_info),
+        ("POST", "/domains/{sd}/attach", attach),
+        ("POST", "/domains/{sd}/detach", detach),
+        ("GET", "/domains/{sd}/images", list_images),
+        ("DELETE", "/domains/{sd}/images/{img}", delete_image),
+        ("GET", "/domains/{sd}/volumes", list_volumes),
+        ("POST", "/domains/{sd}/volumes", create_volume),
+        ("GET", "/domains/{sd}/images/{img}/volumes", list_volumes),
+        ("GET", vol_path, volume_info),
+        ("PUT", vol_path + "/description", set_description),
+        ("PUT", vol_path + "/data", upload),
+        ("GET", vol_path + "/data", download),
+        ("GET", "/domains/{sd}/legacy-ovfs", legacy_ovfs),
     ]
-    return _Auth(Starlette(routes=routes), config.secret)
+    for method, path, handler in routes:
+        router.add(method, path, handler)
+    return app

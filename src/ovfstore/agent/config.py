@@ -16,14 +16,22 @@ class AgentConfig:
     host: str = "127.0.0.1"
     # Next to VDSM (54321) and ovirt-imageio (54322, 54323), so all three can run on one host.
     port: int = 54324
-    # Size of each of the two aligned buffers of a transfer. Measured with bench/agent_bench.py (128 MiB,
-    # ext4 on virtio, 2 vCPUs): upload 288 MiB/s with 1 MiB, 381 with 4 MiB, 395 with 8 MiB; larger
-    # buffers mean fewer, larger O_DIRECT writes, which NFS and block storage want even more. Costs
-    # 16 MiB per concurrent transfer.
+    # Size of each of the two aligned buffers of a connection (mapped at its first transfer, reused by
+    # the next ones, unmapped when it closes). Measured with bench/agent_bench.py (128 MiB upload, ext4 on
+    # virtio, 2 vCPUs, best of 5): 2 MiB ~460-480 MiB/s, 8 MiB ~710-780, 16 and 32 MiB no better within
+    # the noise; fewer, larger O_DIRECT writes also suit NFS and block storage. Costs 16 MiB per
+    # connection that carried a transfer.
     buffer_size: int = 8 << 20
-    # Idle buffers kept for reuse: enough for a few concurrent store writes without mapping new memory,
-    # few enough that an idle agent holds at most 64 MiB.
-    buffers_kept: int = 8
     # O_DIRECT keeps a store write from evicting the host's page cache and makes the final fsync short;
     # the agent falls back to buffered I/O by itself where the filesystem refuses it.
     direct_io: bool = True
+    # How long an idle keep-alive connection is kept: longer than the client's own pool expiry (httpx,
+    # 5 s), so it is always the client that drops an idle connection, never the agent under a request
+    # the client is just sending.
+    keep_alive_timeout: float = 60.0
+    # A request whose client sends nothing for this long is broken off (an upload then stays ILLEGAL and
+    # its volume lock is released). As long as the client's own timeout, which covers a slow final fsync.
+    transfer_timeout: float = 300.0
+    # On SIGTERM, requests in progress get this long to finish; idle connections are closed at once.
+    # An upload cut off then leaves its volume ILLEGAL, which is safe, only wasteful.
+    shutdown_timeout: float = 30.0

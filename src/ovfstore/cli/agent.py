@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def _read_secret(secret_file: Path | None) -> str:
     help=f"File holding the engine's shared secret (default: the {SECRET_ENV} environment variable).",
 )
 @click.option("--buffer-size", default=AgentConfig.buffer_size, show_default=True, help="Bytes per I/O buffer.")
-@click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
+@click.option("--log-level", default="warning", show_default=True, help="Log level of the agent.")
 def serve(
     roots: tuple[Path, ...],
     host: str,
@@ -59,9 +60,8 @@ def serve(
     log_level: str,
 ) -> None:
     """Serve the agent's HTTP API until SIGINT or SIGTERM."""
-    import uvicorn
-
     from ovfstore.agent.app import create_app
+    from ovfstore.agent.server import serve as serve_http
 
     config = AgentConfig(
         roots=tuple(str(r.resolve()) for r in roots),
@@ -83,5 +83,4 @@ def serve(
         tmp.write_text(f"{bound}\n")
         tmp.rename(port_file)
     click.echo(f"agent listening on {host}:{bound}", err=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level=log_level, access_log=False, lifespan="off"))
-    server.run(sockets=[sock])
+    serve_http(sock, create_app(config), config, stop=(signal.SIGTERM, signal.SIGINT))

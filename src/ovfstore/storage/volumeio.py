@@ -1,8 +1,10 @@
-"""Streaming volume I/O: exactly N bytes in from a chunk stream, exact byte ranges out.
+"""Streaming volume I/O: exactly N bytes in from a reader or a chunk stream, exact byte ranges out.
 
-Writes are pipelined: while a worker thread hashes and writes one full aligned buffer, the caller's
-event loop keeps filling the other one from the network, so disk and network overlap and the only copy
-is network chunk -> aligned buffer. The SHA-256 is computed over exactly the bytes written, in order.
+Writes are pipelined: while a worker thread hashes and writes one full aligned buffer, the caller keeps
+filling the other one from the network, so disk and network overlap. `write_from` is what the agent
+uses: its reader fills the buffer straight from the socket (`recv_into`), the only copy there is.
+`write_stream` takes a stream of chunks instead (one more copy, chunk -> buffer). The SHA-256 is
+computed over exactly the bytes written, in order.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import asyncio
 import hashlib
 import mmap
 import threading
-from collections.abc import AsyncIterable, Iterator
-from concurrent.futures import Executor
+from collections.abc import AsyncIterable, Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
+from typing import Any
 
 from ovfstore.storage.backend import ALIGNMENT, Backend, aligned_buffer
 from ovfstore.storage.errors import CapacityExceeded, IncompleteTransfer, InvalidArgument
@@ -26,10 +29,8 @@ class WriteResult:
 
 
 class BufferPool:
-    """Aligned buffers reused across transfers, so steady traffic allocates nothing.
-
-    ASGI does not expose connections, so buffers are reused per transfer from this pool; at most
-    `keep` idle buffers are kept, anything beyond is unmapped when returned.
+    """Aligned buffers reused across transfers, for `write_stream` callers that have no connection to
+    keep them in; at most `keep` idle buffers are kept, anything beyond is unmapped when returned.
     """
 
     def __init__(self, size: int, keep: int) -> None:
@@ -57,6 +58,65 @@ def _write_block(backend: Backend, digest: hashlib._Hash, view: memoryview) -> N
     backend.write(view)
 
 
+def _check_length(length: int, capacity: int) -> None:
+    if length < 0:
+        raise InvalidArgument(f"a transfer length cannot be negative ({length})")
+    if length > capacity:
+        raise CapacityExceeded(
+            f"{length} bytes do not fit a volume of {capacity} bytes; send at most {capacity} bytes or "
+            "use a larger volume"
+        )
+
+
+def write_from(
+    readinto: Callable[[memoryview], int],
+    backend: Backend,
+    length: int,
+    capacity: int,
+    bufs: Sequence[mmap.mmap],
+    executor: Executor,
+) -> WriteResult:
+    """Write exactly `length` bytes read by `readinto` at offset 0, fsync, and return size and SHA-256.
+
+    `readinto(view)` fills part of `view` and returns how much; 0 means the source ended. `bufs` are two
+    buffers of the same size from `aligned_buffer`. While `readinto` fills one, `executor` (two threads)
+    hashes the other and writes it at the same time: hashing is CPU, a direct write mostly waits for the
+    device, so neither waits for the other. Raises `IncompleteTransfer` when the source ends early; the
+    volume is then partly written and the caller must not report success.
+    """
+    _check_length(length, capacity)
+    digest = hashlib.sha256()
+    pending: list[Future[Any]] = []
+    received = 0
+    current = 0
+    backend.seek(0)
+    try:
+        while received < length:
+            view = memoryview(bufs[current])[: length - received]
+            filled = 0
+            while filled < len(view):
+                n = readinto(view[filled:])
+                if n == 0:
+                    raise IncompleteTransfer(
+                        f"the stream ended after {received + filled} of {length} bytes; the volume holds an "
+                        "incomplete copy, send it again"
+                    )
+                filled += n
+            received += filled
+            # In order: one hash and one write in flight at a time, each of the previous buffer done first.
+            for task in pending:
+                task.result()
+            pending = [executor.submit(digest.update, view), executor.submit(backend.write, view)]
+            current ^= 1
+        for task in pending:
+            task.result()
+        backend.flush()
+        return WriteResult(size=received, sha256=digest.hexdigest())
+    finally:
+        # The workers may still use a buffer; they must finish before the caller reuses it.
+        wait(pending)
+
+
 async def write_stream(
     chunks: AsyncIterable[bytes],
     backend: Backend,
@@ -70,13 +130,7 @@ async def write_stream(
     Raises `IncompleteTransfer` when the stream ends early or carries more than `length`; the volume is
     then partly written and the caller must not report success.
     """
-    if length < 0:
-        raise InvalidArgument(f"a transfer length cannot be negative ({length})")
-    if length > capacity:
-        raise CapacityExceeded(
-            f"{length} bytes do not fit a volume of {capacity} bytes; send at most {capacity} bytes or "
-            "use a larger volume"
-        )
+    _check_length(length, capacity)
     loop = asyncio.get_running_loop()
     digest = hashlib.sha256()
     bufs = [pool.take(), pool.take()]
@@ -127,7 +181,14 @@ async def write_stream(
 
 
 def read_range(backend: Backend, offset: int, length: int, buf: mmap.mmap) -> Iterator[bytes]:
-    """Yield exactly the bytes `[offset, offset + length)`, read in aligned spans through `buf`.
+    """Yield exactly the bytes `[offset, offset + length)` as `bytes`, read in aligned spans through `buf`."""
+    for view in read_views(backend, offset, length, buf):
+        yield bytes(view)
+
+
+def read_views(backend: Backend, offset: int, length: int, buf: mmap.mmap) -> Iterator[memoryview]:
+    """Yield exactly the bytes `[offset, offset + length)` as views of `buf`, no copy: each view is only
+    valid until the next one is asked for (send it, then move on).
 
     Raises `InvalidArgument` if the range ends beyond the volume; a volume that shrinks while being read
     ends the iteration with `IncompleteTransfer`, so a caller never passes off a short range as whole.
@@ -146,5 +207,5 @@ def read_range(backend: Backend, offset: int, length: int, buf: mmap.mmap) -> It
         stop = min(n, end - pos)
         if stop <= skip:
             raise IncompleteTransfer(f"the volume ended at {pos + n} while reading up to {end}")
-        yield bytes(view[skip:stop])
+        yield view[skip:stop]
         pos += stop
