@@ -228,6 +228,7 @@ def test_new_and_removed_entities_reach_listeners_and_the_cache(world: World) ->
                 ovf_generation=1,
                 ovf_data=b"<x/>",
                 ovf_size=4,
+                ovf_sha256="0" * 64,
                 deleted=False,
                 updated_at=utcnow(),
             )

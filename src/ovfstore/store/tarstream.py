@@ -43,6 +43,7 @@ class StoreBuildError(RuntimeError):
 class EntityRef:
     id: UUID
     size: int  # bytes of its OVF document
+    sha256: str | None = None  # of its OVF document, when known (hashed while streaming otherwise)
 
 
 def padded(size: int) -> int:
@@ -50,19 +51,29 @@ def padded(size: int) -> int:
 
 
 def header(name: str, size: int, mtime: int) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = mtime
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.type = tarfile.REGTYPE
-    return info.tobuf(format=tarfile.USTAR_FORMAT, encoding="ascii", errors="strict")
+    """A POSIX ustar header of a regular file, mode 0644, owner 0/0 (what `tarfile` writes, built
+    directly: a store has thousands of members and `tarfile` spends most of a store's build time here)."""
+    encoded = name.encode("ascii")
+    if len(encoded) > 100:
+        raise StoreBuildError(f"member name {name!r} is longer than a ustar name (100 bytes)")
+    block = bytearray(BLOCK)
+    block[0 : len(encoded)] = encoded
+    block[100:108] = b"0000644\0"
+    block[108:116] = b"0000000\0"
+    block[116:124] = b"0000000\0"
+    block[124:136] = b"%011o\0" % size
+    block[136:148] = b"%011o\0" % mtime
+    block[148:156] = b" " * 8  # the checksum is computed with its own field as spaces
+    block[156] = ord(tarfile.REGTYPE)
+    block[257:265] = tarfile.POSIX_MAGIC
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
 
 
 class StoreTar:
-    """One store's tar. `length` is exact before streaming; `chunks()` streams it once, computing the
-    SHA-256 of the whole (`sha256`) and of each member (for the manifest) on the way."""
+    """One store's tar. `length` is exact before streaming; `chunks()` streams it once. The SHA-256 of
+    each member goes into the manifest (from `EntityRef.sha256` when the caller knows it); that of the
+    whole is computed by whoever sends it (the agent client does, and compares with the agent's)."""
 
     def __init__(
         self,
@@ -103,48 +114,53 @@ class StoreTar:
         manifest_size = manifest.encoded_size(generation, writer, self.created, listed)
         self.length = sum(BLOCK + padded(size) for _, size in listed) + BLOCK + padded(manifest_size)
         self.length += len(END_OF_ARCHIVE)
-        self.sha256: str | None = None  # of the whole tar, once streamed
 
     @property
     def entity_ids(self) -> list[UUID]:
         return [e.id for e in self.entities]
 
     def chunks(self) -> Iterator[bytes]:
-        whole = hashlib.sha256()
         digests: list[tuple[str, int, str]] = []
+        announced = iter(self._listed)
         buffer = bytearray()
         sent = 0
 
-        def member(name: str, data: bytes) -> Iterator[bytes]:
+        def emit(name: str, data: bytes) -> Iterator[bytes]:
             nonlocal sent
-            digests.append((name, len(data), hashlib.sha256(data).hexdigest()))
-            buffer.extend(header(name, len(data), self._mtime))
+            size = len(data)
+            buffer.extend(header(name, size, self._mtime))
             buffer.extend(data)
-            buffer.extend(b"\0" * (padded(len(data)) - len(data)))
+            buffer.extend(b"\0" * (padded(size) - size))
             if len(buffer) >= CHUNK:
                 out = bytes(buffer)
                 buffer.clear()
-                whole.update(out)
                 sent += len(out)
                 yield out
 
-        yield from member(INFO_NAME, self.info)
+        def member(data: bytes, sha256: str | None = None) -> Iterator[bytes]:
+            name, size = next(announced, ("", -1))
+            if len(data) != size:
+                raise StoreBuildError(f"member {name or '(extra)'} has {len(data)} bytes, {size} were announced")
+            digests.append((name, size, sha256 or hashlib.sha256(data).hexdigest()))
+            yield from emit(name, data)
+
+        yield from member(self.info)
         yield from self._members(self.entities, member)
-        yield from member(METADATA_NAME, self.metadata)
+        yield from member(self.metadata)
         yield from self._members(self.unregistered, member)
-        if [(n, s) for n, s, _ in digests] != self._listed:
-            raise StoreBuildError("the members streamed differ from those announced")
-        yield from member(manifest.MANIFEST_NAME, manifest.encode(self.generation, self.writer, self.created, digests))
+        if next(announced, None) is not None:
+            raise StoreBuildError("fewer members were streamed than announced")
+        yield from emit(manifest.MANIFEST_NAME, manifest.encode(self.generation, self.writer, self.created, digests))
         buffer.extend(END_OF_ARCHIVE)
         out = bytes(buffer)
-        whole.update(out)
         sent += len(out)
         if sent != self.length:
             raise StoreBuildError(f"streamed {sent} bytes but announced {self.length}")
-        self.sha256 = whole.hexdigest()
         yield out
 
-    def _members(self, refs: Sequence[EntityRef], member: Callable[[str, bytes], Iterator[bytes]]) -> Iterator[bytes]:
+    def _members(
+        self, refs: Sequence[EntityRef], member: Callable[[bytes, str | None], Iterator[bytes]]
+    ) -> Iterator[bytes]:
         for start in range(0, len(refs), FETCH_BATCH):
             batch = refs[start : start + FETCH_BATCH]
             wanted = [r.id for r in batch]
@@ -156,4 +172,4 @@ class StoreTar:
                     raise StoreBuildError(
                         f"the cached OVF of {ref.id} changed size while the store was built; retry the update"
                     )
-                yield from member(f"{ref.id}.ovf", data)
+                yield from member(data, ref.sha256)

@@ -321,6 +321,8 @@ ovf_cache = Table(
     Column("ovf_generation", BigInteger, nullable=False),
     Column("ovf_data", LargeBinary, nullable=False),
     Column("ovf_size", BigInteger, nullable=False),
+    # Hashed once when generated: a store's manifest lists it without hashing thousands of documents again.
+    Column("ovf_sha256", String(64), nullable=False),
     Column("vm_status", IntEnumType(e.VmStatus), nullable=True),
     # An entity with no disk of its own on any domain (diskless, shareable or direct-LUN disks only)
     # goes into every domain of its data center, including domains attached later.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Integer, and_, func, or_, select, type_coerce, update
 
 from ovfstore.agent.client import AgentClient
 from ovfstore.agent.errors import AgentError, AgentUnavailable
@@ -164,10 +164,11 @@ class DomainStep:
     ) -> None:  # fmt: skip
         client.set_description(domain_id, store.disk_id, store.volume_id, description.before_write(domain_id, previous))
         written = client.upload(domain_id, store.disk_id, store.volume_id, tar.chunks(), tar.length)
-        if written.size != tar.length or written.sha256 != tar.sha256:
+        # The client has compared the agent's SHA-256 of what reached the disk with its own of what it sent.
+        if written.size != tar.length:
             raise AgentError(
                 f"the agent reports {written.size} bytes with SHA-256 {written.sha256}, the engine sent "
-                f"{tar.length} bytes with {tar.sha256}",
+                f"{tar.length} bytes",
                 "transfer_corrupted",
             )
         client.set_description(
@@ -175,7 +176,7 @@ class DomainStep:
         )
         self._record(
             store.disk_id, status=OvfStoreStatus.UPDATED, store_generation=tar.generation, size=tar.length,
-            sha256=tar.sha256, entity_ids=tar.entity_ids, last_updated=now, outdated_since=None, last_error=None,
+            sha256=written.sha256, entity_ids=tar.entity_ids, last_updated=now, outdated_since=None, last_error=None,
         )  # fmt: skip
 
     # --- the database side -------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ class DomainStep:
         c, cd, u = s.ovf_cache, s.ovf_cache_domains, s.unregistered_entities
         on_domain = select(cd.c.entity_id).where(cd.c.domain_id == domain.id)
         query = (
-            select(c.c.entity_id, c.c.ovf_size, c.c.vm_status)
+            select(c.c.entity_id, c.c.ovf_size, c.c.ovf_sha256, type_coerce(c.c.vm_status, Integer).label("vm_status"))
             .where(
                 c.c.deleted.is_(False),
                 or_(
@@ -198,8 +199,8 @@ class DomainStep:
         )
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-            refs = [EntityRef(r.entity_id, r.ovf_size) for r in rows]
-            vm_status = {r.entity_id: int(r.vm_status) for r in rows if r.vm_status is not None}
+            refs = [EntityRef(r.entity_id, r.ovf_size, r.ovf_sha256) for r in rows]
+            vm_status = {r.entity_id: r.vm_status for r in rows if r.vm_status is not None}
             known = {r.entity_id for r in rows}
             unregistered = [
                 EntityRef(entity_id, size)

@@ -10,6 +10,7 @@ domains that stored them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -154,6 +155,7 @@ def _store(
                 "ovf_generation": read_generations[entity_id],
                 "ovf_data": document,
                 "ovf_size": len(document),
+                "ovf_sha256": hashlib.sha256(document).hexdigest(),
                 "vm_status": entity.status if isinstance(entity, Vm) else None,
                 "dc_wide": not domains,
                 "deleted": False,

@@ -50,7 +50,15 @@ class StoreVolume:
 def store_volumes(conn: Connection, domain_id: UUID) -> list[StoreVolume]:
     st, v = s.ovf_stores, s.volumes
     query = (
-        select(st, v.c.id.label("volume_id"), v.c.capacity)
+        select(
+            st.c.disk_id,
+            st.c.status,
+            st.c.store_generation,
+            st.c.last_updated,
+            st.c.last_error,
+            v.c.id.label("volume_id"),
+            v.c.capacity,
+        )
         .select_from(st.join(v, v.c.disk_id == st.c.disk_id))
         .where(st.c.domain_id == domain_id)
         .order_by(st.c.disk_id)

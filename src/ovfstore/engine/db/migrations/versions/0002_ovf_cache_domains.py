@@ -1,5 +1,5 @@
-"""OVF cache membership as rows (`ovf_cache_domains`), the size of each cached OVF, data-center-wide
-entities.
+"""OVF cache membership as rows (`ovf_cache_domains`), the size and SHA-256 of each cached OVF,
+data-center-wide entities.
 
 The cache is derived data: the migration empties it and the updater regenerates every OVF on its next
 run, which is cheaper and safer than converting the old text column.
@@ -44,6 +44,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_ovf_cache_domains_domain_id"), ["domain_id"], unique=False)
     with op.batch_alter_table("ovf_cache", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ovf_size", sa.BigInteger(), nullable=False))
+        batch_op.add_column(sa.Column("ovf_sha256", sa.String(length=64), nullable=False))
         batch_op.add_column(sa.Column("dc_wide", sa.Boolean(), nullable=False))
         batch_op.drop_column("domain_ids")
 
@@ -53,6 +54,7 @@ def downgrade() -> None:
     with op.batch_alter_table("ovf_cache", schema=None) as batch_op:
         batch_op.add_column(sa.Column("domain_ids", sa.Text(), nullable=False))
         batch_op.drop_column("dc_wide")
+        batch_op.drop_column("ovf_sha256")
         batch_op.drop_column("ovf_size")
     with op.batch_alter_table("ovf_cache_domains", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ovf_cache_domains_domain_id"))
