@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -32,10 +32,12 @@ class StoreReadError(ValueError):
 
 
 @dataclass(slots=True)
-class StoreContents:
+class StoreSummary:
+    """What a store holds, without the documents themselves."""
+
     info: dict[str, Any] = field(default_factory=dict)
-    ovfs: dict[UUID, bytes] = field(default_factory=dict)  # registered entities, in tar order
-    unregistered: dict[UUID, bytes] = field(default_factory=dict)  # listed after metadata.json
+    entity_ids: list[UUID] = field(default_factory=list)  # registered entities, in tar order
+    unregistered_ids: list[UUID] = field(default_factory=list)  # listed after metadata.json
     vm_status: dict[UUID, int] = field(default_factory=dict)
     manifest: mf.Manifest | None = None
     warnings: list[str] = field(default_factory=list)
@@ -44,6 +46,15 @@ class StoreContents:
     def verified(self) -> bool:
         """Checked against a manifest (ovfstore's stores); False for oVirt's, which carry none."""
         return self.manifest is not None
+
+
+@dataclass(slots=True)
+class StoreContents(StoreSummary):
+    ovfs: dict[UUID, bytes] = field(default_factory=dict)  # registered entities, in tar order
+    unregistered: dict[UUID, bytes] = field(default_factory=dict)
+
+
+OnOvf = Callable[[UUID, bytes, bool], None]
 
 
 class _Source:
@@ -113,37 +124,57 @@ def _check_member(info: tarfile.TarInfo, seen: set[str]) -> None:
         raise StoreReadError(f"member {name!r} appears twice")
 
 
-def read_store(chunks: Iterable[bytes], limit: int) -> StoreContents:
-    """Read and verify a whole store. Raises `StoreReadError` for a store that cannot be trusted."""
-    contents = StoreContents()
+def scan_store(chunks: Iterable[bytes], limit: int, on_ovf: OnOvf | None = None) -> StoreSummary:
+    """Read and verify a store, streaming: each OVF goes to `on_ovf(entity_id, document, unregistered)`
+    as it is read and is not kept. The documents are only trustworthy once this returns: a store found
+    damaged at its manifest (the last member) raises `StoreReadError` after they were handed over."""
+    summary = StoreSummary()
     digests: list[tuple[str, int, str]] = []
     after_metadata = False
     for name, data in iter_members(chunks, limit):
         if name == mf.MANIFEST_NAME:
             try:
-                contents.manifest = mf.decode(data)
+                summary.manifest = mf.decode(data)
             except mf.ManifestError as exc:
                 raise StoreReadError(str(exc)) from exc
-            _verify(contents.manifest, digests)
+            _verify(summary.manifest, digests)
             continue
-        if contents.manifest is not None:
+        if summary.manifest is not None:
             raise StoreReadError(f"member {name!r} follows the manifest; the manifest must be last")
         digests.append((name, len(data), hashlib.sha256(data).hexdigest()))
         if name == INFO_NAME:
-            contents.info = _json_object(name, data)
+            summary.info = _json_object(name, data)
         elif name == METADATA_NAME:
             after_metadata = True
-            contents.vm_status = _status_map(_json_object(name, data), contents.warnings)
+            summary.vm_status = _status_map(_json_object(name, data), summary.warnings)
         elif name.endswith(".ovf"):
             try:
                 entity_id = UUID(name[:-4])
             except ValueError:
-                contents.warnings.append(f"member {name!r} is not named by an entity id; skipped")
+                summary.warnings.append(f"member {name!r} is not named by an entity id; skipped")
                 continue
-            (contents.unregistered if after_metadata else contents.ovfs)[entity_id] = data
+            (summary.unregistered_ids if after_metadata else summary.entity_ids).append(entity_id)
+            if on_ovf is not None:
+                on_ovf(entity_id, data, after_metadata)
         else:
-            contents.warnings.append(f"unknown member {name!r} ignored")
-    return contents
+            summary.warnings.append(f"unknown member {name!r} ignored")
+    return summary
+
+
+def read_store(chunks: Iterable[bytes], limit: int) -> StoreContents:
+    """Read and verify a whole store, keeping its documents in memory (inspection, tests)."""
+    ovfs: dict[UUID, bytes] = {}
+    unregistered: dict[UUID, bytes] = {}
+
+    def keep(entity_id: UUID, document: bytes, is_unregistered: bool) -> None:
+        (unregistered if is_unregistered else ovfs)[entity_id] = document
+
+    summary = scan_store(chunks, limit, keep)
+    return StoreContents(
+        info=summary.info, entity_ids=summary.entity_ids, unregistered_ids=summary.unregistered_ids,
+        vm_status=summary.vm_status, manifest=summary.manifest, warnings=summary.warnings,
+        ovfs=ovfs, unregistered=unregistered,
+    )  # fmt: skip
 
 
 def _verify(manifest: mf.Manifest, digests: list[tuple[str, int, str]]) -> None:
