@@ -252,3 +252,23 @@ def test_storage_domain_store_count_is_kept(world: World) -> None:
     sd = world.inv.add_storage_domain(StorageDomain(name="nostore", path="/s/x", ovf_store_count=0))
     assert world.inv.get_storage_domain(sd.id).ovf_store_count == 0
     assert world.inv.get_storage_domain(world.sd1.id).ovf_store_count == 2
+
+
+def test_a_transaction_of_several_commands_commits_together_or_not_at_all(world: World) -> None:
+    from ovfstore.model import Vm
+
+    heard: list[Changes] = []
+    world.inv.subscribe(heard.append)
+    with pytest.raises(Conflict), world.inv.transaction():
+        vm = world.inv.add_vm(Vm(name="atomic", cluster_id=world.cluster.id))
+        world.inv.add_nic(Nic(entity_id=vm.id, name="nic1", vnic_profile_id=world.profile_id))
+        world.inv.add_vm(Vm(name="vm1", cluster_id=world.cluster.id))  # taken: everything rolls back
+    assert "atomic" not in {v.name for v in world.inv.list_vms()}
+    assert heard == []
+
+    with world.inv.transaction():
+        vm = world.inv.add_vm(Vm(name="atomic", cluster_id=world.cluster.id))
+        world.inv.add_nic(Nic(entity_id=vm.id, name="nic1", vnic_profile_id=world.profile_id))
+    assert [n.name for n in world.inv.list_nics(vm.id)] == ["nic1"]
+    assert len(heard) == 1, "one commit, one event"
+    assert world.inv.generation(vm.id) == 1, "created in this transaction: no bump"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -80,16 +81,34 @@ class CommandsBase:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._listeners: list[Listener] = []
+        self._local = threading.local()
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` after every committed command that changed what an OVF says."""
         self._listeners.append(listener)
 
     @contextmanager
-    def _tx(self) -> Iterator[Tx]:
-        with self.db.write() as conn:
-            tx = Tx(conn)
+    def transaction(self) -> Iterator[Tx]:
+        """Run several commands as one: on this thread, every command inside joins this transaction, and
+        all of them commit together or not at all (registering a VM with its disks and NICs, say)."""
+        if getattr(self._local, "tx", None) is not None:
+            yield self._local.tx
+            return
+        with self._tx() as tx:
             yield tx
+
+    @contextmanager
+    def _tx(self) -> Iterator[Tx]:
+        current: Tx | None = getattr(self._local, "tx", None)
+        if current is not None:
+            yield current
+            return
+        try:
+            with self.db.write() as conn:
+                tx = self._local.tx = Tx(conn)
+                yield tx
+        finally:
+            self._local.tx = None
         changes = tx.changes
         if changes is not None:
             for listener in self._listeners:
