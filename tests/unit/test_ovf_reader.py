@@ -290,6 +290,15 @@ def test_hostile_or_broken_input_is_one_clear_error(document: bytes, message: st
         read_ovf(document)
 
 
+def test_exclamation_marks_and_comments_are_not_declarations() -> None:
+    # The pre-parse refusal looks for "!" first; text and comments holding one must still read.
+    document = _ours().replace("<Content ", "<!-- exported! --><Content ", 1)
+    document = document.replace("<Name>", "<Name>hi! ", 1)
+    result = read_ovf(document.encode())
+    assert result.data.entity.name == "hi! " + fixed_sample("vm").entity.name
+    assert result.warnings == []
+
+
 def test_oversize_document_is_refused_before_parsing() -> None:
     document = b"<Envelope>" + b" " * MAX_DOCUMENT_BYTES + b"</Envelope>"
     with pytest.raises(OvfError, match="larger than the 8388608 an OVF may be"):
