@@ -1,0 +1,41 @@
+"""One running engine: its database, inventory, agents, OVF updater and domain service, built from one
+configuration and started and stopped together. The REST API, `ovfstore up` and the tests use this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ovfstore.engine.config import AgentConfig, UpdaterConfig
+from ovfstore.engine.db.database import Database
+from ovfstore.engine.domains import DomainService
+from ovfstore.engine.hosts import AgentDirectory
+from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.updater.service import OvfUpdater
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    db_url: str
+    agent: AgentConfig
+    updater: UpdaterConfig = field(default_factory=UpdaterConfig)
+
+
+class Engine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.db = Database(config.db_url)
+        self.inventory = Inventory(self.db)
+        self.agents = AgentDirectory(self.db, config.agent)
+        self.updater = OvfUpdater(self.db, self.inventory, self.agents, config.updater)
+        self.domains = DomainService(self.inventory, self.agents, self.updater)
+
+    def start(self) -> None:
+        """Bring the schema up to date, create oVirt's defaults if missing, start the updater."""
+        self.db.migrate()
+        self.inventory.bootstrap()
+        self.updater.start()
+
+    def stop(self) -> None:
+        self.updater.stop()
+        self.agents.close()
+        self.db.dispose()
