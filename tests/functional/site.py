@@ -3,6 +3,7 @@ an engine database with inventory, and the OVF updater. Stores are read back str
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,23 @@ class Site:
             )
             self.inv.attach_disk(DiskAttachment(entity_id=vm.id, disk_id=disk.id, bootable=i == 0))
         return vm
+
+    def materialize(self, disk_id: UUID) -> None:
+        """Create the disk's volumes on storage, as the engine's disk creation would, so a recovery finds them."""
+        disk = self.inv.get_disk(disk_id)
+        with self.agent.client() as client:
+            for domain_id in disk.domain_ids:
+                for volume in disk.chain():
+                    client.create_volume(
+                        domain_id,
+                        disk.id,
+                        volume.id,
+                        volume.capacity,
+                        format=volume.format.value.upper(),
+                        type=volume.volume_type.value.upper(),
+                        description=json.dumps({"DiskAlias": disk.alias, "DiskDescription": disk.description}),
+                        parent=volume.parent_id,
+                    )
 
     def domain_dir(self, name: str) -> Path:
         return self.root / str(self.domains[name].id)
