@@ -12,8 +12,10 @@ from uuid import UUID
 
 from ovfstore.engine.config import AgentConfig, UpdaterConfig
 from ovfstore.engine.db.database import Database
+from ovfstore.engine.domains import DomainService
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.recovery import RecoveryService
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
     GIB,
@@ -153,3 +155,41 @@ def build_site(
     agents = AgentDirectory(database, AgentConfig(secret=agent.secret, timeout_s=30))
     updater = OvfUpdater(database, inv, agents, config or UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1))
     return Site(database, inv, agent, root, dc, cluster, host, updater)
+
+
+@dataclass
+class FreshEngine:
+    """An engine that has never seen the protected site's domains, with the same agent as its host."""
+
+    db: Database
+    inv: Inventory
+    agents: AgentDirectory
+    updater: OvfUpdater
+    domains: DomainService
+    recovery: RecoveryService
+    host: Host
+    dc: DataCenter
+    cluster: Cluster
+
+    def import_and_attach(self, directory: Path, name: str) -> StorageDomain:
+        domain = self.recovery.import_domain(str(directory), host=self.host, name=name, force_detach=True)
+        return self.domains.attach(domain.id, self.dc.id)
+
+    def close(self) -> None:
+        self.agents.close()
+        self.db.dispose()
+
+
+def fresh_engine(db_url: str, agent: AgentProcess) -> FreshEngine:
+    db = Database(db_url)
+    db.migrate()
+    inv = Inventory(db)
+    inv.bootstrap()
+    dc = inv.list_data_centers()[0]
+    cluster = inv.list_clusters()[0]
+    host = inv.add_host(Host(name="dr-host", cluster_id=cluster.id, address=agent.url))
+    agents = AgentDirectory(db, AgentConfig(secret=agent.secret, timeout_s=30))
+    updater = OvfUpdater(db, inv, agents, UpdaterConfig())
+    domains = DomainService(inv, agents, updater)
+    recovery = RecoveryService(inv, agents, domains)
+    return FreshEngine(db, inv, agents, updater, domains, recovery, host, dc, cluster)
