@@ -419,3 +419,25 @@ def test_library_report_keeps_unregistered_entities_apart(tmp_path: Path) -> Non
     report = inspect_domain(str(build_ovirt_domain(tmp_path, stores=[store])))
     assert report.source == "store"
     assert [(str(e.id), e.unregistered) for e in report.entities] == [(OVIRT_33_VM, False), (V2V_VM, True)]
+
+
+def test_a_damaged_image_is_left_out_with_a_warning(tmp_path: Path) -> None:
+    path = build_ovirt_domain(tmp_path, stores=[OvirtStore(vm_status={V2V_VM: 99})])
+    (path / "images" / V2V_DISK / "e562465d-dc03-427f-8cc9-20fc1055424f.meta").write_bytes(b"CAP=many\nEOF\n")
+    result = run("--json", str(path))
+    assert result.exit_code == 0
+    assert f"warning: image {V2V_DISK} cannot be listed and is left out: volume metadata CAP=" in result.stderr
+    found = entities(json.loads(result.stdout))
+    assert found[V2V_VM]["disks"][0]["present"] is False
+    assert found[V2V_VM]["status"] is None
+    assert found[V2V_VM]["errors"] == ["metadata.json gives it status 99, which is no VM status"]
+
+
+def test_unparseable_metadata_is_a_one_line_error(tmp_path: Path) -> None:
+    path = build_ovirt_domain(tmp_path)
+    (path / "dom_md" / "metadata").write_bytes(b"this is not\nKEY=VALUE\n")
+    result = run(str(path))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}: dom_md/metadata cannot be read: ")
+    assert len(result.stderr.splitlines()) == 1
