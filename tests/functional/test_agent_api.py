@@ -177,6 +177,32 @@ def test_paths_must_stay_under_the_roots(client: AgentClient, agent: AgentProces
         client.domain_info(sd)
 
 
+def test_symlinks_inside_a_domain_never_lead_out_of_it(
+    client: AgentClient, agent: AgentProcess, tmp_path: Path
+) -> None:
+    sd, img, vol = u(), u(), u()
+    client.create_domain(sd, "d")
+    client.create_volume(sd, img, vol, 1 << 20)
+    secret = tmp_path / "secret-file"
+    secret.write_bytes(b"not yours" * 100)
+    volume = agent.roots[0] / str(sd) / "images" / str(img) / str(vol)
+    volume.unlink()
+    os.symlink(secret, volume)  # the volume file now leads out of the domain
+    with pytest.raises(errors.InvalidRequest, match="outside"), client.download(sd, img, vol, 0, 10) as data:
+        b"".join(data)
+    with pytest.raises(errors.InvalidRequest, match="outside"):
+        client.upload(sd, img, vol, [b"x" * 512], 512)
+    assert secret.read_bytes() == b"not yours" * 100
+    # An image directory that is a link out of the domain is refused too.
+    img2 = u()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, agent.roots[0] / str(sd) / "images" / str(img2))
+    with pytest.raises(errors.InvalidRequest, match="outside"):
+        client.create_volume(sd, img2, u(), 1 << 20)
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_volumes_images_descriptions_and_ovf_stores(client: AgentClient, agent: AgentProcess) -> None:
     sd, store_img, store_vol, disk_img, disk_vol = u(), u(), u(), u(), u()
     client.create_domain(sd, "d")

@@ -289,15 +289,17 @@ def test_a_store_file_shorter_than_its_size_is_truncated(tmp_path: Path) -> None
     assert store_of(report, good.disk_id)["chosen"]
 
 
-@pytest.mark.xfail(strict=True, reason="tarread stops at the first zero block and ignores what Size says")
 def test_a_store_cut_short_inside_a_sparse_volume_is_not_valid(tmp_path: Path) -> None:
     # A write that stopped early leaves zeros (the sparse volume) where the rest of the tar should be;
     # the zeros read as an end of archive, so the store looks complete but has lost its later members.
     members = store_members("dfe7c94d-f724-4bbc-9156-d47761f417c6", sample_ovfs(), {}, "Thu Feb 18 00:23:07 IST 2016")
     full = ovirt_tar(members)
     cut = OvirtStore(raw_tar=full[: 1024 + 512 + 9216], size=len(full))  # info.json and the first OVF only
-    report = inspect_json(build_ovirt_domain(tmp_path, stores=[cut]))
+    good = OvirtStore(last_updated="Wed Feb 17 00:23:07 IST 2016")  # older, but whole
+    report = inspect_json(build_ovirt_domain(tmp_path, stores=[cut, good]))
     assert not store_of(report, cut.disk_id)["valid"]
+    assert "cut short" in store_of(report, cut.disk_id)["error"]
+    assert store_of(report, good.disk_id)["chosen"]
 
 
 # --- entities, metadata, legacy, exit statuses ---------------------------------------------------------

@@ -134,7 +134,24 @@ def test_stale_bytes_after_the_end_are_ignored() -> None:
     data = b"".join(_store(_docs(2)).chunks())
     old = b"".join(_store(_docs(5)).chunks())
     volume = data + old[len(data) :]
-    assert len(read_store([volume], len(volume)).ovfs) == 2
+    assert len(read_store([volume], len(data)).ovfs) == 2, "a reader reads Size bytes, never the stale rest"
+
+
+def test_a_store_cut_short_reads_as_truncated_even_when_zeros_follow() -> None:
+    tar = _store(_docs(5))
+    data = b"".join(tar.chunks())
+    cut_at = BLOCK + padded(len(tar.info))  # the write stopped after info.json; the sparse rest reads as zeros
+    sparse = data[:cut_at] + b"\0" * (len(data) - cut_at)
+    with pytest.raises(StoreReadError, match="cut short"):
+        read_store([sparse], len(data))
+
+
+def test_record_padding_after_the_end_is_accepted() -> None:
+    data = b"".join(_store(_docs(2)).chunks())
+    padded_to_record = data + b"\0" * (-len(data) % tarfile.RECORDSIZE)
+    assert len(read_store([padded_to_record], len(padded_to_record)).ovfs) == 2
+    with pytest.raises(StoreReadError, match="followed by data"):
+        read_store([padded_to_record[:-1] + b"x"], len(padded_to_record))
 
 
 # --- hostile and broken stores ----------------------------------------------------------------------
@@ -235,7 +252,7 @@ def test_store_written_by_ovirt_has_no_manifest_and_reads_unverified() -> None:
     payloads = {"info.json": b'{"Last Updated": "Thu Feb 18 00:23:07 IST 2016"}', f"{vm}.ovf": b"<ovf/>"}
     payloads["metadata.json"] = b'{"VM Status": {"%s": 1}}' % str(vm).encode()
     infos = [_file(n, d)[0] for n, d in payloads.items()]
-    raw = _raw_tar(infos, payloads) + b"\0" * 10240  # tarfile pads to a record; oVirt does not: both read
+    raw = _raw_tar(infos, payloads)  # tarfile pads to a whole record; oVirt does not: both read
     contents = read_store([raw], len(raw))
     assert not contents.verified
     assert contents.ovfs == {vm: b"<ovf/>"}

@@ -191,10 +191,16 @@ class FileDomain:
     # --- images and volumes ---------------------------------------------------------------------------
 
     def _image_dir(self, img_id: str) -> str:
-        return os.path.join(self.path, "images", check_uuid(img_id, "image id"))
+        return self._inside(os.path.join(self.path, "images", check_uuid(img_id, "image id")))
 
-    def volume_path(self, img_id: str, vol_id: str) -> str:
-        return os.path.join(self._image_dir(img_id), check_uuid(vol_id, "volume id"))
+    def volume_path(self, img_id: str, vol_id: str, suffix: str = "") -> str:
+        """The volume's file (or its `.meta`/`.lease` with `suffix`). Every one must resolve inside the
+        domain: a symbolic link placed in a domain must not lead the agent to read or write elsewhere."""
+        return self._inside(os.path.join(self._image_dir(img_id), check_uuid(vol_id, "volume id") + suffix))
+
+    def _inside(self, path: str) -> str:
+        contained(path, (self.path,))
+        return path
 
     def images(self) -> list[str]:
         images = os.path.join(self.path, "images")
@@ -220,7 +226,7 @@ class FileDomain:
     def volume_info(self, img_id: str, vol_id: str) -> VolumeInfo:
         path = self.volume_path(img_id, vol_id)
         try:
-            with open(path + ".meta", "rb") as f:
+            with open(self.volume_path(img_id, vol_id, ".meta"), "rb") as f:
                 meta = md.parse_volume_meta(f.read())
             st = os.stat(path)
         except FileNotFoundError as e:
@@ -229,11 +235,11 @@ class FileDomain:
 
     def write_volume_meta(self, img_id: str, vol_id: str, meta: md.VolumeMetadata) -> None:
         """Replace the `.meta` atomically; callers hold the volume's lease lock."""
-        path = self.volume_path(img_id, vol_id) + ".meta"
+        path = self.volume_path(img_id, vol_id, ".meta")
         atomic_write(path, md.format_volume_meta(meta), FILE_MODE)
 
     def lease_path(self, img_id: str, vol_id: str) -> str:
-        return self.volume_path(img_id, vol_id) + ".lease"
+        return self.volume_path(img_id, vol_id, ".lease")
 
     @contextmanager
     def volume_locked(self, img_id: str, vol_id: str, exclusive: bool = True) -> Iterator[VolumeInfo]:
@@ -290,9 +296,9 @@ class FileDomain:
                 os.fsync(f.fileno())
         else:
             self._qemu_img_create(path, capacity, volume_type, parent_info)
-        create_empty(path + ".lease", FILE_MODE)
+        create_empty(self.volume_path(img_id, vol_id, ".lease"), FILE_MODE)
         # The .meta is the commit point: volumes are listed by their .meta files.
-        atomic_write(path + ".meta", meta_bytes, FILE_MODE)
+        atomic_write(self.volume_path(img_id, vol_id, ".meta"), meta_bytes, FILE_MODE)
         if parent_info is not None and parent_info.meta.voltype == "LEAF":
             with self.volume_locked(img_id, parent_info.volume):
                 self.write_volume_meta(img_id, parent_info.volume, replace(parent_info.meta, voltype="INTERNAL"))

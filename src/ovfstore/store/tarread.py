@@ -25,6 +25,7 @@ from ovfstore.store.tarstream import BLOCK, INFO_NAME, METADATA_NAME, padded
 #: documents at the same size.
 MAX_MEMBER = 8 * 1024 * 1024
 _REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
+ZERO_BLOCK = b"\0" * BLOCK
 
 
 class StoreReadError(ValueError):
@@ -91,8 +92,9 @@ def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[tuple[str, byt
         if source.offset + BLOCK > limit:
             raise StoreReadError(f"the store ends at {limit} bytes without its end-of-archive blocks")
         block = source.read(BLOCK, "a member header")
-        if block == b"\0" * BLOCK:
-            return  # end of archive; anything after it is stale and ignored
+        if block == ZERO_BLOCK:
+            _check_end(source)
+            return
         try:
             info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
         except (tarfile.HeaderError, UnicodeDecodeError) as exc:
@@ -105,6 +107,24 @@ def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[tuple[str, byt
         data = source.read(info.size, f"member {name!r}")
         source.read(padded(info.size) - info.size, f"the padding of {name!r}")
         yield name, data
+
+
+def _check_end(source: _Source) -> None:
+    """The end-of-archive blocks must end the store where its `Size` says. A write cut short inside a
+    sparse volume leaves zeros where the rest of the tar should be, and zeros look just like an end of
+    archive: only the position tells a complete store from a truncated one. Writers that pad the tar to a
+    whole record leave less than one record of zeros after the end blocks; that is accepted."""
+    end = source.offset + BLOCK
+    if end > source.limit or source.read(BLOCK, "the end-of-archive blocks") != ZERO_BLOCK:
+        raise StoreReadError(f"the store has no proper end-of-archive at byte {source.offset - BLOCK}")
+    padding = source.limit - end
+    if padding >= tarfile.RECORDSIZE or (padding and source.limit % tarfile.RECORDSIZE):
+        raise StoreReadError(
+            f"the archive ends at byte {end} but the store says it holds {source.limit}: it was cut short "
+            "(a write that did not finish) or its Size is wrong"
+        )
+    if any(source.read(padding, "the record padding")):
+        raise StoreReadError(f"the archive ends at byte {end} and is followed by data, not padding: it is damaged")
 
 
 def _check_member(info: tarfile.TarInfo, seen: set[str]) -> None:

@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import Connection, delete, insert, select, update
 
 from ovfstore.agent.client import AgentClient, VolumeInfo
+from ovfstore.agent.errors import AgentError
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.updater.stores import record_store
@@ -209,8 +210,11 @@ class _Reader:
         return self._stream(size)
 
     def _stream(self, size: int) -> Iterator[bytes]:
-        with self.client.download(self.domain_id, self.volume.disk_id, self.volume.volume_id, 0, size) as data:
-            yield from data
+        try:
+            with self.client.download(self.domain_id, self.volume.disk_id, self.volume.volume_id, 0, size) as data:
+                yield from data
+        except AgentError as exc:  # a store that cannot be read is passed over like a damaged one
+            raise OSError(f"reading store {self.volume.disk_id} through the agent failed: {exc}") from exc
 
 
 def _alias(description: str) -> str:
