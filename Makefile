@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit venv clean
 
 venv: $(STAMP)
 
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The main job, for a newcomer to watch: protect an inventory, lose the engine, recover it from the
+# storage domains alone, and check that everything came back.
+demo: $(STAMP)
+	$(BIN)/ovfstore demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -106,3 +106,22 @@ def test_detach_leaves_a_self_describing_domain(site: Site) -> None:
     service.remove(sd2)
     assert sd2 not in {d.id for d in site.inv.list_storage_domains()}
     assert (site.root / str(sd2) / "dom_md" / "metadata").exists(), "removing forgets; the data stays"
+
+
+def test_create_disk_makes_its_volumes_on_storage(site: Site) -> None:
+    from ovfstore.engine.domains import StorageError
+    from ovfstore.model import GIB, Disk
+
+    site.add_domain("sd1")
+    service = _service(site)
+    disk = service.create_disk(Disk(alias="data", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
+    leaf = disk.leaf
+    assert leaf is not None
+    volume = site.domain_dir("sd1") / "images" / str(disk.id) / str(leaf.id)
+    assert volume.stat().st_size == GIB
+    assert '"DiskAlias":"data"' in (volume.parent / f"{leaf.id}.meta").read_text().replace(" ", "")
+
+    site.agent.kill(signal.SIGKILL)
+    with pytest.raises(StorageError, match="not reachable"):
+        service.create_disk(Disk(alias="lost", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
+    assert [d.alias for d in site.inv.list_disks()] == ["data"], "refused by storage: not kept in the inventory"

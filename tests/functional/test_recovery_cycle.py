@@ -4,7 +4,6 @@ field. Real agent, real domain directories, both databases."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery import RecoveryService, RegistrationOptions
+from ovfstore.engine.recovery.compare import compare_inventories
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
     GIB,
@@ -43,19 +43,6 @@ from ovfstore.model import (
 )
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import Site, build_site
-
-#: Fields that do not survive a recovery as they were, and why. Everything else must come back equal.
-NOT_SURVIVING = {
-    "entity.cluster_id": "the fresh engine's cluster of the same name has its own id",
-    "entity.status": "a registered VM is down; the stored run status is reported (unregistered listing) so "
-    "the operator or the recovery role starts it",
-    "entity.db_generation": "the fresh engine counts its own changes from 1",
-    "data_center_id": "the fresh engine's data center has its own id",
-    "nics.nic.vnic_profile_id": "profiles are matched by network and profile name; ids are the new engine's",
-    "permissions.id": "permission ids are the engine's own; user and role name survive",
-    "disks.disk.status": "a disk's lock status is not stored; registered disks are ok",
-    "disks.disk.volumes.legality": "kept in the volume's .meta on storage, not in the OVF",
-}
 
 
 def _protect(site: Site) -> dict[str, Any]:
@@ -123,20 +110,6 @@ def _snapshot_of(db: Database, ids: list[UUID]) -> dict[UUID, OvfData]:
         return load_ovf_data(conn, ids)
 
 
-def _differences(before: Any, after: Any, path: str = "") -> list[str]:
-    if dataclasses.is_dataclass(before) and not isinstance(before, type):
-        found = []
-        for f in dataclasses.fields(before):
-            key = f"{path}.{f.name}" if path else f.name
-            found += _differences(getattr(before, f.name), getattr(after, f.name), key)
-        return found
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [d for b, a in zip(before, after, strict=True) for d in _differences(b, a, path)]
-    if before != after and path not in NOT_SURVIVING:
-        return [f"{path}: {before!r} -> {after!r}"]
-    return []
-
-
 def test_protect_lose_the_engine_import_register_compare(
     database: Database, empty_db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path
 ) -> None:
@@ -188,7 +161,7 @@ def test_protect_lose_the_engine_import_register_compare(
     ], [r.reason for r in reports]
 
     recovered = _snapshot_of(fresh_db, protected["ids"])
-    problems = {entity_id: _differences(original[entity_id], recovered[entity_id]) for entity_id in original}
+    problems = compare_inventories(original, recovered)
     assert problems == {entity_id: [] for entity_id in original}, problems
     # Names that are compared by name because ids are site-local:
     web_before, web_after = original[protected["web"]], recovered[protected["web"]]

@@ -7,6 +7,7 @@ written, so the domain leaves carrying a current description of its VMs and temp
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from uuid import UUID
@@ -21,7 +22,7 @@ from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.updater.domain import UpdateError
 from ovfstore.engine.updater.service import OvfUpdater
-from ovfstore.model import DomainClass, DomainStatus, Host, StorageDomain, StorageType
+from ovfstore.model import Disk, DiskStorageType, DomainClass, DomainStatus, Host, StorageDomain, StorageType
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,31 @@ class DomainService:
             raise InvalidInput("destroying a domain's data is not supported; remove it and delete the directory")
         self.inv.forget_domain_disks(domain_id)
         self.inv.remove_storage_domain(domain_id)
+
+    # --- disks -------------------------------------------------------------------------------------------
+
+    def create_disk(self, disk: Disk) -> Disk:
+        """Add a disk to the inventory and create its volumes on storage, through an up host of its data
+        center. If storage refuses, the disk does not stay in the inventory either."""
+        disk = self.inv.add_disk(disk)
+        if disk.storage_type is not DiskStorageType.IMAGE:
+            return disk
+        try:
+            dc = self.inv.get_storage_domain(disk.domain_ids[0]).data_center_id
+            assert dc is not None  # add_disk accepts only domains attached to a data center
+            client = self._client(dc)
+            for domain_id in disk.domain_ids:
+                for volume in disk.chain():
+                    self._call(
+                        client.create_volume, domain_id, disk.id, volume.id, volume.capacity,
+                        format=volume.format.value.upper(), type=volume.volume_type.value.upper(),
+                        description=json.dumps({"DiskAlias": disk.alias, "DiskDescription": disk.description}),
+                        parent=volume.parent_id,
+                    )  # fmt: skip
+        except StorageError:
+            self.inv.remove_disk(disk.id)
+            raise
+        return disk
 
     # --- helpers ------------------------------------------------------------------------------------------
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
-from ovfstore.model import DomainClass, OvfStoreStatus
+from ovfstore.model import BLANK_TEMPLATE_ID, DomainClass, OvfStoreStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +86,16 @@ def domains_status(db: Database, domain_id: UUID | None = None) -> list[DomainOv
                     )
                 )
     return [DomainOvfStatus(row.id, row.name, row.ovf_store_count, tuple(stores[row.id])) for row in domains]
+
+
+def entities_pending(db: Database) -> int:
+    """VMs and templates whose current state is not in the OVF cache yet (changed since the last run, or
+    locked): stores can be up to date with the cache and still lag behind these."""
+    vm, c = s.vm_static, s.ovf_cache
+    query = (
+        select(func.count())
+        .select_from(vm.outerjoin(c, c.c.entity_id == vm.c.id))
+        .where(vm.c.id != BLANK_TEMPLATE_ID, or_(c.c.entity_id.is_(None), vm.c.db_generation > c.c.ovf_generation))
+    )
+    with db.read() as conn:
+        return int(conn.execute(query).scalar() or 0)
