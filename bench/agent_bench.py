@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,34 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ovfstore.agent.client import AgentClient
+from ovfstore.agent.process import LocalAgent
 
 MiB = 1 << 20
 CHUNK = 4 * MiB
-
-
-def _start_agent(workdir: Path, root: Path, secret: str, buffer_size: int) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = workdir / "port"
-    secret_file = workdir / "secret"
-    secret_file.write_text(secret)
-    cmd = [
-        sys.executable,
-        "-m",
-        "ovfstore.cli.main",
-        "agent",
-        "serve",
-        "--port",
-        "0",
-    ]
-    cmd += ["--root", str(root), "--port-file", str(port_file), "--secret-file", str(secret_file)]
-    cmd += ["--buffer-size", str(buffer_size)]
-    proc = subprocess.Popen(cmd)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the agent did not start")
-        time.sleep(0.02)
-    return proc, int(port_file.read_text())
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -83,7 +57,7 @@ def main() -> None:
     size = args.size_mib * MiB
 
     workdir = Path(tempfile.mkdtemp(prefix="ovfstore-bench-", dir=args.dir))
-    proc = None
+    agent = None
     try:
         root = workdir / "root"
         root.mkdir()
@@ -91,9 +65,8 @@ def main() -> None:
         with open(source, "wb") as f:
             for _ in range(args.size_mib):
                 f.write(os.urandom(MiB))
-        secret = secrets.token_hex(16)
-        proc, port = _start_agent(workdir, root, secret, args.buffer_size)
-        with AgentClient(f"http://127.0.0.1:{port}", secret) as client:
+        agent = LocalAgent([root], workdir, extra_args=["--buffer-size", str(args.buffer_size)])
+        with AgentClient(agent.url, agent.secret) as client:
             sd, img, vol = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
             client.create_domain(sd, "bench")
             client.create_volume(sd, img, vol, size, disk_type="OVFS", description="OVF_STORE")
@@ -118,9 +91,8 @@ def main() -> None:
         dd_write_s = _best(args.runs, dd_write)
         dd_read_s = _best(args.runs, lambda: _dd(f"if={target}", "of=/dev/null", "bs=1M", "iflag=direct"))
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait()
+        if agent is not None:
+            agent.stop()
         shutil.rmtree(workdir)
 
     mib = size / MiB

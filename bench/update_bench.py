@@ -16,10 +16,8 @@ import argparse
 import json
 import multiprocessing
 import resource
-import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -30,6 +28,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from ovfstore.agent.client import AgentClient
+from ovfstore.agent.process import LocalAgent
 from ovfstore.engine import macs
 from ovfstore.engine.config import AgentConfig, UpdaterConfig
 from ovfstore.engine.db import schema as s
@@ -60,21 +59,6 @@ class Setup:
     agent_url: str
     secret: str
     vm_ids: list[uuid.UUID]
-
-
-def _start_agent(workdir: Path, root: Path, secret: str) -> tuple[subprocess.Popen[bytes], str]:
-    port_file, secret_file = workdir / "port", workdir / "secret"
-    secret_file.write_text(secret)
-    cmd = [sys.executable, "-m", "ovfstore.cli.main", "agent", "serve", "--port", "0", "--root", str(root)]
-    cmd += ["--port-file", str(port_file), "--secret-file", str(secret_file)]
-    proc = subprocess.Popen(cmd)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("the agent did not start")
-        time.sleep(0.02)
-    return proc, f"http://127.0.0.1:{int(port_file.read_text())}"
 
 
 def _populate(
@@ -116,11 +100,10 @@ def _populate(
     return ids
 
 
-def setup(workdir: Path, db_url: str | None, vms: int) -> tuple[Setup, subprocess.Popen[bytes]]:
+def setup(workdir: Path, db_url: str | None, vms: int) -> tuple[Setup, LocalAgent]:
     root = workdir / "storage"
-    root.mkdir()
-    secret = secrets.token_hex(16)
-    agent, url = _start_agent(workdir, root, secret)
+    agent = LocalAgent([root], workdir)
+    url, secret = agent.url, agent.secret
     db = Database(db_url or f"sqlite:///{workdir / 'engine.db'}")
     db.migrate()
     inv = Inventory(db)
@@ -210,8 +193,7 @@ def main() -> None:
         dd_s = dd_same_bytes(workdir, int(figures["bytes_written"]))
     finally:
         if agent is not None:
-            agent.terminate()
-            agent.wait()
+            agent.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     result = {

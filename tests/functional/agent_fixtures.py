@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +10,32 @@ from pathlib import Path
 import pytest
 
 from ovfstore.agent.client import AgentClient
+from ovfstore.agent.process import LocalAgent
 
 
 @dataclass
 class AgentProcess:
-    roots: tuple[Path, ...]
-    secret: str
-    proc: subprocess.Popen[bytes]
-    port: int
+    local: LocalAgent
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        return self.local.roots
+
+    @property
+    def secret(self) -> str:
+        return self.local.secret
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.local.process
+
+    @property
+    def port(self) -> int:
+        return self.local.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.local.url
 
     def client(self, secret: str | None = None) -> AgentClient:
         return AgentClient(self.url, self.secret if secret is None else secret, timeout=30)
@@ -36,46 +46,12 @@ class AgentProcess:
 
 
 def start_agent(workdir: Path, roots: tuple[Path, ...], secret: str) -> AgentProcess:
-    for root in roots:
-        root.mkdir(parents=True, exist_ok=True)
-    port_file = workdir / f"port-{secrets.token_hex(4)}"
-    secret_file = workdir / "secret"
-    secret_file.write_text(secret)
-    cmd = [
-        sys.executable,
-        "-m",
-        "ovfstore.cli.main",
-        "agent",
-        "serve",
-        "--port",
-        "0",
-    ]
-    cmd += ["--port-file", str(port_file), "--secret-file", str(secret_file), "--buffer-size", str(1 << 20)]
-    for root in roots:
-        cmd += ["--root", str(root)]
-    env = {k: v for k, v in os.environ.items() if k != "OVFSTORE_AGENT_SECRET"}
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(f"the agent exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the agent did not bind within 30 s")
-        time.sleep(0.02)
-    return AgentProcess(roots, secret, proc, int(port_file.read_text()))
+    # Small buffers: tests move kilobytes, and many agents may run at once.
+    return AgentProcess(LocalAgent(list(roots), workdir, secret, extra_args=["--buffer-size", str(1 << 20)]))
 
 
 def stop(agent: AgentProcess) -> None:
-    if agent.proc.poll() is None:
-        agent.proc.terminate()
-        try:
-            agent.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            agent.proc.kill()
-            agent.proc.wait()
-    if agent.proc.stderr:
-        agent.proc.stderr.close()
+    agent.local.stop()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -14,30 +15,41 @@ from types import TracebackType
 class LocalAgent:
     """Start `ovfstore agent serve` on a free loopback port and wait until it listens."""
 
-    def __init__(self, roots: list[Path], workdir: Path, secret: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        roots: Sequence[Path],
+        workdir: Path,
+        secret: str | None = None,
+        port: int = 0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.roots = tuple(roots)
         self.secret = secret or secrets.token_urlsafe(24)
         workdir.mkdir(parents=True, exist_ok=True)
         for root in roots:
             root.mkdir(parents=True, exist_ok=True)
-        port_file = workdir / "agent.port"
-        port_file.unlink(missing_ok=True)
-        secret_file = workdir / "agent.secret"
+        name = f"agent-{secrets.token_hex(4)}"  # several agents may share a work directory
+        port_file = workdir / f"{name}.port"
+        secret_file = workdir / f"{name}.secret"
         secret_file.write_text(self.secret)
         os.chmod(secret_file, 0o600)
         command = [sys.executable, "-m", "ovfstore.cli.main", "agent", "serve", "--port", str(port)]
-        command += ["--port-file", str(port_file), "--secret-file", str(secret_file)]
+        command += ["--port-file", str(port_file), "--secret-file", str(secret_file), *extra_args]
         for root in roots:
             command += ["--root", str(root)]
-        self.log_path = workdir / "agent.log"
+        self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the life of the process
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+        # The secret file decides; one in the environment must not override it.
+        env = {k: v for k, v in os.environ.items() if k != "OVFSTORE_AGENT_SECRET"}
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while not port_file.exists() or not port_file.read_text().strip():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the host agent did not start; see {self.log_path}")
             time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{int(port_file.read_text())}"
+        self.port = int(port_file.read_text())
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self.process.poll() is None:
