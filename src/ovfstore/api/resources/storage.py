@@ -276,9 +276,46 @@ def deactivate_domain(call: Call) -> Document:
     return action_done()
 
 
+def ovf_status(call: Call) -> Document:
+    """ovfstore's own: how fresh every data domain's OVF stores are (what `ovfstore status` shows)."""
+    domains = []
+    for st in domains_status(call.engine.db):
+        domains.append(
+            {
+                "id": st.domain_id,
+                "href": views.href("storagedomains", st.domain_id),
+                "name": st.name,
+                "ovf_store_count": st.ovf_store_count,
+                "up_to_date": st.up_to_date,
+                "last_updated": st.last_updated,
+                "outdated_since": st.outdated_since,
+                "last_error": st.last_error,
+                "entity_count": st.entity_count,
+                "stores": {
+                    "store": [
+                        {
+                            "id": s.disk_id,
+                            "status": s.status.value,
+                            "generation": s.generation,
+                            "size": s.size,
+                            "sha256": s.sha256,
+                            "entity_count": s.entity_count,
+                            "last_updated": s.last_updated,
+                            "outdated_since": s.outdated_since,
+                            "last_error": s.last_error,
+                        }
+                        for s in st.stores
+                    ]
+                },
+            }
+        )
+    return Document("ovf_store_status", {"storage_domain": domains})
+
+
 def register(router: Router) -> None:
     r = router.add
     r("GET", "/storagedomains", list_domains)
+    r("GET", "/ovfstorestatus", ovf_status)
     r("POST", "/storagedomains", add_domain)
     r("GET", "/storagedomains/{sd}", get_domain)
     r("PUT", "/storagedomains/{sd}", update_domain)
