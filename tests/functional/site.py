@@ -3,6 +3,7 @@ an engine database with inventory, and the OVF updater. Stores are read back str
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,8 +12,10 @@ from uuid import UUID
 
 from ovfstore.engine.config import AgentConfig, UpdaterConfig
 from ovfstore.engine.db.database import Database
+from ovfstore.engine.domains import DomainService
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.recovery import RecoveryService
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
     GIB,
@@ -80,6 +83,23 @@ class Site:
             self.inv.attach_disk(DiskAttachment(entity_id=vm.id, disk_id=disk.id, bootable=i == 0))
         return vm
 
+    def materialize(self, disk_id: UUID) -> None:
+        """Create the disk's volumes on storage, as the engine's disk creation would, so a recovery finds them."""
+        disk = self.inv.get_disk(disk_id)
+        with self.agent.client() as client:
+            for domain_id in disk.domain_ids:
+                for volume in disk.chain():
+                    client.create_volume(
+                        domain_id,
+                        disk.id,
+                        volume.id,
+                        volume.capacity,
+                        format=volume.format.value.upper(),
+                        type=volume.volume_type.value.upper(),
+                        description=json.dumps({"DiskAlias": disk.alias, "DiskDescription": disk.description}),
+                        parent=volume.parent_id,
+                    )
+
     def domain_dir(self, name: str) -> Path:
         return self.root / str(self.domains[name].id)
 
@@ -135,3 +155,41 @@ def build_site(
     agents = AgentDirectory(database, AgentConfig(secret=agent.secret, timeout_s=30))
     updater = OvfUpdater(database, inv, agents, config or UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1))
     return Site(database, inv, agent, root, dc, cluster, host, updater)
+
+
+@dataclass
+class FreshEngine:
+    """An engine that has never seen the protected site's domains, with the same agent as its host."""
+
+    db: Database
+    inv: Inventory
+    agents: AgentDirectory
+    updater: OvfUpdater
+    domains: DomainService
+    recovery: RecoveryService
+    host: Host
+    dc: DataCenter
+    cluster: Cluster
+
+    def import_and_attach(self, directory: Path, name: str) -> StorageDomain:
+        domain = self.recovery.import_domain(str(directory), host=self.host, name=name, force_detach=True)
+        return self.domains.attach(domain.id, self.dc.id)
+
+    def close(self) -> None:
+        self.agents.close()
+        self.db.dispose()
+
+
+def fresh_engine(db_url: str, agent: AgentProcess) -> FreshEngine:
+    db = Database(db_url)
+    db.migrate()
+    inv = Inventory(db)
+    inv.bootstrap()
+    dc = inv.list_data_centers()[0]
+    cluster = inv.list_clusters()[0]
+    host = inv.add_host(Host(name="dr-host", cluster_id=cluster.id, address=agent.url))
+    agents = AgentDirectory(db, AgentConfig(secret=agent.secret, timeout_s=30))
+    updater = OvfUpdater(db, inv, agents, UpdaterConfig())
+    domains = DomainService(inv, agents, updater)
+    recovery = RecoveryService(inv, agents, domains)
+    return FreshEngine(db, inv, agents, updater, domains, recovery, host, dc, cluster)

@@ -259,10 +259,15 @@ def test_a_transaction_of_several_commands_commits_together_or_not_at_all(world:
 
     heard: list[Changes] = []
     world.inv.subscribe(heard.append)
-    with pytest.raises(Conflict), world.inv.transaction():
-        vm = world.inv.add_vm(Vm(name="atomic", cluster_id=world.cluster.id))
-        world.inv.add_nic(Nic(entity_id=vm.id, name="nic1", vnic_profile_id=world.profile_id))
-        world.inv.add_vm(Vm(name="vm1", cluster_id=world.cluster.id))  # taken: everything rolls back
+
+    def three_commands() -> None:
+        with world.inv.transaction():
+            vm = world.inv.add_vm(Vm(name="atomic", cluster_id=world.cluster.id))
+            world.inv.add_nic(Nic(entity_id=vm.id, name="nic1", vnic_profile_id=world.profile_id))
+            world.inv.add_vm(Vm(name="vm1", cluster_id=world.cluster.id))  # taken: everything rolls back
+
+    with pytest.raises(Conflict):
+        three_commands()
     assert "atomic" not in {v.name for v in world.inv.list_vms()}
     assert heard == []
 

@@ -17,6 +17,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help)
     "agent": ("ovfstore.cli.agent:agent", "Run a host agent: the only process that touches storage."),
     "db": ("ovfstore.cli.db:db", "Create or upgrade the engine database."),
+    "inspect": ("ovfstore.cli.inspect:inspect", "Read a domain directory offline: its stores, VMs and templates."),
     "ovf": ("ovfstore.cli.ovf:ovf", "Read and show OVF documents."),
 }
 

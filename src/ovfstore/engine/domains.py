@@ -8,6 +8,7 @@ written, so the domain leaves carrying a current description of its VMs and temp
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from sqlalchemy import select
@@ -42,6 +43,9 @@ class DomainService:
         self.inv = inventory
         self.agents = agents
         self.updater = updater
+        # Called after storage says the domain is attached and before the inventory activates it: recovery
+        # reads an imported domain's stores here, before the updater may rewrite them.
+        self.on_attach: Callable[[UUID, AgentClient], object] | None = None
 
     # --- create and attach -----------------------------------------------------------------------------
 
@@ -83,7 +87,10 @@ class DomainService:
         master = domain.domain_class is DomainClass.DATA and not any(
             d.master for d in self.inv.list_storage_domains(data_center_id)
         )
-        self._call(self._client(data_center_id).attach, domain_id, data_center_id, master)
+        client = self._client(data_center_id)
+        self._call(client.attach, domain_id, data_center_id, master)
+        if self.on_attach is not None:
+            self._call(self.on_attach, domain_id, client)
         return self.inv.update_storage_domain(
             domain_id, data_center_id=data_center_id, master=master, status=DomainStatus.ACTIVE
         )

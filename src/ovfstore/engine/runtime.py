@@ -10,6 +10,7 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.recovery import RecoveryService
 from ovfstore.engine.updater.service import OvfUpdater
 
 
@@ -28,6 +29,7 @@ class Engine:
         self.agents = AgentDirectory(self.db, config.agent)
         self.updater = OvfUpdater(self.db, self.inventory, self.agents, config.updater)
         self.domains = DomainService(self.inventory, self.agents, self.updater)
+        self.recovery = RecoveryService(self.inventory, self.agents, self.domains)
 
     def start(self) -> None:
         """Bring the schema up to date, create oVirt's defaults if missing, start the updater."""

@@ -366,7 +366,7 @@ unregistered_entities = Table(
     Column("ovf_data", LargeBinary, nullable=False),
     Column("vm_status", IntEnumType(e.VmStatus), nullable=False),
     Column("high_availability", Boolean, nullable=False),
-    Column("source", String(32), nullable=False),  # the store disk id, or "legacy" for master/vms
+    Column("source", String(64), nullable=False),  # the store disk id, or "legacy" for master/vms
     Column("errors", Text, nullable=False, default=""),
     Column("found_at", UTCDateTime, nullable=False),
 )

@@ -131,18 +131,19 @@ class CommandsBase:
         query = select(table).where(*where).order_by(table.c.name)
         return [from_row(cls, row) for row in conn.execute(query).mappings()]
 
-    @staticmethod
-    def _exists(conn: Connection, table: Table, *where: Any) -> bool:
-        return conn.execute(select(table.c[0]).where(*where).limit(1)).first() is not None
-
     def _unique_name(self, conn: Connection, table: Table, name: str, kind: str, *where: Any) -> None:
-        if self._exists(conn, table, table.c.name == name, *where):
+        if exists(conn, table, table.c.name == name, *where):
             raise Conflict(f"{kind} name {name!r} is already used; choose another name")
 
     @staticmethod
     def _update(conn: Connection, table: Table, ident: UUID, effective: Mapping[str, Any]) -> None:
         if effective:
             conn.execute(update(table).where(table.c.id == ident).values(**effective))
+
+
+def exists(conn: Connection, table: Table, *where: Any) -> bool:
+    """Whether `table` has a row matching `where`."""
+    return conn.execute(select(table.c[0]).where(*where).limit(1)).first() is not None
 
 
 def check_name(name: str, kind: str) -> str:

@@ -16,7 +16,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.rows import from_row, values
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import lookups
-from ovfstore.engine.inventory.base import CommandsBase, Tx, apply_changes, check_name
+from ovfstore.engine.inventory.base import CommandsBase, Tx, apply_changes, check_name, exists
 from ovfstore.model import (
     Disk,
     DiskAttachment,
@@ -291,7 +291,7 @@ class DiskCommands(CommandsBase):
     def _check_single_boot_disk(self, tx: Tx, entity_id: UUID, disk_id: UUID) -> None:
         da = s.disk_attachments
         where = (da.c.entity_id == entity_id, da.c.bootable.is_(True), da.c.disk_id != disk_id)
-        if self._exists(tx.conn, da, *where):
+        if exists(tx.conn, da, *where):
             raise Conflict(f"{entity_id} already has a bootable disk; a VM boots from one disk only")
 
     def _domains_data_center(self, tx: Tx, domain_ids: list[UUID], alias: str) -> UUID:

@@ -18,7 +18,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.rows import values
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import lookups
-from ovfstore.engine.inventory.base import CommandsBase, Tx, apply_changes, check_name
+from ovfstore.engine.inventory.base import CommandsBase, Tx, apply_changes, check_name, exists
 from ovfstore.model import (
     AffinityGroup,
     AffinityLabel,
@@ -72,9 +72,9 @@ class InfraCommands(CommandsBase):
     def remove_data_center(self, dc_id: UUID) -> None:
         with self._tx() as tx:
             self._one(tx.conn, s.data_centers, DataCenter, dc_id, "data center")
-            if self._exists(tx.conn, s.clusters, s.clusters.c.data_center_id == dc_id):
+            if exists(tx.conn, s.clusters, s.clusters.c.data_center_id == dc_id):
                 raise Conflict(f"data center {dc_id} still has clusters; remove them first")
-            if self._exists(tx.conn, s.storage_domains, s.storage_domains.c.data_center_id == dc_id):
+            if exists(tx.conn, s.storage_domains, s.storage_domains.c.data_center_id == dc_id):
                 raise Conflict(f"data center {dc_id} still has storage domains attached; detach them first")
             network_ids = lookups.ids(tx.conn, select(s.networks.c.id).where(s.networks.c.data_center_id == dc_id))
             if network_ids:
@@ -120,7 +120,7 @@ class InfraCommands(CommandsBase):
             self._one(tx.conn, s.clusters, Cluster, cluster_id, "cluster")
             if lookups.entities_in_cluster(tx.conn, cluster_id):
                 raise Conflict(f"cluster {cluster_id} still has VMs or templates; remove or move them first")
-            if self._exists(tx.conn, s.hosts, s.hosts.c.cluster_id == cluster_id):
+            if exists(tx.conn, s.hosts, s.hosts.c.cluster_id == cluster_id):
                 raise Conflict(f"cluster {cluster_id} still has hosts; remove them first")
             tx.conn.execute(delete(s.clusters).where(s.clusters.c.id == cluster_id))
 
@@ -243,7 +243,7 @@ class InfraCommands(CommandsBase):
         with self._tx() as tx:
             self._one(tx.conn, s.data_centers, DataCenter, network.data_center_id, "data center")
             n = s.networks
-            if self._exists(tx.conn, n, n.c.data_center_id == network.data_center_id, n.c.name == network.name):
+            if exists(tx.conn, n, n.c.data_center_id == network.data_center_id, n.c.name == network.name):
                 raise Conflict(f"network name {network.name!r} is already used in this data center")
             tx.conn.execute(insert(n).values(values(network, n)))
         return network
@@ -257,7 +257,7 @@ class InfraCommands(CommandsBase):
             _check_vlan(new.vlan_id)
             if "name" in effective:
                 check_name(new.name, "network")
-                if self._exists(tx.conn, n, n.c.data_center_id == new.data_center_id, n.c.name == new.name):
+                if exists(tx.conn, n, n.c.data_center_id == new.data_center_id, n.c.name == new.name):
                     raise Conflict(f"network name {new.name!r} is already used in this data center")
                 # A NIC's item in the OVF names its network.
                 profiles = lookups.profiles_of_network(tx.conn, network_id)
@@ -325,7 +325,7 @@ class InfraCommands(CommandsBase):
 
     def _unique_profile_name(self, tx: Tx, network_id: UUID, name: str) -> None:
         p = s.vnic_profiles
-        if self._exists(tx.conn, p, p.c.network_id == network_id, p.c.name == name):
+        if exists(tx.conn, p, p.c.network_id == network_id, p.c.name == name):
             raise Conflict(f"vNIC profile name {name!r} is already used on this network")
 
     # --- roles and permissions ---------------------------------------------------------------------
@@ -367,7 +367,7 @@ class InfraCommands(CommandsBase):
             role = self._one(tx.conn, s.roles, Role, role_id, "role")
             p = s.permissions
             where = (p.c.entity_id == entity_id, p.c.user_name == user_name, p.c.role_id == role_id)
-            if self._exists(tx.conn, p, *where):
+            if exists(tx.conn, p, *where):
                 raise Conflict(f"{user_name} already has role {role.name} on {entity_id}")
             permission = Permission(entity_id=entity_id, user_name=user_name, role_name=role.name)
             tx.conn.execute(
@@ -403,7 +403,7 @@ class InfraCommands(CommandsBase):
         with self._tx() as tx:
             self._one(tx.conn, s.clusters, Cluster, group.cluster_id, "cluster")
             g = s.affinity_groups
-            if self._exists(tx.conn, g, g.c.cluster_id == group.cluster_id, g.c.name == group.name):
+            if exists(tx.conn, g, g.c.cluster_id == group.cluster_id, g.c.name == group.name):
                 raise Conflict(f"affinity group name {group.name!r} is already used in this cluster")
             tx.conn.execute(insert(g).values(values(group, g)))
         return group
@@ -416,7 +416,7 @@ class InfraCommands(CommandsBase):
             new, effective = apply_changes(old, changes, allowed, "affinity group")
             if "name" in effective:
                 check_name(new.name, "affinity group")
-                if self._exists(tx.conn, g, g.c.cluster_id == new.cluster_id, g.c.name == new.name):
+                if exists(tx.conn, g, g.c.cluster_id == new.cluster_id, g.c.name == new.name):
                     raise Conflict(f"affinity group name {new.name!r} is already used in this cluster")
                 tx.bump(lookups.group_members(tx.conn, group_id))
             self._update(tx.conn, g, group_id, effective)
@@ -441,7 +441,7 @@ class InfraCommands(CommandsBase):
             if entity_id not in lookups.entities_in_cluster(tx.conn, group.cluster_id):
                 raise Conflict(f"{entity_id} is not in the cluster of affinity group {group.name!r}")
             m = s.affinity_group_members
-            if not self._exists(tx.conn, m, m.c.group_id == group_id, m.c.entity_id == entity_id):
+            if not exists(tx.conn, m, m.c.group_id == group_id, m.c.entity_id == entity_id):
                 tx.conn.execute(insert(m).values(group_id=group_id, entity_id=entity_id))
                 tx.bump([entity_id])
 
@@ -485,7 +485,7 @@ class InfraCommands(CommandsBase):
             self._one(tx.conn, s.affinity_labels, AffinityLabel, label_id, "affinity label")
             lookups.entity_type(tx.conn, entity_id)
             m = s.affinity_label_members
-            if not self._exists(tx.conn, m, m.c.label_id == label_id, m.c.entity_id == entity_id):
+            if not exists(tx.conn, m, m.c.label_id == label_id, m.c.entity_id == entity_id):
                 tx.conn.execute(insert(m).values(label_id=label_id, entity_id=entity_id))
                 tx.bump([entity_id])
 

@@ -17,7 +17,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.rows import entity_column, entity_from_row, entity_values, from_row, values
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import lookups
-from ovfstore.engine.inventory.base import CommandsBase, Tx, apply_changes, check_name
+from ovfstore.engine.inventory.base import CommandsBase, Tx, apply_changes, check_name, exists
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     Cluster,
@@ -206,7 +206,7 @@ class VmCommands(CommandsBase):
         with self._tx() as tx:
             entity = self._entity(tx, nic.entity_id)
             n = s.nics
-            if self._exists(tx.conn, n, n.c.entity_id == nic.entity_id, n.c.name == nic.name):
+            if exists(tx.conn, n, n.c.entity_id == nic.entity_id, n.c.name == nic.name):
                 raise Conflict(f"{entity.name!r} already has a NIC named {nic.name!r}")
             self._check_nic(tx, entity, nic, allocate=isinstance(entity, Vm))
             tx.conn.execute(insert(n).values(values(nic, n)))
@@ -223,7 +223,7 @@ class VmCommands(CommandsBase):
             if "name" in effective:
                 check_name(new.name, "NIC")
                 n = s.nics
-                if self._exists(tx.conn, n, n.c.entity_id == old.entity_id, n.c.name == new.name):
+                if exists(tx.conn, n, n.c.entity_id == old.entity_id, n.c.name == new.name):
                     raise Conflict(f"{entity.name!r} already has a NIC named {new.name!r}")
             self._check_nic(tx, entity, new, allocate=False, skip_mac=old.mac)
             effective["mac"] = new.mac
@@ -249,7 +249,7 @@ class VmCommands(CommandsBase):
             if not isinstance(self._entity(tx, snapshot.vm_id), Vm):
                 raise InvalidInput(f"{snapshot.vm_id} is a template; only VMs have snapshots")
             sn = s.snapshots
-            if snapshot.type is SnapshotType.ACTIVE and self._exists(
+            if snapshot.type is SnapshotType.ACTIVE and exists(
                 tx.conn, sn, sn.c.vm_id == snapshot.vm_id, sn.c.type == SnapshotType.ACTIVE.value
             ):
                 raise Conflict(f"VM {snapshot.vm_id} already has its active snapshot")

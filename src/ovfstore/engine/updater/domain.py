@@ -202,15 +202,17 @@ class DomainStep:
             refs = [EntityRef(r.entity_id, r.ovf_size, r.ovf_sha256) for r in rows]
             vm_status = {r.entity_id: r.vm_status for r in rows if r.vm_status is not None}
             known = {r.entity_id for r in rows}
-            unregistered = [
-                EntityRef(entity_id, size)
-                for entity_id, size in conn.execute(
-                    select(u.c.entity_id, func.length(u.c.ovf_data))
-                    .where(u.c.domain_id == domain.id)
-                    .order_by(u.c.entity_id)
-                )
-                if entity_id not in known
-            ]
+            unregistered = []
+            query = (
+                select(u.c.entity_id, func.length(u.c.ovf_data), type_coerce(u.c.vm_status, Integer))
+                .where(u.c.domain_id == domain.id)
+                .order_by(u.c.entity_id)
+            )
+            for entity_id, size, status in conn.execute(query):
+                if entity_id not in known:
+                    unregistered.append(EntityRef(entity_id, size))
+                    if status:  # a recovery restarts the VMs that were running, registered or not yet
+                        vm_status[entity_id] = status
         return refs, unregistered, vm_status
 
     def _fetch(self, ids: Sequence[UUID]) -> Iterable[tuple[UUID, bytes]]:

@@ -82,7 +82,16 @@ def ensure_stores(db: Database, client: AgentClient, domain: StorageDomain, capa
     with db.write() as conn:
         existing = store_volumes(conn, domain.id)
         for _ in range(domain.ovf_store_count - len(existing)):
-            _record_new_store(conn, domain.id, capacity, now)
+            record_store(
+                conn,
+                domain.id,
+                uuid4(),
+                uuid4(),
+                capacity,
+                now,
+                status=OvfStoreStatus.DISABLED,
+                error="not created yet",
+            )
         pending = [sv for sv in store_volumes(conn, domain.id) if sv.status is OvfStoreStatus.DISABLED]
     errors = []
     for store in pending:
@@ -98,8 +107,21 @@ def ensure_stores(db: Database, client: AgentClient, domain: StorageDomain, capa
     return errors
 
 
-def _record_new_store(conn: Connection, domain_id: UUID, capacity: int, now: datetime) -> None:
-    disk_id, volume_id = uuid4(), uuid4()
+def record_store(
+    conn: Connection,
+    domain_id: UUID,
+    disk_id: UUID,
+    volume_id: UUID,
+    capacity: int,
+    now: datetime,
+    *,
+    status: OvfStoreStatus,
+    generation: int = 0,
+    size: int | None = None,
+    last_updated: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    """Record a store volume of the domain in the engine: its disk, volume and store rows."""
     conn.execute(
         insert(s.disks).values(
             id=disk_id,
@@ -134,11 +156,13 @@ def _record_new_store(conn: Connection, domain_id: UUID, capacity: int, now: dat
         insert(s.ovf_stores).values(
             disk_id=disk_id,
             domain_id=domain_id,
-            status=OvfStoreStatus.DISABLED,
-            store_generation=0,
+            status=status,
+            store_generation=generation,
+            size=size,
             entity_ids=[],
+            last_updated=last_updated,
             outdated_since=now,
-            last_error="not created yet",
+            last_error=error,
         )
     )
 

@@ -265,7 +265,7 @@ def upgrade() -> None:
         sa.Column("ovf_data", sa.LargeBinary(), nullable=False),
         sa.Column("vm_status", sa.Integer(), nullable=False),
         sa.Column("high_availability", sa.Boolean(), nullable=False),
-        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
         sa.Column("errors", sa.Text(), nullable=False),
         sa.Column("found_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,326 @@
+"""Registering an unregistered VM or template found on an imported domain, keeping its id.
+
+A registration is planned first (every check and mapping, no change: this is the dry run), then applied
+as one inventory transaction: the entity, its disks (as found on the attached domains), attachments,
+NICs, snapshots, permissions and affinity memberships all appear together or not at all. After that the
+entity is ordinary inventory, and the updater writes it into the stores of its domains as usual.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from uuid import UUID, uuid4
+
+from sqlalchemy import Connection, delete, select
+
+from ovfstore.engine import macs
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.errors import InvalidInput
+from ovfstore.engine.inventory import Inventory, lookups
+from ovfstore.engine.inventory.base import exists
+from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
+from ovfstore.model import (
+    BLANK_TEMPLATE_ID,
+    Cluster,
+    Disk,
+    DiskAttachment,
+    DomainStatus,
+    EntityType,
+    Nic,
+    OvfData,
+    Snapshot,
+    Template,
+    Vm,
+    VmStatus,
+)
+
+
+@dataclass(slots=True)
+class _Context:
+    """What every check of one registration needs."""
+
+    conn: Connection
+    domain_id: UUID
+    data: OvfData
+    options: RegistrationOptions
+    cluster: Cluster
+
+
+@dataclass(slots=True)
+class Plan:
+    report: RegistrationReport
+    entity: Vm | Template
+    disks: list[tuple[Disk, DiskAttachment, bool]] = field(default_factory=list)  # disk, attachment, exists
+    nics: list[Nic] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    permissions: list[tuple[str, UUID]] = field(default_factory=list)  # user, role id
+    groups: list[UUID] = field(default_factory=list)
+    labels: list[UUID] = field(default_factory=list)
+
+
+class Registrar:
+    def __init__(self, inventory: Inventory) -> None:
+        self.inv = inventory
+
+    def plan(
+        self,
+        domain_id: UUID,
+        data: OvfData,
+        options: RegistrationOptions,
+        planned: set[UUID] = frozenset(),  # type: ignore[assignment]
+    ) -> Plan:
+        """Check everything and work out what would be created; raise `RegistrationRefused` if it cannot
+        be. `planned` holds templates a dry run of "register everything" would have registered already."""
+        original = data.entity
+        report = RegistrationReport(original.id, original.name, data.entity_type, "would_register")
+        entity = dataclasses.replace(original)
+        if isinstance(entity, Vm):
+            entity.status = VmStatus.DOWN  # nothing runs at the new site yet; the stored status says what did
+        if options.clone:
+            if not options.name:
+                raise RegistrationRefused(f"{_what(data)}: a clone needs a new name (vm name)")
+            entity.id = uuid4()
+        if options.name and options.name != original.name:
+            entity.name = options.name
+            report.renamed_from = original.name
+        report.name = entity.name
+        report.registered_id = entity.id
+        with self.inv.db.read() as conn:
+            if not options.clone and exists(conn, s.vm_static, s.vm_static.c.id == entity.id):
+                raise RegistrationRefused(
+                    f"{_what(data)}: id {entity.id} is already registered here; register it as a clone to get a copy"
+                )
+            cluster = self._cluster(conn, data, options)
+            entity.cluster_id = cluster.id
+            self._check_template(conn, data, entity, planned)
+            self._check_name(conn, data, entity, cluster, report)
+            plan = Plan(report, entity)
+            ctx = _Context(conn, domain_id, data, options, cluster)
+            self._plan_disks(ctx, plan)
+            self._plan_nics(ctx, plan)
+            self._plan_rest(ctx, plan)
+        return plan
+
+    def apply(self, plan: Plan) -> RegistrationReport:
+        entity = plan.entity
+        original_id = plan.report.entity_id
+        with self.inv.transaction() as tx:
+            if isinstance(entity, Template):
+                self.inv.add_template(entity)
+            else:
+                self.inv.add_vm(entity)
+            for disk, attachment, exists in plan.disks:
+                if not exists:
+                    self.inv.add_disk(disk)
+                self.inv.attach_disk(attachment)
+            for nic in plan.nics:
+                self.inv.add_nic(nic)
+            for snapshot in plan.snapshots:
+                self.inv.add_snapshot(snapshot)
+            for user, role_id in plan.permissions:
+                self.inv.add_permission(entity.id, user, role_id)
+            for group_id in plan.groups:
+                self.inv.add_affinity_group_member(group_id, entity.id)
+            for label_id in plan.labels:
+                self.inv.add_affinity_label_member(label_id, entity.id)
+            u, ud = s.unregistered_entities, s.unregistered_disks
+            tx.conn.execute(delete(u).where(u.c.entity_id == original_id))
+            registered = [d.id for d, _, exists in plan.disks if not exists]
+            if registered:
+                tx.conn.execute(delete(ud).where(ud.c.disk_id.in_(registered)))
+        plan.report.outcome = "registered"
+        return plan.report
+
+    # --- the checks --------------------------------------------------------------------------------------
+
+    def _cluster(self, conn: Connection, data: OvfData, options: RegistrationOptions) -> Cluster:
+        c = s.clusters
+        if options.cluster_id is not None:
+            row = conn.execute(select(c).where(c.c.id == options.cluster_id)).mappings().first()
+            if row is None:
+                raise RegistrationRefused(f"{_what(data)}: cluster {options.cluster_id} does not exist")
+            return Cluster(**row)
+        wanted = options.cluster_mappings.get(data.cluster_name, data.cluster_name)
+        row = conn.execute(select(c).where(c.c.name == wanted)).mappings().first()
+        if row is None:
+            mapped = f" (mapped from {data.cluster_name!r})" if wanted != data.cluster_name else ""
+            raise RegistrationRefused(
+                f"{_what(data)}: cluster {wanted!r}{mapped} does not exist here; map it to a cluster of this engine "
+                "(cluster mapping) or name the target cluster"
+            )
+        return Cluster(**row)
+
+    def _check_template(self, conn: Connection, data: OvfData, entity: Vm | Template, planned: set[UUID]) -> None:
+        if isinstance(entity, Vm):
+            needed, name = entity.template_id, data.template_name
+        elif entity.base_template_id not in (None, entity.id, data.entity.id):
+            needed, name = entity.base_template_id, data.base_template_name
+        else:
+            if isinstance(entity, Template):
+                entity.base_template_id = None
+            return
+        if needed == BLANK_TEMPLATE_ID or needed in planned:
+            return
+        vm = s.vm_static
+        if not exists(conn, vm, vm.c.id == needed, vm.c.entity_type == EntityType.TEMPLATE.value):
+            raise RegistrationRefused(
+                f"{_what(data)}: its template {name!r} ({needed}) is not registered; register the template first"
+            )
+
+    def _check_name(
+        self, conn: Connection, data: OvfData, entity: Vm | Template, cluster: Cluster, report: RegistrationReport
+    ) -> None:
+        vm, c = s.vm_static, s.clusters
+        query = (
+            select(vm.c.id)
+            .select_from(vm.join(c, vm.c.cluster_id == c.c.id))
+            .where(vm.c.name == entity.name, c.c.data_center_id == cluster.data_center_id, vm.c.id != entity.id)
+        )
+        if isinstance(entity, Template):
+            if entity.base_template_id not in (None, entity.id):
+                return  # versions share their base's name
+            query = query.where(vm.c.entity_type == EntityType.TEMPLATE.value, vm.c.base_template_id.is_(None))
+        else:
+            query = query.where(vm.c.entity_type == EntityType.VM.value)
+        if conn.execute(query.limit(1)).first() is not None:
+            raise RegistrationRefused(
+                f"{_what(data)}: the name {entity.name!r} is already used in this data center; register it under "
+                "another name, or as a clone"
+            )
+
+    def _plan_disks(self, ctx: _Context, plan: Plan) -> None:
+        conn, domain_id, data, options, cluster = ctx.conn, ctx.domain_id, ctx.data, ctx.options, ctx.cluster
+        ud, d, dm = s.unregistered_disks, s.storage_domains, s.disks
+        for ovf_disk in data.disks:
+            disk = dataclasses.replace(ovf_disk.disk, domain_ids=[], volumes=list(ovf_disk.disk.volumes))
+            attachment = dataclasses.replace(ovf_disk.attachment, entity_id=plan.entity.id)
+            if disk.lun_id is not None:
+                disk.lun_id = options.lun_mappings.get(disk.lun_id, disk.lun_id)
+                plan.disks.append((disk, attachment, False))
+                continue
+            if exists(conn, dm, dm.c.id == disk.id):
+                if not disk.shareable:
+                    raise RegistrationRefused(
+                        f"{_what(data)}: its disk {disk.alias!r} ({disk.id}) already belongs to another VM here"
+                    )
+                plan.disks.append((disk, attachment, True))
+                continue
+            found = conn.execute(
+                select(ud.c.domain_id, ud.c.volume_ids)
+                .select_from(ud.join(d, ud.c.domain_id == d.c.id))
+                .where(
+                    ud.c.disk_id == disk.id,
+                    d.c.data_center_id == cluster.data_center_id,
+                    d.c.status == DomainStatus.ACTIVE.value,
+                )
+                .order_by(ud.c.domain_id != domain_id)  # the domain being registered from first
+            ).all()
+            wanted = {v.id for v in disk.volumes}
+            present = [row.domain_id for row in found if wanted <= set(row.volume_ids)]
+            if not present:
+                if options.allow_partial_import:
+                    plan.report.dropped_disks.append(disk.id)
+                    plan.report.warnings.append(f"disk {disk.alias!r} ({disk.id}) is on no attached domain: dropped")
+                    continue
+                raise RegistrationRefused(
+                    f"{_what(data)}: its disk {disk.alias!r} ({disk.id}) is on no active domain of this data center; "
+                    "attach the domain holding it, or allow a partial import"
+                )
+            disk.domain_ids = present
+            plan.disks.append((disk, attachment, False))
+
+    def _plan_nics(self, ctx: _Context, plan: Plan) -> None:
+        conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
+        dc = conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id)).mappings().one()
+        used = lookups.macs_in_data_center(conn, cluster.data_center_id)
+        taken: set[str] = set()
+        for ovf_nic in data.nics:
+            nic = dataclasses.replace(ovf_nic.nic, entity_id=plan.entity.id)
+            if options.clone:
+                nic.id = uuid4()
+            nic.vnic_profile_id = self._profile(ctx, ovf_nic.network_name, ovf_nic.profile_name, plan)
+            old = nic.mac
+            problem = None
+            if old is not None:
+                try:
+                    normalized = macs.normalize(old)
+                except InvalidInput as exc:
+                    problem = str(exc)
+                else:
+                    if options.clone:
+                        problem = "a clone gets new MACs"
+                    elif normalized in used or normalized in taken:
+                        problem = f"MAC {normalized} is already in use here"
+                    elif not macs.in_range(normalized, dc["mac_pool_start"], dc["mac_pool_end"]):
+                        problem = f"MAC {normalized} is outside this data center's pool"
+                    nic.mac = normalized
+            if problem is not None:
+                if not (options.reassign_bad_macs or options.clone) and isinstance(plan.entity, Vm):
+                    raise RegistrationRefused(
+                        f"{_what(data)}: NIC {nic.name!r}: {problem}; allow MAC reassignment to give it a free one"
+                    )
+                nic.mac = None  # the inventory allocates a free one from the pool
+                plan.report.reassigned_macs.append((nic.name, old, None))
+            if nic.mac is not None:
+                taken.add(nic.mac)
+            plan.nics.append(nic)
+
+    def _profile(self, ctx: _Context, network: str | None, profile: str | None, plan: Plan) -> UUID | None:
+        conn, options, cluster = ctx.conn, ctx.options, ctx.cluster
+        if network is None and profile is None:
+            return None
+        for mapping in options.vnic_profile_mappings:
+            if (mapping.source_network, mapping.source_profile) == (network, profile):
+                return mapping.target_profile_id
+        n, p = s.networks, s.vnic_profiles
+        found = conn.execute(
+            select(p.c.id)
+            .select_from(p.join(n, p.c.network_id == n.c.id))
+            .where(n.c.data_center_id == cluster.data_center_id, n.c.name == network, p.c.name == (profile or network))
+        ).scalar()
+        if found is None:
+            plan.report.warnings.append(
+                f"no vNIC profile {profile!r} on network {network!r} here: the NIC is left on no network "
+                "(map the profile to connect it)"
+            )
+        return found
+
+    def _plan_rest(self, ctx: _Context, plan: Plan) -> None:
+        conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
+        if isinstance(plan.entity, Vm):
+            for snapshot in data.snapshots:
+                copy = dataclasses.replace(snapshot, vm_id=plan.entity.id)
+                if options.clone:
+                    copy.id = uuid4()
+                plan.snapshots.append(copy)
+        r = s.roles
+        for permission in data.permissions:
+            role_name = options.role_mappings.get(permission.role_name, permission.role_name)
+            role_id = conn.execute(select(r.c.id).where(r.c.name == role_name)).scalar()
+            if role_id is None:
+                plan.report.warnings.append(
+                    f"role {role_name!r} of {permission.user_name} does not exist here: permission not restored"
+                )
+            else:
+                plan.permissions.append((permission.user_name, role_id))
+        g, lb = s.affinity_groups, s.affinity_labels
+        for name in data.affinity_groups:
+            target = options.affinity_group_mappings.get(name, name)
+            group_id = conn.execute(select(g.c.id).where(g.c.cluster_id == cluster.id, g.c.name == target)).scalar()
+            if group_id is None:
+                plan.report.warnings.append(f"affinity group {target!r} does not exist in the cluster: not joined")
+            else:
+                plan.groups.append(group_id)
+        for name in data.affinity_labels:
+            target = options.affinity_label_mappings.get(name, name)
+            label_id = conn.execute(select(lb.c.id).where(lb.c.name == target)).scalar()
+            if label_id is None:
+                plan.report.warnings.append(f"affinity label {target!r} does not exist here: not applied")
+            else:
+                plan.labels.append(label_id)
+
+
+def _what(data: OvfData) -> str:
+    kind = "template" if data.entity_type is EntityType.TEMPLATE else "VM"
+    return f"{kind} {data.entity.name!r} ({data.entity.id})"

@@ -1,0 +1,294 @@
+"""Recovery: import a domain into an engine that has never seen it, and register what it holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, select
+
+from ovfstore.agent.client import AgentClient
+from ovfstore.agent.errors import AgentError, CorruptMetadata
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.domains import DomainService, StorageError
+from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
+from ovfstore.engine.hosts import AgentDirectory
+from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
+from ovfstore.engine.recovery.register import Registrar
+from ovfstore.engine.recovery.scan import DomainScan, ScanReport
+from ovfstore.model import (
+    Disk,
+    DomainStatus,
+    EntityType,
+    Host,
+    OvfData,
+    StorageDomain,
+    StorageType,
+    Template,
+    VmStatus,
+    Volume,
+    VolumeFormat,
+    VolumeType,
+    utcnow,
+)
+from ovfstore.ovf import OvfError, read_ovf
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UnregisteredEntity:
+    id: UUID
+    domain_id: UUID
+    name: str
+    entity_type: EntityType
+    vm_status: VmStatus
+    high_availability: bool
+    errors: str
+    data: OvfData | None  # None when the OVF could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class UnregisteredDisk:
+    disk_id: UUID
+    domain_id: UUID
+    alias: str
+    description: str
+    provisioned_size: int
+    actual_size: int
+    volume_ids: list[UUID]
+    entity_ids: list[UUID]
+
+
+class RecoveryService:
+    def __init__(
+        self,
+        inventory: Inventory,
+        agents: AgentDirectory,
+        domains: DomainService,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.inv = inventory
+        self.agents = agents
+        self.domains = domains
+        self.clock = clock
+        self.registrar = Registrar(inventory)
+        # An imported domain is read into unregistered entities when it is attached, before the updater
+        # may rewrite its stores.
+        domains.on_attach = self.scan_through
+
+    # --- import -------------------------------------------------------------------------------------------
+
+    def import_domain(
+        self,
+        path: str,
+        *,
+        host: Host,
+        name: str | None = None,
+        storage_type: StorageType = StorageType.LOCALFS,
+        address: str = "",
+        force_detach: bool = False,
+    ) -> StorageDomain:
+        """Add the existing domain at `path` (the domain's own directory, or the directory holding it),
+        keeping its id. Its metadata must verify. A domain still attached to another data center (a stale
+        pool: its engine is gone) is refused unless `force_detach`, which detaches it on storage first."""
+        client = self.agents.client(host)
+        try:
+            info = client.domain_at(path)
+        except CorruptMetadata as exc:
+            raise InvalidInput(f"the domain at {path} has damaged metadata and is not trusted: {exc}") from exc
+        except AgentError as exc:
+            raise InvalidInput(f"no storage domain found at {path}: {exc}") from exc
+        if info.domain_class != "Data":
+            raise InvalidInput(f"the domain at {path} is a {info.domain_class} domain; only data domains are imported")
+        known = {d.id: d for d in self.inv.list_storage_domains()}
+        if info.id in known:
+            raise Conflict(f"storage domain {info.id} is already known here as {known[info.id].name!r}")
+        if info.pool_id is not None:
+            if not force_detach:
+                raise Conflict(
+                    f"the domain at {path} is still attached to data center {info.pool_id}; if that data center's "
+                    "engine is gone, import it with force_detach to take it over"
+                )
+            try:
+                client.detach(info.id, info.pool_id, force=True)
+            except AgentError as exc:
+                raise StorageError(f"detaching the domain from its stale data center failed: {exc}") from exc
+        domain = StorageDomain(
+            id=info.id,
+            name=name or info.description or f"imported-{str(info.id)[:8]}",
+            storage_type=storage_type,
+            address=address,
+            path=os.path.dirname(info.path.rstrip("/")),
+            description=info.description,
+        )
+        return self.inv.add_storage_domain(domain)
+
+    def scan_through(self, domain_id: UUID, client: AgentClient) -> ScanReport:
+        report = DomainScan(self.inv.db, client, domain_id, self.clock()).run()
+        log.info(
+            "domain %s: %d entities (%d unreadable, %d already known) from %s, %d unregistered disks, "
+            "%d stores adopted",
+            domain_id, report.entities, report.unreadable, report.already_known, report.source or "nothing",
+            report.disks, report.adopted_stores,
+        )  # fmt: skip
+        return report
+
+    def scan(self, domain_id: UUID, host: Host) -> ScanReport:
+        """Read the domain's stores again (e.g. after a store was repaired)."""
+        self.inv.get_storage_domain(domain_id)
+        return self.scan_through(domain_id, self.agents.client(host))
+
+    # --- what was found ------------------------------------------------------------------------------------
+
+    def unregistered_entities(self, domain_id: UUID, entity_type: EntityType | None = None) -> list[UnregisteredEntity]:
+        u = s.unregistered_entities
+        query = select(u).where(u.c.domain_id == domain_id).order_by(u.c.name, u.c.entity_id)
+        if entity_type is not None:
+            query = query.where(u.c.entity_type == entity_type.value)
+        with self.inv.db.read() as conn:
+            rows = conn.execute(query).all()
+        return [_entity(row) for row in rows]
+
+    def unregistered_entity(self, domain_id: UUID, entity_id: UUID) -> UnregisteredEntity:
+        u = s.unregistered_entities
+        with self.inv.db.read() as conn:
+            row = conn.execute(select(u).where(u.c.domain_id == domain_id, u.c.entity_id == entity_id)).first()
+        if row is None:
+            raise NotFound("unregistered VM or template", entity_id)
+        return _entity(row)
+
+    def unregistered_disks(self, domain_id: UUID) -> list[UnregisteredDisk]:
+        ud = s.unregistered_disks
+        with self.inv.db.read() as conn:
+            rows = conn.execute(select(ud).where(ud.c.domain_id == domain_id).order_by(ud.c.disk_id)).all()
+        return [
+            UnregisteredDisk(
+                r.disk_id,
+                r.domain_id,
+                r.alias,
+                r.description,
+                r.provisioned_size,
+                r.actual_size,
+                list(r.volume_ids),
+                list(r.entity_ids),
+            )
+            for r in rows
+        ]
+
+    # --- registration ---------------------------------------------------------------------------------------
+
+    def register(
+        self, domain_id: UUID, entity_id: UUID, options: RegistrationOptions, *, dry_run: bool = False
+    ) -> RegistrationReport:
+        """Register one VM or template (or, with `dry_run`, say what would happen). Raises
+        `RegistrationRefused` with the reason when it cannot be registered."""
+        entity = self.unregistered_entity(domain_id, entity_id)
+        if entity.data is None:
+            raise RegistrationRefused(f"{entity_id}: its OVF cannot be read ({entity.errors}); it cannot be registered")
+        plan = self.registrar.plan(domain_id, entity.data, options)
+        return plan.report if dry_run else self.registrar.apply(plan)
+
+    def register_all(
+        self,
+        domain_id: UUID,
+        options: RegistrationOptions,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[RegistrationReport], None] | None = None,
+    ) -> list[RegistrationReport]:
+        """Register everything on the domain: templates (base templates before their versions) before the
+        VMs that use them. Each entity is reported, refused ones with the reason; one refusal does not
+        stop the others. `options` apply to all (names are kept: `name` and `clone` are per entity)."""
+        shared = dataclasses.replace(options, name=None, clone=False)
+        entities = self.unregistered_entities(domain_id)
+        reports: list[RegistrationReport] = []
+        planned: set[UUID] = set()
+        for entity in sorted(entities, key=_registration_order):
+            if entity.data is None:
+                report = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=entity.errors)
+            else:
+                try:
+                    plan = self.registrar.plan(domain_id, entity.data, shared, planned)
+                    report = plan.report if dry_run else self.registrar.apply(plan)
+                    if entity.entity_type is EntityType.TEMPLATE:
+                        planned.add(entity.id)
+                except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
+                    report = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
+            reports.append(report)
+            if progress is not None:
+                progress(report)
+        return reports
+
+    def register_disk(self, domain_id: UUID, disk_id: UUID) -> Disk:
+        """Register a disk found on the domain as a floating disk of this engine."""
+        domain = self.inv.get_storage_domain(domain_id)
+        if domain.status is not DomainStatus.ACTIVE:
+            raise Conflict(f"storage domain {domain.name!r} is {domain.status.value}; attach and activate it first")
+        found = {d.disk_id: d for d in self.unregistered_disks(domain_id)}
+        if disk_id not in found:
+            raise NotFound("unregistered disk", disk_id)
+        row = found[disk_id]
+        hosts = self.agents.up_hosts(domain.data_center_id) if domain.data_center_id else []
+        if not hosts:
+            raise StorageError("no host of the data center is up; bring a host up first")
+        volumes = {v.volume: v for v in self.agents.client(hosts[0]).list_volumes(domain_id, disk_id)}
+        disk = Disk(
+            id=disk_id,
+            alias=row.alias or f"disk-{str(disk_id)[:8]}",
+            description="",
+            provisioned_size=row.provisioned_size,
+            domain_ids=[domain_id],
+            volumes=[
+                Volume(
+                    id=vid,
+                    disk_id=disk_id,
+                    parent_id=volumes[vid].parent,
+                    capacity=volumes[vid].capacity,
+                    format=VolumeFormat(volumes[vid].format.lower()),
+                    volume_type=VolumeType(volumes[vid].type.lower()),
+                    actual_size=volumes[vid].actual_size,
+                )
+                for vid in row.volume_ids
+                if vid in volumes
+            ],
+        )
+        with self.inv.transaction() as tx:
+            self.inv.add_disk(disk)
+            ud = s.unregistered_disks
+            tx.conn.execute(delete(ud).where(ud.c.disk_id == disk_id))
+        return disk
+
+
+def _entity(row: Any) -> UnregisteredEntity:
+    data: OvfData | None = None
+    errors = row.errors
+    try:
+        data = read_ovf(row.ovf_data).data
+    except OvfError as exc:
+        errors = errors or f"unreadable OVF: {exc}"
+    return UnregisteredEntity(
+        id=row.entity_id,
+        domain_id=row.domain_id,
+        name=row.name,
+        entity_type=row.entity_type,
+        vm_status=row.vm_status,
+        high_availability=row.high_availability,
+        errors=errors,
+        data=data,
+    )
+
+
+def _registration_order(entity: UnregisteredEntity) -> tuple[int, int, str]:
+    """Templates first, base templates before versions, then VMs; by name within each."""
+    if entity.entity_type is EntityType.TEMPLATE:
+        version = entity.data.entity.version_number if entity.data and isinstance(entity.data.entity, Template) else 1
+        return (0, version, entity.name)
+    return (1, 0, entity.name)

@@ -1,0 +1,312 @@
+"""Offline inspection of a file storage domain: no engine, no database, no agent.
+
+Reads a domain directory the way recovery would: its metadata, every OVF store volume (each judged by
+`store.selection`, the newest good one chosen), and the VMs and templates of the chosen store, with
+which of their disks are on the domain. When no store is usable it falls back to the legacy
+`master/vms` OVFs that engines before OVF stores wrote.
+
+Memory stays bounded whatever the store holds: every store is first scanned without keeping its
+documents, then the chosen one is read a second time and each OVF is parsed (and exported) as it
+streams past, leaving only a small report per entity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+from ovfstore.model import DiskStorageType, EntityType, TemplateStatus, VmStatus
+from ovfstore.ovf import OvfError, read_ovf
+from ovfstore.storage.domain import FileDomain
+from ovfstore.storage.errors import ChecksumMismatch, StorageError
+from ovfstore.storage.metadata import CHECKSUM_KEY, ChecksumState, DomainMetadata, parse_domain_metadata
+from ovfstore.store.selection import StoreVerdict, StoreVolume, choose, evaluate, is_store
+from ovfstore.store.tarread import StoreReadError, StoreSummary, scan_store
+
+#: Stores are read in pieces of this size: large enough for few system calls, small next to a store.
+READ_CHUNK = 1 << 20
+
+Source = Literal["store", "legacy", "none"]
+
+
+class InspectError(Exception):
+    """The directory cannot be inspected at all: it is not a domain, or its metadata is unreadable."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiskReport:
+    disk_id: UUID
+    volume_ids: tuple[UUID, ...]  # the chain the OVF lists, base first
+    present: bool  # an image directory of this disk on the domain holds every one of those volumes
+
+
+@dataclass(slots=True)
+class EntityReport:
+    id: UUID  # from the store member's name (or the legacy directory's), which is what recovery keys on
+    name: str | None = None  # None: the OVF could not be read
+    type: EntityType | None = None
+    status: str | None = None
+    disks: list[DiskReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    unregistered: bool = False  # stored after metadata.json: found on the domain, never registered
+
+
+@dataclass(slots=True)
+class DomainReport:
+    path: str
+    metadata: DomainMetadata
+    stores: list[StoreVerdict] = field(default_factory=list)
+    entities: list[EntityReport] = field(default_factory=list)
+    source: Source = "none"  # where `entities` came from
+    errors: list[str] = field(default_factory=list)  # about the domain itself
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def chosen(self) -> StoreVerdict | None:
+        return next((s for s in self.stores if s.chosen), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape of `ovfstore inspect --json` (docs/RECOVERY.md)."""
+        meta = self.metadata
+        return {
+            "domain": {
+                "id": meta.sd_id,
+                "pool_id": meta.pool_id or None,
+                "role": meta.role,
+                "class": meta.domain_class,
+            },
+            "stores": [_store_json(s) for s in self.stores],
+            "entities": [
+                {
+                    "id": str(e.id),
+                    "name": e.name,
+                    "type": e.type.value if e.type else None,
+                    "status": e.status,
+                    "disks": [
+                        {"disk_id": str(d.disk_id), "volume_ids": [str(v) for v in d.volume_ids], "present": d.present}
+                        for d in e.disks
+                    ],
+                    "errors": e.errors,
+                }
+                for e in self.entities
+            ],
+        }
+
+
+def _store_json(store: StoreVerdict) -> dict[str, Any]:
+    last = store.last_updated
+    return {
+        "disk_id": str(store.volume.disk_id),
+        "volume_id": str(store.volume.volume_id),
+        "updated": store.description.updated,
+        "size": store.description.size,
+        "last_updated": last.isoformat() if last else None,
+        "generation": store.generation,
+        "verified": store.verified,
+        "valid": store.valid,
+        "chosen": store.chosen,
+        "error": store.error,
+    }
+
+
+class _Exporter:
+    """Writes `<id>.ovf` files, and takes back those of a store that turned out bad while read."""
+
+    def __init__(self, directory: str | None) -> None:
+        self.directory = directory
+        self.written: list[str] = []
+        if directory is not None:
+            os.makedirs(directory, exist_ok=True)
+
+    def write(self, entity_id: UUID, document: bytes) -> None:
+        if self.directory is None:
+            return
+        path = os.path.join(self.directory, f"{entity_id}.ovf")  # a UUID: no path can be smuggled in
+        with open(path, "wb") as f:
+            f.write(document)
+        self.written.append(path)
+
+    def discard(self) -> None:
+        for path in self.written:
+            os.unlink(path)
+        self.written.clear()
+
+
+def inspect_domain(path: str, export_dir: str | None = None) -> DomainReport:
+    """Inspect the domain directory `path` (the `<sdUUID>` directory itself); with `export_dir`, write
+    each OVF of the chosen store (or of the legacy layout) there as `<id>.ovf`. `InspectError` when
+    `path` is not a readable domain; anything less is in the report."""
+    real = os.path.realpath(path)
+    try:
+        # The domain's own parent is its only root: nothing outside the domain directory is followed.
+        domain = FileDomain(real, (os.path.dirname(real),))
+    except StorageError as e:
+        raise InspectError(f"{path}: {e}; give the <sdUUID> directory of a file storage domain") from e
+    errors: list[str] = []
+    warnings: list[str] = []
+    metadata = _read_metadata(domain, path, errors, warnings)
+    report = DomainReport(path=real, metadata=metadata, errors=errors, warnings=warnings)
+    volumes, images = _list_volumes(domain, report.warnings)
+    report.stores = [evaluate(v, _reader(domain, v)) for v in volumes]
+    for store in report.stores:
+        report.warnings.extend(f"store {store.volume.disk_id}: {w}" for w in store.description.warnings)
+    exporter = _Exporter(export_dir)
+    if _read_chosen(domain, report, images, exporter):
+        report.source = "store"
+    elif _read_legacy(domain, report, images, exporter):
+        report.source = "legacy"
+        report.warnings.append(
+            "no OVF store of this domain could be read; the VMs and templates below come from the legacy "
+            "master/vms OVFs, which may be older than the stores"
+        )
+    else:
+        report.errors.append(
+            "no OVF store of this domain could be read and it has no legacy master/vms OVFs: there is nothing "
+            "to recover from it (see each store's error)"
+        )
+    return report
+
+
+def _read_metadata(domain: FileDomain, path: str, errors: list[str], warnings: list[str]) -> DomainMetadata:
+    try:
+        meta = domain.metadata()
+    except ChecksumMismatch as e:
+        errors.append(f"{e}. The domain is not trusted; what follows is shown as found")
+        # Shown anyway without its checksum line: inspection is for looking at damaged domains too.
+        with open(os.path.join(domain.path, "dom_md", "metadata"), "rb") as f:
+            lines = f.read().split(b"\n")
+        return parse_domain_metadata(b"\n".join(x for x in lines if not x.startswith(CHECKSUM_KEY.encode() + b"=")))
+    except (StorageError, OSError) as e:
+        raise InspectError(f"{path}: dom_md/metadata cannot be read: {e}") from e
+    if meta.checksum is ChecksumState.MISSING:
+        warnings.append(f"dom_md/metadata has no {CHECKSUM_KEY}; accepted unverified, as VDSM does")
+    return meta
+
+
+def _list_volumes(domain: FileDomain, warnings: list[str]) -> tuple[list[StoreVolume], dict[UUID, set[UUID]]]:
+    """The store volumes, and every image's volume ids (to tell which disks are present)."""
+    stores: list[StoreVolume] = []
+    images: dict[UUID, set[UUID]] = {}
+    for image in domain.images():
+        try:
+            infos = domain.volumes(image)
+        except StorageError as e:
+            warnings.append(f"image {image} cannot be listed and is left out: {e}")
+            continue
+        images[UUID(image)] = {UUID(v.volume) for v in infos}
+        for v in infos:
+            if is_store(v.meta.disk_type, v.meta.description):
+                volume = StoreVolume(
+                    UUID(v.image), UUID(v.volume), v.meta.capacity, v.meta.disk_type, v.meta.description,
+                    v.meta.legality,
+                )  # fmt: skip
+                stores.append(volume)
+    return stores, images
+
+
+def _reader(domain: FileDomain, volume: StoreVolume) -> Callable[[int], Iterator[bytes]]:
+    path = domain.volume_path(str(volume.disk_id), str(volume.volume_id))
+
+    def read(size: int) -> Iterator[bytes]:
+        # Plain buffered reads: offline there is no cache coherency to keep with other hosts, and a file
+        # shorter than `size` simply ends the stream, which the tar reader reports as a truncated store.
+        with open(path, "rb") as f:
+            left = size
+            while left > 0:
+                chunk = f.read(min(READ_CHUNK, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
+    return read
+
+
+def _read_chosen(domain: FileDomain, report: DomainReport, images: dict[UUID, set[UUID]], exporter: _Exporter) -> bool:
+    """Read the chosen store's entities; a store that fails this second read (it changed since it was
+    judged) is passed over for the next best."""
+    while (best := choose(report.stores)) is not None:
+        try:
+            entities, summary = _read_entities(domain, best, images, exporter)
+        except (StoreReadError, OSError) as e:
+            best.chosen = False
+            best.error = f"it changed while it was read and is now unusable: {e}"
+            exporter.discard()
+            continue
+        report.entities = entities
+        report.warnings.extend(f"store {best.volume.disk_id}: {w}" for w in summary.warnings)
+        return True
+    return False
+
+
+def _read_entities(
+    domain: FileDomain, store: StoreVerdict, images: dict[UUID, set[UUID]], exporter: _Exporter
+) -> tuple[list[EntityReport], StoreSummary]:
+    entities: list[EntityReport] = []
+
+    def on_ovf(entity_id: UUID, document: bytes, unregistered: bool) -> None:
+        exporter.write(entity_id, document)
+        entity = _entity(entity_id, document, images)
+        entity.unregistered = unregistered
+        entities.append(entity)
+
+    size = store.description.size or 0  # set: `evaluate` found the store valid
+    summary = scan_store(_reader(domain, store.volume)(size), size, on_ovf)
+    for entity in entities:
+        _set_status(entity, summary.vm_status)
+    return entities, summary
+
+
+def _read_legacy(domain: FileDomain, report: DomainReport, images: dict[UUID, set[UUID]], exporter: _Exporter) -> bool:
+    try:
+        documents = domain.legacy_ovfs()
+    except (StorageError, OSError) as e:
+        report.warnings.append(f"the legacy master/vms OVFs cannot be read: {e}")
+        return False
+    for name, document in documents.items():
+        entity_id = UUID(name)
+        exporter.write(entity_id, document)
+        entity = _entity(entity_id, document, images)
+        if entity.type is EntityType.TEMPLATE:
+            entity.status = TemplateStatus.OK.value
+        # A VM's status stays unknown: only stores carry the map of running VMs.
+        report.entities.append(entity)
+    return bool(documents)
+
+
+def _entity(entity_id: UUID, document: bytes, images: dict[UUID, set[UUID]]) -> EntityReport:
+    entity = EntityReport(id=entity_id)
+    try:
+        data = read_ovf(document).data
+    except OvfError as e:
+        entity.errors.append(f"its OVF cannot be read: {e}")
+        return entity
+    entity.name, entity.type = data.entity.name, data.entity_type
+    if data.id != entity_id:
+        entity.errors.append(f"its OVF describes entity {data.id}, yet it is stored as {entity_id}.ovf")
+    for ovf_disk in data.disks:
+        disk = ovf_disk.disk
+        if disk.storage_type is not DiskStorageType.IMAGE:
+            continue  # a direct LUN lives on no storage domain
+        volume_ids = tuple(v.id for v in disk.volumes)
+        on_domain = images.get(disk.id)
+        present = bool(volume_ids) and on_domain is not None and set(volume_ids) <= on_domain
+        entity.disks.append(DiskReport(disk.id, volume_ids, present))
+    return entity
+
+
+def _set_status(entity: EntityReport, vm_status: dict[UUID, int]) -> None:
+    if entity.type is EntityType.TEMPLATE:
+        entity.status = TemplateStatus.OK.value
+        return
+    if entity.type is None and entity.id not in vm_status:
+        return  # an unreadable OVF: not even known to be a VM
+    # metadata.json lists only the VMs that were not down.
+    code = vm_status.get(entity.id, VmStatus.DOWN)
+    try:
+        entity.status = VmStatus(code).api_name
+    except ValueError:
+        entity.errors.append(f"metadata.json gives it status {code}, which is no VM status")

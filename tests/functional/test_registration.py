@@ -1,0 +1,266 @@
+"""Registration refusals, partial import, MAC reassignment, clone and each mapping, against a real agent
+and real domain directories written by a protected site, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from ovfstore.engine.db.database import Database
+from ovfstore.engine.errors import NotFound
+from ovfstore.engine.recovery import RegistrationOptions, RegistrationRefused, VnicProfileMapping
+from ovfstore.model import (
+    GIB,
+    AffinityGroup,
+    AffinityLabel,
+    Cluster,
+    DataCenter,
+    Disk,
+    DiskAttachment,
+    DiskStorageType,
+    Network,
+    Nic,
+    Role,
+    StorageDomain,
+    Template,
+    Vm,
+    VnicProfile,
+)
+from tests.functional.agent_fixtures import AgentProcess
+from tests.functional.site import FreshEngine, build_site, fresh_engine
+
+
+@dataclass
+class Recovered:
+    engine: FreshEngine
+    sd1: StorageDomain
+    sd2: StorageDomain | None
+    ids: dict[str, UUID]
+    old_macs: dict[str, str]
+
+
+def _protect_and_recover(
+    database: Database,
+    empty_db_url: str,
+    agent_factory: Callable[..., AgentProcess],
+    tmp_path: Path,
+    *,
+    attach_sd2: bool,
+) -> Recovered:
+    site = build_site(database, agent_factory, tmp_path)
+    site.add_domain("sd1")
+    site.add_domain("sd2")
+    inv = site.inv
+    profile = inv.list_vnic_profiles()[0]
+    role = inv.add_role(Role(name="VmOperator"))
+    group = inv.add_affinity_group(AffinityGroup(name="spread", cluster_id=site.cluster.id))
+    label = inv.add_affinity_label(AffinityLabel(name="gpu"))
+    template = inv.add_template(Template(name="tmpl", cluster_id=site.cluster.id))
+    tdisk = inv.add_disk(Disk(alias="tmpl_root", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
+    inv.attach_disk(DiskAttachment(entity_id=template.id, disk_id=tdisk.id, bootable=True))
+    app = inv.add_vm(Vm(name="app", cluster_id=site.cluster.id, template_id=template.id))
+    for i, sd in enumerate(("sd1", "sd2")):
+        disk = inv.add_disk(Disk(alias=f"app_disk{i}", provisioned_size=GIB, domain_ids=[site.domains[sd].id]))
+        inv.attach_disk(DiskAttachment(entity_id=app.id, disk_id=disk.id, bootable=i == 0))
+    lun = inv.add_disk(
+        Disk(alias="app_lun", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc")
+    )
+    inv.attach_disk(DiskAttachment(entity_id=app.id, disk_id=lun.id))
+    nic = inv.add_nic(Nic(entity_id=app.id, name="nic1", vnic_profile_id=profile.id))
+    inv.add_permission(app.id, "bob@internal", role.id)
+    inv.add_affinity_group_member(group.id, app.id)
+    inv.add_affinity_label_member(label.id, app.id)
+    for disk in inv.list_disks():
+        if disk.storage_type is DiskStorageType.IMAGE:
+            site.materialize(disk.id)
+    assert all(r.ok for r in site.updater.run_once().domains.values())
+    site.updater.domain_step.agents.close()
+    dirs = {name: site.domain_dir(name) for name in ("sd1", "sd2")}
+    database.dispose()
+
+    engine = fresh_engine(empty_db_url, site.agent)
+    sd1 = engine.import_and_attach(dirs["sd1"], "sd1")
+    sd2 = engine.import_and_attach(dirs["sd2"], "sd2") if attach_sd2 else None
+    assert nic.mac is not None
+    return Recovered(engine, sd1, sd2, {"template": template.id, "app": app.id}, {"nic1": nic.mac})
+
+
+@pytest.fixture
+def recovered(
+    database: Database, empty_db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path
+) -> Iterator[Recovered]:
+    result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True)
+    yield result
+    result.engine.close()
+
+
+@pytest.fixture
+def half_recovered(
+    database: Database, empty_db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path
+) -> Iterator[Recovered]:
+    """Only sd1 comes back: the app's second disk is missing."""
+    result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=False)
+    yield result
+    result.engine.close()
+
+
+def _register_template(r: Recovered) -> None:
+    r.engine.recovery.register(r.sd1.id, r.ids["template"], RegistrationOptions())
+
+
+def test_a_vm_before_its_template_is_refused(recovered: Recovered) -> None:
+    with pytest.raises(RegistrationRefused, match=r"template 'tmpl' .* is not registered; register the template first"):
+        recovered.engine.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+
+
+def test_an_id_that_already_exists_is_refused(recovered: Recovered) -> None:
+    e = recovered.engine
+    # The same template was recreated by hand after the domain was read: same id, another name.
+    e.inv.add_template(Template(id=recovered.ids["template"], name="tmpl-by-hand", cluster_id=e.cluster.id))
+    with pytest.raises(RegistrationRefused, match="is already registered here; register it as a clone"):
+        _register_template(recovered)
+
+
+def test_a_name_already_used_is_refused_unless_renamed(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    e.inv.add_vm(Vm(name="app", cluster_id=e.cluster.id))
+    with pytest.raises(RegistrationRefused, match="the name 'app' is already used"):
+        e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+    report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(name="app-restored"))
+    assert (report.outcome, report.renamed_from) == ("registered", "app")
+    assert e.inv.get_vm(recovered.ids["app"]).name == "app-restored"
+
+
+def test_a_missing_cluster_is_refused_and_a_cluster_mapping_resolves_it(recovered: Recovered) -> None:
+    e = recovered.engine
+    e.inv.update_cluster(e.cluster.id, name="recovery")
+    with pytest.raises(RegistrationRefused, match="cluster 'Default' does not exist here"):
+        _register_template(recovered)
+    options = RegistrationOptions(cluster_mappings={"Default": "recovery"})
+    e.recovery.register(recovered.sd1.id, recovered.ids["template"], options)
+    assert e.inv.get_template(recovered.ids["template"]).cluster_id == e.cluster.id
+
+
+def test_missing_disks_are_refused_unless_partial_import(half_recovered: Recovered) -> None:
+    e = half_recovered.engine
+    _register_template(half_recovered)
+    with pytest.raises(RegistrationRefused, match=r"its disk 'app_disk1' .* is on no active domain"):
+        e.recovery.register(half_recovered.sd1.id, half_recovered.ids["app"], RegistrationOptions())
+    report = e.recovery.register(
+        half_recovered.sd1.id, half_recovered.ids["app"], RegistrationOptions(allow_partial_import=True)
+    )
+    assert report.outcome == "registered"
+    assert len(report.dropped_disks) == 1
+    aliases = {e.inv.get_disk(a.disk_id).alias for a in e.inv.list_attachments(half_recovered.ids["app"])}
+    assert aliases == {"app_disk0", "app_lun"}
+
+
+def test_macs_in_use_or_out_of_range_are_refused_unless_reassigned(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    squatter = e.inv.add_vm(Vm(name="squatter", cluster_id=e.cluster.id))
+    e.inv.add_nic(Nic(entity_id=squatter.id, name="eth0", mac=recovered.old_macs["nic1"]))
+    with pytest.raises(RegistrationRefused, match="is already in use here; allow MAC reassignment"):
+        e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+    report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(reassign_bad_macs=True))
+    (nic,) = e.inv.list_nics(recovered.ids["app"])
+    assert nic.mac is not None
+    assert nic.mac != recovered.old_macs["nic1"]
+    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)]
+
+
+def test_a_mac_outside_the_pool_is_refused(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    e.inv.update_data_center(e.dc.id, mac_pool_start="02:00:00:00:00:00", mac_pool_end="02:00:00:00:ff:ff")
+    with pytest.raises(RegistrationRefused, match="outside this data center's pool"):
+        e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+
+
+def test_clone_registers_a_copy_with_new_ids_and_macs(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    with pytest.raises(RegistrationRefused, match="a clone needs a new name"):
+        e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(clone=True))
+    report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(clone=True, name="app2"))
+    assert report.registered_id is not None
+    assert report.registered_id != recovered.ids["app"]
+    clone = e.inv.get_vm(report.registered_id)
+    assert clone.name == "app2"
+    (nic,) = e.inv.list_nics(clone.id)
+    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)], "a clone never reuses a MAC"
+    assert nic.mac is not None
+    with pytest.raises(NotFound, match="does not exist"):
+        e.inv.get_vm(recovered.ids["app"])
+
+
+def test_vnic_profile_role_affinity_and_lun_mappings(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    net = e.inv.add_network(Network(name="prod", data_center_id=e.dc.id))
+    target = e.inv.add_vnic_profile(VnicProfile(name="prod-fast", network_id=net.id))
+    e.inv.add_role(Role(name="Operator2"))
+    group = e.inv.add_affinity_group(AffinityGroup(name="apart", cluster_id=e.cluster.id))
+    label = e.inv.add_affinity_label(AffinityLabel(name="nvidia"))
+    options = RegistrationOptions(
+        vnic_profile_mappings=[VnicProfileMapping("ovirtmgmt", "ovirtmgmt", target.id)],
+        role_mappings={"VmOperator": "Operator2"},
+        affinity_group_mappings={"spread": "apart"},
+        affinity_label_mappings={"gpu": "nvidia"},
+        lun_mappings={"36001405aabbcc": "36001405ddeeff"},
+    )
+    report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], options)
+    assert report.warnings == []
+    app = recovered.ids["app"]
+    (nic,) = e.inv.list_nics(app)
+    assert nic.vnic_profile_id == target.id
+    assert [(p.user_name, p.role_name) for p in e.inv.list_permissions(app)] == [("bob@internal", "Operator2")]
+    assert {d.lun_id for d in (e.inv.get_disk(a.disk_id) for a in e.inv.list_attachments(app))} >= {"36001405ddeeff"}
+    from sqlalchemy import select
+
+    from ovfstore.engine.db import schema
+
+    with e.db.read() as conn:
+        groups = set(conn.execute(select(schema.affinity_group_members.c.group_id).where(
+            schema.affinity_group_members.c.entity_id == app)).scalars())  # fmt: skip
+        labels = set(conn.execute(select(schema.affinity_label_members.c.label_id).where(
+            schema.affinity_label_members.c.entity_id == app)).scalars())  # fmt: skip
+    assert (groups, labels) == ({group.id}, {label.id})
+
+
+def test_without_mappings_names_fall_back_and_missing_ones_are_warned(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+    assert report.outcome == "registered"
+    assert any("role 'VmOperator'" in w for w in report.warnings)
+    assert any("affinity group 'spread'" in w for w in report.warnings)
+    (nic,) = e.inv.list_nics(recovered.ids["app"])
+    profile = e.inv.get_vnic_profile(nic.vnic_profile_id) if nic.vnic_profile_id else None
+    assert profile is not None
+    assert profile.name == "ovirtmgmt", "found by its original network and profile names"
+
+
+def test_register_all_dry_run_reports_without_changing(recovered: Recovered) -> None:
+    e = recovered.engine
+    e.inv.add_vm(Vm(name="app", cluster_id=e.cluster.id))
+    dry = e.recovery.register_all(recovered.sd1.id, RegistrationOptions(), dry_run=True)
+    assert [(r.name, r.outcome) for r in dry] == [("tmpl", "would_register"), ("app", "refused")]
+    assert "already used" in (dry[1].reason or "")
+    assert [t.name for t in e.inv.list_templates()] == ["Blank"]
+
+
+def test_a_domain_of_another_data_center_is_not_used_for_disks(recovered: Recovered) -> None:
+    e = recovered.engine
+    other = e.inv.add_data_center(DataCenter(name="other"))
+    e.inv.add_cluster(Cluster(name="other-cluster", data_center_id=other.id))
+    _register_template(recovered)
+    with pytest.raises(RegistrationRefused, match="on no active domain of this data center"):
+        e.recovery.register(
+            recovered.sd1.id, recovered.ids["app"], RegistrationOptions(cluster_mappings={"Default": "other-cluster"})
+        )
