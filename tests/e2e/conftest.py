@@ -31,6 +31,7 @@ class RunningEngine:
     storage: Path
     agent: AgentProcess
     host: Host
+    shutdown: Callable[[], None]
 
     def connect(self, username: str = "admin@internal", password: str = ADMIN_PASSWORD) -> sdk.Connection:
         return sdk.Connection(url=self.url, username=username, password=password, insecure=True, timeout=120)
@@ -55,24 +56,44 @@ def serve(app: object) -> tuple[_Server, threading.Thread, int]:
 
 
 @pytest.fixture
-def running(db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Iterator[RunningEngine]:  # noqa: F811
+def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Iterator[Callable[..., RunningEngine]]:  # noqa: F811
+    """Start engines, each with its own database and its own agent over one shared storage root (two
+    sites seeing the same storage, as after a replicated disaster)."""
+    stop: list[Callable[[], None]] = []
     storage = tmp_path / "storage"
-    agent = agent_factory(roots=(storage,))
-    engine = Engine(
-        EngineConfig(
-            db_url, AgentConfig(secret=agent.secret, timeout_s=60), UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1)
+
+    def start(db_url: str, host_name: str = "host1") -> RunningEngine:
+        agent = agent_factory(roots=(storage,))
+        engine = Engine(
+            EngineConfig(
+                db_url,
+                AgentConfig(secret=agent.secret, timeout_s=60),
+                UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
+            )
         )
-    )
-    engine.start()
-    users = UserStore(engine.db)
-    users.ensure_admin(ADMIN_PASSWORD)
-    users.add("reader", READER_PASSWORD, UserRole.READONLY)
-    cluster = next(c for c in engine.inventory.list_clusters() if c.name == "Default")
-    host = engine.inventory.add_host(Host(name="host1", cluster_id=cluster.id, address=agent.url))
-    server, thread, port = serve(create_app(engine))
-    try:
-        yield RunningEngine(engine, f"http://127.0.0.1:{port}/ovirt-engine/api", storage, agent, host)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        engine.stop()
+        engine.start()
+        users = UserStore(engine.db)
+        users.ensure_admin(ADMIN_PASSWORD)
+        users.add("reader", READER_PASSWORD, UserRole.READONLY)
+        cluster = next(c for c in engine.inventory.list_clusters() if c.name == "Default")
+        host = engine.inventory.add_host(Host(name=host_name, cluster_id=cluster.id, address=agent.url))
+        server, thread, port = serve(create_app(engine))
+
+        def shutdown() -> None:
+            if server.should_exit:
+                return
+            server.should_exit = True
+            thread.join(30)
+            engine.stop()
+
+        stop.append(shutdown)
+        return RunningEngine(engine, f"http://127.0.0.1:{port}/ovirt-engine/api", storage, agent, host, shutdown)
+
+    yield start
+    for shutdown in reversed(stop):
+        shutdown()
+
+
+@pytest.fixture
+def running(db_url: str, engines: Callable[..., RunningEngine]) -> RunningEngine:
+    return engines(db_url)

@@ -14,23 +14,28 @@ from uuid import UUID
 
 from ovfstore.api import views
 from ovfstore.api.resources.common import action_done, listing, name_keys
-from ovfstore.api.router import Call, Document, Fault, Router
+from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
+from ovfstore.engine.recovery import (
+    RecoveryService,
+    RegistrationOptions,
+    RegistrationReport,
+    UnregisteredDisk,
+    UnregisteredEntity,
+    VnicProfileMapping,
+)
 from ovfstore.model import EntityType, Template, Vm
 
 
-def recovery_service(call: Call) -> Any:
-    recovery = getattr(call.engine, "recovery", None)
-    if recovery is None:
-        raise Fault(501, "Not Implemented", "this engine has no recovery service; registration is unavailable")
-    return recovery
+def recovery_service(call: Call) -> RecoveryService:
+    return call.engine.recovery
 
 
 _COLLECTION = {EntityType.VM: "vms", EntityType.TEMPLATE: "templates"}
 
 
-def unregistered_view(domain_id: UUID, u: Any) -> Node:
+def unregistered_view(domain_id: UUID, u: UnregisteredEntity) -> Node:
     collection = _COLLECTION[u.entity_type]
     own = views.href("storagedomains", domain_id, collection, u.id)
     entity = u.data.entity if u.data is not None else None
@@ -124,10 +129,8 @@ def _lun_id(disk: Body | None) -> str | None:
     return disk.attr("id")
 
 
-def options_from(call: Call, body: Body) -> Any:
+def options_from(call: Call, body: Body) -> RegistrationOptions:
     """oVirt's register parameters as the recovery service's `RegistrationOptions`."""
-    from ovfstore.engine.recovery import RegistrationOptions, VnicProfileMapping  # type: ignore[import-not-found]
-
     inv = call.engine.inventory
     clusters = {c.id: c.name for c in inv.list_clusters()}
     roles = {r.id: r.name for r in inv.list_roles()}
@@ -140,7 +143,7 @@ def options_from(call: Call, body: Body) -> Any:
     elif cluster_id is not None and cluster_id not in clusters:
         raise NotFound("cluster", cluster_id)
     conf = "registration_configuration"
-    profiles: list[Any] = []
+    profiles: list[VnicProfileMapping] = []
     for m in body.findall(f"{conf}/vnic_profile_mappings/registration_vnic_profile_mapping"):
         to = m.find("to")
         target_id = to.id() if to is not None else None
@@ -187,9 +190,10 @@ def _profile_by_name(call: Call, name: str, network: str | None) -> UUID:
     raise NotFound("vNIC profile", name)
 
 
-def report_view(report: Any) -> Node:
+def report_view(report: RegistrationReport) -> Node:
     return {
         "entity": {"id": report.entity_id, "name": report.name, "type": report.entity_type.value},
+        "registered": views.ref(_COLLECTION[report.entity_type], report.registered_id),
         "outcome": report.outcome,
         "reason": report.reason,
         "renamed_from": report.renamed_from,
@@ -224,7 +228,7 @@ def register_entity(collection: str) -> Any:
 # --- disks ----------------------------------------------------------------------------------------------------
 
 
-def unregistered_disk_view(domain_id: UUID, d: Any, base: str) -> Node:
+def unregistered_disk_view(domain_id: UUID, d: UnregisteredDisk, base: str) -> Node:
     return {
         "id": d.disk_id,
         "href": f"{base}/{d.disk_id}",
@@ -259,7 +263,21 @@ def register_disk(call: Call, domain_id: UUID) -> Document:
     return Document("disk", views.disk(disk), 201)
 
 
+def register_all(call: Call) -> Document:
+    """ovfstore's own: register everything on the domain, templates before the VMs that use them, with
+    the same options for all; one refusal does not stop the others. With `<dry_run>` VMs are checked
+    against the templates that would be registered first."""
+    domain_id = call.id("sd", "storage domain")
+    domain = call.engine.inventory.get_storage_domain(domain_id)
+    body = call.doc("action")
+    dry_run = bool(body.bool("dry_run", False))
+    with call.api.jobs.run(f"Registering everything on Storage Domain {domain.name}", call.user.id):
+        reports = recovery_service(call).register_all(domain_id, options_from(call, body), dry_run=dry_run)
+    return action_done({"registration_reports": {"registration_report": [report_view(r) for r in reports]}})
+
+
 def register(router: Router) -> None:
+    router.add("POST", "/storagedomains/{sd}/registerall", register_all)
     for collection in ("vms", "templates"):
         base = f"/storagedomains/{{sd}}/{collection}"
         router.add("GET", base, entities(collection))

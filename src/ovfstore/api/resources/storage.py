@@ -10,7 +10,7 @@ from uuid import UUID
 from ovfstore.agent.errors import AgentError
 from ovfstore.api import views
 from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve
-from ovfstore.api.router import Call, Document, Fault, Router
+from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.xmlio import Body
 from ovfstore.engine.domains import StorageError
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
@@ -90,10 +90,13 @@ def add_domain(call: Call) -> Document:
     if existing or wants_import:
         if not existing:
             raise Conflict(f"{path} holds no storage domain unknown to this engine; nothing to import")
-        recovery = _recovery(call)
+        recovery = call.engine.recovery
         with call.api.jobs.run(f"Importing Storage Domain at {path}", call.user.id):
+            # A domain carried from a lost site still names that site's data center on disk. oVirt's API
+            # takes such a domain over without asking (the disaster-recovery role relies on it), so the
+            # stale attachment is dropped on storage here too.
             domain = recovery.import_domain(
-                existing[0].path, host=host, name=name, storage_type=storage_type, address=address
+                existing[0].path, host=host, name=name, storage_type=storage_type, address=address, force_detach=True
             )
         return Document("storage_domain", views.storage_domain(domain), 201)
     domain = StorageDomain(
@@ -111,13 +114,6 @@ def add_domain(call: Call) -> Document:
     with call.api.jobs.run(f"Adding Storage Domain {domain.name}", call.user.id):
         domain = engine.domains.create(domain, host)
     return Document("storage_domain", views.storage_domain(domain), 201)
-
-
-def _recovery(call: Call) -> Any:
-    recovery = getattr(call.engine, "recovery", None)
-    if recovery is None:
-        raise Fault(501, "Not Implemented", "this engine has no recovery service; importing domains is unavailable")
-    return recovery
 
 
 def _storage_type(text: str) -> StorageType:

@@ -360,7 +360,6 @@ def get_disk(call: Call) -> Document:
 
 
 def _create_disk(call: Call, body: Body, default_domain: UUID | None) -> Disk:
-    inv = call.engine.inventory
     domain_ids = [b.id() for b in body.findall("storage_domains/storage_domain") if b.id() is not None]
     if not domain_ids and default_domain is not None:
         domain_ids = [default_domain]
@@ -388,7 +387,7 @@ def _create_disk(call: Call, body: Body, default_domain: UUID | None) -> Disk:
         Volume(disk_id=disk.id, capacity=size, format=fmt,
                volume_type=VolumeType.SPARSE if sparse else VolumeType.PREALLOCATED)
     ]  # fmt: skip
-    return inv.add_disk(disk)
+    return call.engine.domains.create_disk(disk)
 
 
 def new_disk(call: Call, default_domain: UUID | None = None) -> Document:
