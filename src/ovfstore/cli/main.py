@@ -16,10 +16,25 @@ from ovfstore import __version__
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help)
     "agent": ("ovfstore.cli.agent:agent", "Run a host agent: the only process that touches storage."),
+    "cluster": ("ovfstore.cli.resources:cluster", "Clusters, through the REST API."),
+    "datacenter": ("ovfstore.cli.resources:datacenter", "Data centers, through the REST API."),
     "db": ("ovfstore.cli.db:db", "Create or upgrade the engine database."),
     "demo": ("ovfstore.cli.demo:demo", "Protect, lose the engine, recover from the domains alone, and check."),
+    "disk": ("ovfstore.cli.resources:disk", "Disks, through the REST API."),
+    "domain": ("ovfstore.cli.domain:domain", "Storage domains: add, import, attach, maintenance, detach, update-ovf."),
+    "engine": ("ovfstore.cli.engine:engine", "Run the engine and its REST API; manage API users."),
+    "host": ("ovfstore.cli.resources:host", "Hosts (host agents), through the REST API."),
     "inspect": ("ovfstore.cli.inspect:inspect", "Read a domain directory offline: its stores, VMs and templates."),
+    "job": ("ovfstore.cli.resources:job", "Jobs: what long actions did."),
+    "network": ("ovfstore.cli.resources:network", "Networks, through the REST API."),
     "ovf": ("ovfstore.cli.ovf:ovf", "Read and show OVF documents."),
+    "register": ("ovfstore.cli.register:register", "Register unregistered VMs and templates of a domain."),
+    "status": ("ovfstore.cli.status:status", "Every domain's OVF store freshness."),
+    "template": ("ovfstore.cli.resources:template", "Templates, through the REST API."),
+    "unregistered": ("ovfstore.cli.register:unregistered", "What an imported domain holds that the engine does not."),
+    "up": ("ovfstore.cli.up:up", "Run the engine and one local agent with embedded defaults."),
+    "vm": ("ovfstore.cli.resources:vm", "VMs: list, start, stop, through the REST API."),
+    "vnicprofile": ("ovfstore.cli.resources:vnicprofile", "vNIC profiles, through the REST API."),
 }
 
 

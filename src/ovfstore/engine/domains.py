@@ -22,7 +22,17 @@ from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.updater.domain import UpdateError
 from ovfstore.engine.updater.service import OvfUpdater
-from ovfstore.model import Disk, DiskStorageType, DomainClass, DomainStatus, Host, StorageDomain, StorageType
+from ovfstore.model import (
+    Disk,
+    DiskStorageType,
+    DomainClass,
+    DomainStatus,
+    EntityType,
+    Host,
+    StorageDomain,
+    StorageType,
+    Volume,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,30 +168,44 @@ class DomainService:
         self.inv.forget_domain_disks(domain_id)
         self.inv.remove_storage_domain(domain_id)
 
-    # --- disks -------------------------------------------------------------------------------------------
+    # --- disks ----------------------------------------------------------------------------------------------
 
     def create_disk(self, disk: Disk) -> Disk:
-        """Add a disk to the inventory and create its volumes on storage, through an up host of its data
-        center. If storage refuses, the disk does not stay in the inventory either."""
-        disk = self.inv.add_disk(disk)
-        if disk.storage_type is not DiskStorageType.IMAGE:
-            return disk
+        """Create an image disk's volumes on each of its domains through an up host, then record it: a
+        disk the inventory knows is then on storage too, where a recovery finds it. Storage first, so a
+        failure leaves no disk in the inventory; an inventory refusal removes what was created."""
+        if disk.storage_type is DiskStorageType.LUN or not disk.domain_ids:
+            return self.inv.add_disk(disk)
+        if not disk.volumes:
+            disk.volumes = [Volume(disk_id=disk.id, capacity=disk.provisioned_size)]
+        created: list[tuple[AgentClient, UUID]] = []
         try:
-            dc = self.inv.get_storage_domain(disk.domain_ids[0]).data_center_id
-            assert dc is not None  # add_disk accepts only domains attached to a data center
-            client = self._client(dc)
             for domain_id in disk.domain_ids:
+                domain = self.inv.get_storage_domain(domain_id)
+                if domain.data_center_id is None:
+                    raise Conflict(f"storage domain {domain.name!r} is not attached; attach it before adding disks")
+                client = self._client(domain.data_center_id)
+                created.append((client, domain_id))
                 for volume in disk.chain():
                     self._call(
-                        client.create_volume, domain_id, disk.id, volume.id, volume.capacity,
-                        format=volume.format.value.upper(), type=volume.volume_type.value.upper(),
+                        client.create_volume,
+                        domain_id,
+                        disk.id,
+                        volume.id,
+                        volume.capacity,
+                        format=volume.format.value.upper(),
+                        type=volume.volume_type.value.upper(),
                         description=json.dumps({"DiskAlias": disk.alias, "DiskDescription": disk.description}),
                         parent=volume.parent_id,
-                    )  # fmt: skip
-        except StorageError:
-            self.inv.remove_disk(disk.id)
+                    )
+            return self.inv.add_disk(disk)
+        except Exception:
+            for client, domain_id in created:
+                try:
+                    client.delete_image(domain_id, disk.id)
+                except AgentError:
+                    log.warning("could not remove the volumes of disk %s from domain %s", disk.id, domain_id)
             raise
-        return disk
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -203,7 +227,15 @@ class DomainService:
                 f"storage domain {domain.name!r} holds disks of VMs or templates with disks on other domains too "
                 f"({', '.join(str(e) for e in split[:5])}); move those disks first"
             )
-        return sorted(here)
+        # VMs leave before the templates they were made from, and template versions before their base:
+        # the inventory refuses to drop a template something still refers to.
+        vm = s.vm_static
+        with self.inv.db.read() as conn:
+            kinds = {
+                r.id: (r.entity_type, r.base_template_id not in (None, r.id))
+                for r in conn.execute(select(vm.c.id, vm.c.entity_type, vm.c.base_template_id).where(vm.c.id.in_(here)))
+            }
+        return sorted(here, key=lambda e: (kinds[e][0] != EntityType.VM, not kinds[e][1], e))
 
     def _client(self, data_center_id: UUID) -> AgentClient:
         hosts = self.agents.up_hosts(data_center_id)

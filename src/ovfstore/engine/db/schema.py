@@ -397,3 +397,15 @@ events = Table(
     Column("message", Text, nullable=False),
     Column("domain_id", Uuid, nullable=True, index=True),
 )
+
+# Users of the REST API, named as oVirt names them (`admin@internal`). Only a salted hash of the password
+# is kept (`scrypt$...`); `role` is `admin` (everything) or `readonly` (GET only).
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("name", String(NAME), nullable=False, unique=True),
+    Column("password_hash", String(512), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,147 @@
+"""The oVirt-compatible REST API of one engine, as a Starlette application.
+
+`create_app(engine)` serves `/ovirt-engine/api/...`, the SSO token endpoint
+`/ovirt-engine/sso/oauth/token` and logout `/ovirt-engine/services/sso-logout`. Every API call needs a
+bearer token (or HTTP Basic credentials); read-only users may only GET (403 otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ovfstore.api import resources
+from ovfstore.api.jobs import Jobs
+from ovfstore.api.router import (
+    BASE,
+    Call,
+    Fault,
+    Router,
+    credentials,
+    fault_response,
+    read_body,
+    render,
+    to_fault,
+    unauthorized,
+)
+from ovfstore.api.tokens import TokenStore
+from ovfstore.api.users import User, UserStore
+from ovfstore.engine.runtime import Engine
+
+log = logging.getLogger(__name__)
+
+SCOPE = "ovirt-app-api"
+
+
+class Api:
+    """What the handlers share: the engine, users, tokens, jobs and the route table."""
+
+    def __init__(self, engine: Engine, tokens: TokenStore | None = None) -> None:
+        self.engine = engine
+        self.users = UserStore(engine.db)
+        self.tokens = tokens or TokenStore()
+        self.jobs = Jobs()
+        self.router = Router()
+        resources.register_all(self.router)
+
+    def authenticate(self, request: Request) -> User:
+        found = credentials(request)
+        if found is None:
+            raise unauthorized(
+                "this call needs a token: POST /ovirt-engine/sso/oauth/token, then send it as "
+                "'Authorization: Bearer <token>'"
+            )
+        if isinstance(found, str):
+            user = self.tokens.user(found)
+            if user is None:
+                raise unauthorized("the token is unknown or expired; ask /ovirt-engine/sso/oauth/token for a new one")
+            return user
+        user = self.users.authenticate(*found)
+        if user is None:
+            raise unauthorized("wrong user name or password")
+        return user
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            path = "/" + request.path_params.get("path", "").strip("/")
+            route, params = self.router.match(request.method, path.rstrip("/") or "/")
+            user = await run_in_threadpool(self.authenticate, request)
+            if route.writes and not user.may_change:
+                raise Fault(
+                    403,
+                    "Forbidden",
+                    f"user {user.name} may only read; {request.method} {BASE}{path} needs an administrator",
+                )
+            body = await read_body(request)
+            call = Call(self, request, request.method, params, request.query_params, body, user)
+            doc = await run_in_threadpool(route.handler, call)
+        except Exception as exc:
+            return fault_response(request, to_fault(exc))
+        if doc is None:  # DELETE: the SDK accepts 200 only, with or without a body
+            return Response(b"", 200)
+        return render(request, doc)
+
+    # --- SSO ----------------------------------------------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        form = await _form(request)
+        grant = str(form.get("grant_type", ""))
+        if grant != "password":
+            return _sso_error("unsupported_grant_type", f"grant_type {grant!r} is not supported; use 'password'")
+        scope = str(form.get("scope", SCOPE))
+        if SCOPE not in scope.split():
+            return _sso_error("invalid_scope", f"scope must include {SCOPE}")
+        user = await run_in_threadpool(
+            self.users.authenticate, str(form.get("username", "")), str(form.get("password", ""))
+        )
+        if user is None:
+            return _sso_error("access_denied", "Cannot authenticate user: wrong user name or password.")
+        token = self.tokens.issue(user)
+        return JSONResponse(
+            {
+                "access_token": token.value,
+                "scope": SCOPE,
+                "exp": str(int(token.expires * 1000)),
+                "token_type": "bearer",
+            }
+        )
+
+    async def logout(self, request: Request) -> Response:
+        form = await _form(request)
+        self.tokens.revoke(str(form.get("token", "")))
+        return JSONResponse({})
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded form of an SSO request (a few fields; no multipart parser needed for that)."""
+    body = await read_body(request)
+    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[0] for key, values in fields.items()}
+
+
+def _sso_error(code: str, message: str) -> Response:
+    return JSONResponse({"error_code": code, "error": message}, status_code=400)
+
+
+async def _not_found(request: Request) -> Response:
+    return fault_response(request, Fault(404, "Not Found", f"no such resource: {request.url.path}"))
+
+
+def create_app(engine: Engine, *, tokens: TokenStore | None = None) -> Starlette:
+    api = Api(engine, tokens)
+    app = Starlette(
+        routes=[
+            Route("/ovirt-engine/sso/oauth/token", api.token, methods=["POST"]),
+            Route("/ovirt-engine/services/sso-logout", api.logout, methods=["POST", "GET"]),
+            Route(BASE, api.handle, methods=["GET", "POST", "PUT", "DELETE"]),
+            Route(BASE + "/{path:path}", api.handle, methods=["GET", "POST", "PUT", "DELETE"]),
+        ]
+    )
+    app.state.api = api
+    return app

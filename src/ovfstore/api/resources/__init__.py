@@ -1,0 +1,12 @@
+"""The API's resources, one module per family; each registers its routes on the router."""
+
+from __future__ import annotations
+
+from ovfstore.api.router import Router
+
+
+def register_all(router: Router) -> None:
+    from ovfstore.api.resources import infra, recovery, root, storage, vms
+
+    for module in (root, infra, storage, recovery, vms):
+        module.register(router)

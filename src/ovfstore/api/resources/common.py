@@ -1,0 +1,85 @@
+"""What resource handlers share: listing with search and `max`, and references by id or by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from ovfstore.api import search
+from ovfstore.api.router import Call, Document
+from ovfstore.api.xmlio import Body, Node
+from ovfstore.engine.errors import InvalidInput, NotFound
+
+T = TypeVar("T")
+
+
+class Named(Protocol):
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def listing(
+    call: Call,
+    tag: str,
+    items: list[T],
+    view: Callable[[T], Node],
+    keys: search.Keys,
+    kind: str,
+) -> Document:
+    found = search.apply(items, call.query.get("search"), keys, kind)
+    found = search.limit(found, call.query.get("max"))
+    return Document(tag + "s", {tag: [view(item) for item in found]})
+
+
+def resolve(body: Body | None, path: str, candidates: Iterable[N], kind: str, *, required: bool = True) -> N | None:
+    """The object a request names at `path`, by `id` attribute or by `<name>`."""
+    ident, name = body.ref(path) if body is not None else (None, None)
+    if ident is None and not name:
+        if required:
+            raise InvalidInput(f'the request needs <{path} id="..."/> or <{path}><name>...</name></{path}>')
+        return None
+    for item in candidates:
+        if (ident is not None and item.id == ident) or (ident is None and item.name == name):
+            return item
+    raise NotFound(kind, ident if ident is not None else str(name))
+
+
+def name_keys(extra: search.Keys | None = None) -> dict[str, Callable[[Any], Iterable[str]]]:
+    keys: dict[str, Callable[[Any], Iterable[str]]] = {"name": lambda item: [getattr(item, "name", "")]}
+    keys["id"] = lambda item: [str(getattr(item, "id", ""))]
+    keys.update(extra or {})
+    return keys
+
+
+def action_done(extra: Node | None = None) -> Document:
+    """What an action answers when its work is done: `<action><status>complete</status></action>`."""
+    node: Node = {"status": "complete"}
+    node.update(extra or {})
+    return Document("action", node)
+
+
+def changes(body: Body, fields: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
+    """Fields present in a PUT document: element path -> (model field, converter of the element's text)."""
+    found: dict[str, object] = {}
+    for path, (field_name, convert) in fields.items():
+        text = body.text(path)
+        if text is not None:
+            try:
+                found[field_name] = convert(text)
+            except ValueError as exc:
+                raise InvalidInput(f"<{path}>: {text!r} is not valid: {exc}") from exc
+    return found
+
+
+def to_bool(text: str) -> bool:
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise ValueError("must be true or false")

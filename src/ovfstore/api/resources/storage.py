@@ -1,0 +1,328 @@
+"""Storage domains: add (create a new one, or import the one a path already holds), attach, activate,
+deactivate, detach, remove, `updateovfstore`, and their disks, OVF stores included."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from uuid import UUID
+
+from ovfstore.agent.errors import AgentError
+from ovfstore.api import views
+from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve
+from ovfstore.api.router import Call, Document, Router
+from ovfstore.api.xmlio import Body
+from ovfstore.engine.domains import StorageError
+from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
+from ovfstore.engine.updater.status import domains_status
+from ovfstore.model import DomainClass, Host, HostStatus, StorageDomain, StorageType
+
+
+def _keys(call: Call) -> dict[str, Any]:
+    dcs = {dc.id: dc.name for dc in call.engine.inventory.list_data_centers()}
+    return name_keys(
+        {
+            "datacenter": lambda d: [dcs.get(d.data_center_id, "")] if d.data_center_id else [],
+            "status": lambda d: [d.status.value],
+            "type": lambda d: [d.domain_class.value],
+            "storage.type": lambda d: [d.storage_type.value],
+            "storage.path": lambda d: [d.path],
+        }
+    )
+
+
+def list_domains(call: Call) -> Document:
+    domains = call.engine.inventory.list_storage_domains()
+    return listing(call, "storage_domain", domains, views.storage_domain, _keys(call), "storage domain")
+
+
+def get_domain(call: Call) -> Document:
+    domain = call.engine.inventory.get_storage_domain(call.id("sd", "storage domain"))
+    return Document("storage_domain", views.storage_domain(domain))
+
+
+def _host(call: Call, body: Body) -> Host:
+    """The host named in the request, or any up host: the domain is reached through its agent."""
+    hosts = call.engine.inventory.list_hosts()
+    host = resolve(body, "host", hosts, "host", required=False)
+    if host is None:
+        up = [h for h in hosts if h.status is HostStatus.UP]
+        if not up:
+            raise Conflict("no host is up to reach the storage through; add a host (its agent's address) first")
+        host = up[0]
+    if host.status is not HostStatus.UP:
+        raise Conflict(f"host {host.name} is {host.status.value}; use an up host")
+    return host
+
+
+def _existing_at(call: Call, host: Host, path: str) -> list[Any]:
+    """Domains already on storage at `path` (the domain's directory, or the directory holding it) that
+    this engine does not know: those are imported, not created."""
+    known = {d.id for d in call.engine.inventory.list_storage_domains()}
+    try:
+        found = call.engine.agents.client(host).list_domains()
+    except AgentError as exc:
+        raise StorageError(f"cannot list the domains through host {host.name}: {exc}") from exc
+    wanted = os.path.normpath(path)
+    return [
+        d
+        for d in found
+        if d.id not in known and wanted in (os.path.normpath(d.path), os.path.dirname(os.path.normpath(d.path)))
+    ]
+
+
+def add_domain(call: Call) -> Document:
+    body = call.doc("storage_domain")
+    engine = call.engine
+    host = _host(call, body)
+    storage_type = _storage_type(body.get("storage/type") or "localfs")
+    path = body.get("storage/path") or ""
+    address = body.get("storage/address") or ""
+    name = body.get("name")
+    if not path:
+        raise InvalidInput("the domain needs <storage><path>...</path></storage>")
+    domain_class = _domain_class(body.get("type") or "data")
+    existing = _existing_at(call, host, path)
+    wants_import = bool(body.bool("import", False))
+    if len(existing) > 1:
+        ids = ", ".join(str(d.id) for d in existing)
+        raise Conflict(f"{path} holds several domains unknown to this engine ({ids}); give one domain's directory")
+    if existing or wants_import:
+        if not existing:
+            raise Conflict(f"{path} holds no storage domain unknown to this engine; nothing to import")
+        recovery = call.engine.recovery
+        with call.api.jobs.run(f"Importing Storage Domain at {path}", call.user.id):
+            # A domain carried from a lost site still names that site's data center on disk. oVirt's API
+            # takes such a domain over without asking (the disaster-recovery role relies on it), so the
+            # stale attachment is dropped on storage here too.
+            domain = recovery.import_domain(
+                existing[0].path, host=host, name=name, storage_type=storage_type, address=address, force_detach=True
+            )
+        return Document("storage_domain", views.storage_domain(domain), 201)
+    domain = StorageDomain(
+        name=name or "",
+        storage_type=storage_type,
+        domain_class=domain_class,
+        address=address,
+        path=path,
+        description=body.get("description", "") or "",
+        comment=body.get("comment", "") or "",
+    )
+    count = body.int("ovf_store_count")  # ovfstore's own: oVirt sets this per engine, not per domain
+    if count is not None:
+        domain.ovf_store_count = count
+    with call.api.jobs.run(f"Adding Storage Domain {domain.name}", call.user.id):
+        domain = engine.domains.create(domain, host)
+    return Document("storage_domain", views.storage_domain(domain), 201)
+
+
+def _storage_type(text: str) -> StorageType:
+    try:
+        return StorageType(text.lower())
+    except ValueError:
+        choices = ", ".join(t.value for t in StorageType)
+        raise InvalidInput(f"storage type {text!r} is not one of {choices}") from None
+
+
+def _domain_class(text: str) -> DomainClass:
+    try:
+        return DomainClass(text.lower())
+    except ValueError:
+        raise InvalidInput(f"storage domain type {text!r} is not one of data, iso, export") from None
+
+
+def update_domain(call: Call) -> Document:
+    body = call.doc("storage_domain")
+    found = changes(body, {"name": ("name", str), "description": ("description", str), "comment": ("comment", str),
+                           "ovf_store_count": ("ovf_store_count", int)})  # fmt: skip
+    domain = call.engine.inventory.update_storage_domain(call.id("sd", "storage domain"), **found)
+    return Document("storage_domain", views.storage_domain(domain))
+
+
+def remove_domain(call: Call) -> None:
+    """DELETE takes `host`, `format` (delete the data: refused, remove the directory by hand) and
+    `destroy` (oVirt's "remove it from the engine even if storage fails": detach by force first)."""
+    domain_id = call.id("sd", "storage domain")
+    domains = call.engine.domains
+    domain = call.engine.inventory.get_storage_domain(domain_id)
+    with call.api.jobs.run(f"Removing Storage Domain {domain.name}", call.user.id):
+        if call.flag("destroy") and domain.data_center_id is not None:
+            domains.deactivate(domain_id, force=True)
+            domains.detach(domain_id, force=True)
+        domains.remove(domain_id, destroy=call.flag("format"))
+
+
+def update_ovf_store(call: Call) -> Document:
+    domain = call.engine.inventory.get_storage_domain(call.id("sd", "storage domain"))
+    with call.api.jobs.run(f"Updating OVF_STORE disks of Storage Domain {domain.name}", call.user.id):
+        result = call.engine.updater.update_now(domain.id)
+        if result.error:
+            raise Conflict(f"the OVF stores of {domain.name} could not be written: {result.error}")
+    return action_done()
+
+
+# --- disks of a domain ------------------------------------------------------------------------------------------
+
+
+def domain_disks(call: Call) -> Document:
+    domain_id = call.id("sd", "storage domain")
+    inv = call.engine.inventory
+    inv.get_storage_domain(domain_id)
+    base = views.href("storagedomains", domain_id, "disks")
+    if call.flag("unregistered"):
+        from ovfstore.api.resources.recovery import unregistered_disks
+
+        return unregistered_disks(call, domain_id, base)
+    stores = views.stores_by_disk(domains_status(call.engine.db, domain_id))
+    disks = inv.list_disks(domain_id, include_ovf_stores=True)
+    keys = name_keys({"alias": lambda d: [d.alias], "content_type": lambda d: [d.content_type.value]})
+    keys["name"] = lambda d: [d.alias]
+    return listing(
+        call,
+        "disk",
+        disks,
+        lambda d: views.disk(d, store=stores.get(d.id), domain_id=domain_id, base=base),
+        keys,
+        "disk",
+    )
+
+
+def domain_disk(call: Call) -> Document:
+    domain_id = call.id("sd", "storage domain")
+    disk = call.engine.inventory.get_disk(call.id("disk", "disk"))
+    if domain_id not in disk.domain_ids:
+        raise NotFound("disk", disk.id)
+    stores = views.stores_by_disk(domains_status(call.engine.db, domain_id))
+    base = views.href("storagedomains", domain_id, "disks")
+    return Document("disk", views.disk(disk, store=stores.get(disk.id), domain_id=domain_id, base=base))
+
+
+def add_domain_disk(call: Call) -> Document:
+    domain_id = call.id("sd", "storage domain")
+    if call.flag("unregistered"):
+        from ovfstore.api.resources.recovery import register_disk
+
+        return register_disk(call, domain_id)
+    from ovfstore.api.resources.vms import new_disk
+
+    return new_disk(call, default_domain=domain_id)
+
+
+# --- attached to a data center --------------------------------------------------------------------------------
+
+
+def _attached(call: Call) -> tuple[UUID, StorageDomain]:
+    dc_id = call.id("dc", "data center")
+    call.engine.inventory.get_data_center(dc_id)
+    domain = call.engine.inventory.get_storage_domain(call.id("sd", "storage domain"))
+    if domain.data_center_id != dc_id:
+        raise NotFound("storage domain", domain.id)
+    return dc_id, domain
+
+
+def dc_domains(call: Call) -> Document:
+    dc_id = call.id("dc", "data center")
+    call.engine.inventory.get_data_center(dc_id)
+    domains = call.engine.inventory.list_storage_domains(dc_id)
+    return listing(
+        call,
+        "storage_domain",
+        domains,
+        lambda d: views.storage_domain(d, in_data_center=dc_id),
+        _keys(call),
+        "storage domain",
+    )
+
+
+def dc_domain(call: Call) -> Document:
+    dc_id, domain = _attached(call)
+    return Document("storage_domain", views.storage_domain(domain, in_data_center=dc_id))
+
+
+def attach_domain(call: Call) -> Document:
+    dc_id = call.id("dc", "data center")
+    dc = call.engine.inventory.get_data_center(dc_id)
+    body = call.doc("storage_domain")
+    domain = resolve(body, ".", call.engine.inventory.list_storage_domains(), "storage domain")
+    if domain is None:  # resolve(".") reads the document's own id or name
+        raise InvalidInput('attach needs <storage_domain id="..."/>')
+    with call.api.jobs.run(f"Attaching Storage Domain {domain.name} to Data Center {dc.name}", call.user.id):
+        domain = call.engine.domains.attach(domain.id, dc_id)
+    return Document("storage_domain", views.storage_domain(domain, in_data_center=dc_id), 201)
+
+
+def detach_domain(call: Call) -> None:
+    _dc_id, domain = _attached(call)
+    with call.api.jobs.run(f"Detaching Storage Domain {domain.name}", call.user.id):
+        call.engine.domains.detach(domain.id, force=call.flag("force"))
+
+
+def activate_domain(call: Call) -> Document:
+    _dc_id, domain = _attached(call)
+    with call.api.jobs.run(f"Activating Storage Domain {domain.name}", call.user.id):
+        call.engine.domains.activate(domain.id)
+    return action_done()
+
+
+def deactivate_domain(call: Call) -> Document:
+    _dc_id, domain = _attached(call)
+    force = bool(call.doc("action").bool("force", False))
+    with call.api.jobs.run(f"Deactivating Storage Domain {domain.name}", call.user.id):
+        call.engine.domains.deactivate(domain.id, force=force)
+    return action_done()
+
+
+def ovf_status(call: Call) -> Document:
+    """ovfstore's own: how fresh every data domain's OVF stores are (what `ovfstore status` shows)."""
+    domains = []
+    for st in domains_status(call.engine.db):
+        domains.append(
+            {
+                "id": st.domain_id,
+                "href": views.href("storagedomains", st.domain_id),
+                "name": st.name,
+                "ovf_store_count": st.ovf_store_count,
+                "up_to_date": st.up_to_date,
+                "last_updated": st.last_updated,
+                "outdated_since": st.outdated_since,
+                "last_error": st.last_error,
+                "entity_count": st.entity_count,
+                "stores": {
+                    "store": [
+                        {
+                            "id": s.disk_id,
+                            "status": s.status.value,
+                            "generation": s.generation,
+                            "size": s.size,
+                            "sha256": s.sha256,
+                            "entity_count": s.entity_count,
+                            "last_updated": s.last_updated,
+                            "outdated_since": s.outdated_since,
+                            "last_error": s.last_error,
+                        }
+                        for s in st.stores
+                    ]
+                },
+            }
+        )
+    return Document("ovf_store_status", {"storage_domain": domains})
+
+
+def register(router: Router) -> None:
+    r = router.add
+    r("GET", "/storagedomains", list_domains)
+    r("GET", "/ovfstorestatus", ovf_status)
+    r("POST", "/storagedomains", add_domain)
+    r("GET", "/storagedomains/{sd}", get_domain)
+    r("PUT", "/storagedomains/{sd}", update_domain)
+    r("DELETE", "/storagedomains/{sd}", remove_domain)
+    r("POST", "/storagedomains/{sd}/updateovfstore", update_ovf_store)
+    r("GET", "/storagedomains/{sd}/disks", domain_disks)
+    r("POST", "/storagedomains/{sd}/disks", add_domain_disk)
+    r("GET", "/storagedomains/{sd}/disks/{disk}", domain_disk)
+    r("GET", "/datacenters/{dc}/storagedomains", dc_domains)
+    r("POST", "/datacenters/{dc}/storagedomains", attach_domain)
+    r("GET", "/datacenters/{dc}/storagedomains/{sd}", dc_domain)
+    r("DELETE", "/datacenters/{dc}/storagedomains/{sd}", detach_domain)
+    r("POST", "/datacenters/{dc}/storagedomains/{sd}/activate", activate_domain)
+    r("POST", "/datacenters/{dc}/storagedomains/{sd}/deactivate", deactivate_domain)

@@ -1,0 +1,440 @@
+"""VMs and templates with their disk attachments and NICs, start and stop, and floating disks.
+
+There is no hypervisor here: a VM's run status is inventory state that the OVF stores record (so a
+recovery knows which VMs to start again). `start` records `up`, `stop` and `shutdown` record `down`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from ovfstore.api import views
+from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve, to_bool
+from ovfstore.api.router import Call, Document, Router
+from ovfstore.api.xmlio import Body
+from ovfstore.engine.errors import InvalidInput, NotFound
+from ovfstore.model import (
+    Disk,
+    DiskAttachment,
+    DiskInterface,
+    Nic,
+    NicInterface,
+    Template,
+    Vm,
+    VmBase,
+    VmStatus,
+    Volume,
+    VolumeFormat,
+    VolumeType,
+)
+
+MIB = 1024 * 1024
+
+
+def _entity_keys(call: Call) -> dict[str, Any]:
+    inv = call.engine.inventory
+    clusters = {c.id: c for c in inv.list_clusters()}
+    dcs = {d.id: d.name for d in inv.list_data_centers()}
+
+    def dc_of(e: VmBase) -> list[str]:
+        cluster = clusters.get(e.cluster_id) if e.cluster_id else None
+        return [dcs.get(cluster.data_center_id, "")] if cluster else []
+
+    return name_keys(
+        {
+            "status": lambda e: [e.status.api_name if isinstance(e, Vm) else e.status.value],
+            "cluster": lambda e: [clusters[e.cluster_id].name] if e.cluster_id in clusters else [],
+            "datacenter": dc_of,
+        }
+    )
+
+
+def _vm_changes(body: Body) -> dict[str, Any]:
+    found: dict[str, Any] = changes(
+        body,
+        {
+            "name": ("name", str),
+            "description": ("description", str),
+            "comment": ("comment", str),
+            "os/type": ("os_type", str),
+            "cpu/topology/sockets": ("cpu_sockets", int),
+            "cpu/topology/cores": ("cpu_cores", int),
+            "cpu/topology/threads": ("cpu_threads", int),
+            "high_availability/enabled": ("high_availability", to_bool),
+            "high_availability/priority": ("priority", int),
+            "stateless": ("stateless", to_bool),
+            "delete_protected": ("delete_protected", to_bool),
+            "time_zone/name": ("time_zone", str),
+        },
+    )
+    for path, field_name in (("memory", "memory_mb"), ("memory_policy/guaranteed", "min_memory_mb"),
+                             ("memory_policy/max", "max_memory_mb")):  # fmt: skip
+        size = body.int(path)
+        if size is not None:
+            found[field_name] = max(1, size // MIB)
+    return found
+
+
+def _apply(entity: VmBase, found: dict[str, Any]) -> None:
+    for key, value in found.items():
+        setattr(entity, key, value)
+
+
+# --- VMs ------------------------------------------------------------------------------------------------------
+
+
+def list_vms(call: Call) -> Document:
+    return listing(call, "vm", call.engine.inventory.list_vms(), views.vm, _entity_keys(call), "VM")
+
+
+def get_vm(call: Call) -> Document:
+    return Document("vm", views.vm(call.engine.inventory.get_vm(call.id("vm", "VM"))))
+
+
+def add_vm(call: Call) -> Document:
+    body = call.doc("vm")
+    inv = call.engine.inventory
+    cluster = resolve(body, "cluster", inv.list_clusters(), "cluster")
+    assert cluster is not None
+    template = resolve(body, "template", inv.list_templates(), "template", required=False)
+    vm = Vm(name=body.get("name") or "", cluster_id=cluster.id)
+    if template is not None:
+        vm.template_id = template.id
+    _apply(vm, _vm_changes(body))
+    vm.name = body.get("name") or ""
+    return Document("vm", views.vm(inv.add_vm(vm)), 201)
+
+
+def update_vm(call: Call) -> Document:
+    body = call.doc("vm")
+    found = _vm_changes(body)
+    if body.find("cluster") is not None:
+        cluster = resolve(body, "cluster", call.engine.inventory.list_clusters(), "cluster")
+        assert cluster is not None
+        found["cluster_id"] = cluster.id
+    return Document("vm", views.vm(call.engine.inventory.update_vm(call.id("vm", "VM"), **found)))
+
+
+def remove_vm(call: Call) -> None:
+    call.engine.inventory.remove_vm(call.id("vm", "VM"), remove_disks=not call.flag("detach_only"))
+
+
+def run_status(status: VmStatus, verb: str) -> Any:
+    def action(call: Call) -> Document:
+        vm = call.engine.inventory.get_vm(call.id("vm", "VM"))
+        with call.api.jobs.run(f"{verb} VM {vm.name}", call.user.id):
+            call.engine.inventory.set_vm_status(vm.id, status)
+        return action_done()
+
+    return action
+
+
+# --- templates ------------------------------------------------------------------------------------------------
+
+
+def list_templates(call: Call) -> Document:
+    return listing(
+        call, "template", call.engine.inventory.list_templates(), views.template, _entity_keys(call), "template"
+    )
+
+
+def get_template(call: Call) -> Document:
+    return Document("template", views.template(call.engine.inventory.get_template(call.id("template", "template"))))
+
+
+def add_template(call: Call) -> Document:
+    body = call.doc("template")
+    if body.find("vm") is not None:
+        raise InvalidInput(
+            "making a template from a VM copies its disks, which this engine does not do; add the template "
+            "with <name> and <cluster>, then attach disks to it"
+        )
+    inv = call.engine.inventory
+    cluster = resolve(body, "cluster", inv.list_clusters(), "cluster")
+    assert cluster is not None
+    template = Template(name=body.get("name") or "", cluster_id=cluster.id)
+    _apply(template, _vm_changes(body))
+    base_id = body.id("version/base_template")
+    if base_id is not None:
+        template.base_template_id = base_id
+        template.version_name = body.get("version/version_name", "") or ""
+    return Document("template", views.template(inv.add_template(template)), 201)
+
+
+def update_template(call: Call) -> Document:
+    found = _vm_changes(call.doc("template"))
+    template = call.engine.inventory.update_template(call.id("template", "template"), **found)
+    return Document("template", views.template(template))
+
+
+def remove_template(call: Call) -> None:
+    call.engine.inventory.remove_template(call.id("template", "template"))
+
+
+# --- disk attachments and NICs of either ----------------------------------------------------------------------
+
+
+def _owner(call: Call, owner: str) -> UUID:
+    if owner == "vms":
+        return call.engine.inventory.get_vm(call.id("entity", "VM")).id
+    return call.engine.inventory.get_template(call.id("entity", "template")).id
+
+
+def attachments(owner: str) -> Any:
+    def handler(call: Call) -> Document:
+        entity_id = _owner(call, owner)
+        inv = call.engine.inventory
+        found = inv.list_attachments(entity_id)
+        disks = {a.disk_id: inv.get_disk(a.disk_id) for a in found}
+        items = [views.attachment(a, owner, disks[a.disk_id]) for a in found]
+        return Document("disk_attachments", {"disk_attachment": items})
+
+    return handler
+
+
+def attachment(owner: str) -> Any:
+    def handler(call: Call) -> Document:
+        entity_id = _owner(call, owner)
+        disk_id = call.id("disk", "disk attachment")
+        for a in call.engine.inventory.list_attachments(entity_id):
+            if a.disk_id == disk_id:
+                return Document("disk_attachment", views.attachment(a, owner, call.engine.inventory.get_disk(disk_id)))
+        raise NotFound("disk attachment", disk_id)
+
+    return handler
+
+
+def _interface(text: str | None) -> DiskInterface:
+    try:
+        return DiskInterface((text or "virtio_scsi").lower())
+    except ValueError:
+        raise InvalidInput(
+            f"disk interface {text!r} is not one of {', '.join(i.value for i in DiskInterface)}"
+        ) from None
+
+
+def add_attachment(owner: str) -> Any:
+    def handler(call: Call) -> Document:
+        entity_id = _owner(call, owner)
+        body = call.doc("disk_attachment")
+        inv = call.engine.inventory
+        disk_body = body.find("disk")
+        if disk_body is None:
+            raise InvalidInput('a disk attachment needs <disk id="..."/> or a new <disk> to create')
+        disk_id = disk_body.id()
+        if disk_id is None:
+            disk_id = _create_disk(call, disk_body, None).id
+        with inv.transaction():
+            made = inv.attach_disk(
+                DiskAttachment(
+                    entity_id=entity_id,
+                    disk_id=disk_id,
+                    interface=_interface(body.get("interface")),
+                    bootable=bool(body.bool("bootable", False)),
+                    read_only=bool(body.bool("read_only", False)),
+                    active=bool(body.bool("active", True)),
+                    pass_discard=bool(body.bool("pass_discard", False)),
+                )
+            )
+        return Document("disk_attachment", views.attachment(made, owner, inv.get_disk(disk_id)), 201)
+
+    return handler
+
+
+def update_attachment(owner: str) -> Any:
+    def handler(call: Call) -> Document:
+        entity_id = _owner(call, owner)
+        disk_id = call.id("disk", "disk attachment")
+        body = call.doc("disk_attachment")
+        flags = ("bootable", "read_only", "active", "pass_discard")
+        found: dict[str, Any] = changes(body, {f: (f, to_bool) for f in flags})
+        if body.text("interface") is not None:
+            found["interface"] = _interface(body.text("interface"))
+        made = call.engine.inventory.update_attachment(entity_id, disk_id, **found)
+        return Document("disk_attachment", views.attachment(made, owner, call.engine.inventory.get_disk(disk_id)))
+
+    return handler
+
+
+def remove_attachment(owner: str) -> Any:
+    def handler(call: Call) -> None:
+        entity_id = _owner(call, owner)
+        disk_id = call.id("disk", "disk attachment")
+        inv = call.engine.inventory
+        with inv.transaction():
+            inv.detach_disk(entity_id, disk_id)
+            if call.query.get("detach_only", "true").lower() == "false":
+                inv.remove_disk(disk_id)
+
+    return handler
+
+
+def nics(owner: str) -> Any:
+    def handler(call: Call) -> Document:
+        entity_id = _owner(call, owner)
+        return Document("nics", {"nic": [views.nic(n, owner) for n in call.engine.inventory.list_nics(entity_id)]})
+
+    return handler
+
+
+def _nic(call: Call, owner: str) -> Nic:
+    entity_id = _owner(call, owner)
+    nic_id = call.id("nic", "NIC")
+    for n in call.engine.inventory.list_nics(entity_id):
+        if n.id == nic_id:
+            return n
+    raise NotFound("NIC", nic_id)
+
+
+def get_nic(owner: str) -> Any:
+    return lambda call: Document("nic", views.nic(_nic(call, owner), owner))
+
+
+def _nic_interface(text: str) -> NicInterface:
+    try:
+        return NicInterface[text.upper()]
+    except KeyError:
+        raise InvalidInput(
+            f"NIC interface {text!r} is not one of {', '.join(i.name.lower() for i in NicInterface)}"
+        ) from None
+
+
+def _nic_changes(call: Call, body: Body) -> dict[str, Any]:
+    found: dict[str, Any] = changes(body, {"name": ("name", str), "linked": ("linked", to_bool),
+                                           "plugged": ("plugged", to_bool), "mac/address": ("mac", str)})  # fmt: skip
+    if body.text("interface") is not None:
+        found["interface"] = _nic_interface(body.text("interface") or "")
+    if body.find("vnic_profile") is not None:
+        profile = resolve(
+            body, "vnic_profile", call.engine.inventory.list_vnic_profiles(), "vNIC profile", required=False
+        )
+        found["vnic_profile_id"] = profile.id if profile else None
+    return found
+
+
+def add_nic(owner: str) -> Any:
+    def handler(call: Call) -> Document:
+        entity_id = _owner(call, owner)
+        body = call.doc("nic")
+        nic = Nic(entity_id=entity_id, name=body.get("name") or "")
+        for key, value in _nic_changes(call, body).items():
+            setattr(nic, key, value)
+        return Document("nic", views.nic(call.engine.inventory.add_nic(nic), owner), 201)
+
+    return handler
+
+
+def update_nic(owner: str) -> Any:
+    def handler(call: Call) -> Document:
+        nic = _nic(call, owner)
+        found = _nic_changes(call, call.doc("nic"))
+        return Document("nic", views.nic(call.engine.inventory.update_nic(nic.id, **found), owner))
+
+    return handler
+
+
+def remove_nic(owner: str) -> Any:
+    def handler(call: Call) -> None:
+        call.engine.inventory.remove_nic(_nic(call, owner).id)
+
+    return handler
+
+
+# --- floating disks -------------------------------------------------------------------------------------------
+
+
+def list_disks(call: Call) -> Document:
+    inv = call.engine.inventory
+    domains = {d.id: d.name for d in inv.list_storage_domains()}
+    keys = name_keys(
+        {"alias": lambda d: [d.alias], "storage.name": lambda d: [domains.get(i, "") for i in d.domain_ids],
+         "status": lambda d: [d.status.value]}
+    )  # fmt: skip
+    keys["name"] = lambda d: [d.alias]
+    return listing(call, "disk", inv.list_disks(), views.disk, keys, "disk")
+
+
+def get_disk(call: Call) -> Document:
+    return Document("disk", views.disk(call.engine.inventory.get_disk(call.id("disk", "disk"))))
+
+
+def _create_disk(call: Call, body: Body, default_domain: UUID | None) -> Disk:
+    domain_ids = [b.id() for b in body.findall("storage_domains/storage_domain") if b.id() is not None]
+    if not domain_ids and default_domain is not None:
+        domain_ids = [default_domain]
+    size = body.int("provisioned_size")
+    if size is None:
+        raise InvalidInput("a new disk needs <provisioned_size> in bytes")
+    alias = body.get("alias") or body.get("name") or ""
+    disk = Disk(
+        alias=alias,
+        description=body.get("description", "") or "",
+        provisioned_size=size,
+        shareable=bool(body.bool("shareable", False)),
+        wipe_after_delete=bool(body.bool("wipe_after_delete", False)),
+        domain_ids=[d for d in domain_ids if d is not None],
+    )
+    fmt = (
+        VolumeFormat((body.get("format") or "raw").lower())
+        if (body.get("format") or "raw").lower() in ("raw", "cow")
+        else None
+    )
+    if fmt is None:
+        raise InvalidInput("disk <format> must be raw or cow")
+    sparse = body.bool("sparse", True)
+    disk.volumes = [
+        Volume(disk_id=disk.id, capacity=size, format=fmt,
+               volume_type=VolumeType.SPARSE if sparse else VolumeType.PREALLOCATED)
+    ]  # fmt: skip
+    return call.engine.domains.create_disk(disk)
+
+
+def new_disk(call: Call, default_domain: UUID | None = None) -> Document:
+    return Document("disk", views.disk(_create_disk(call, call.doc("disk"), default_domain)), 201)
+
+
+def update_disk(call: Call) -> Document:
+    body = call.doc("disk")
+    found = changes(body, {"alias": ("alias", str), "name": ("alias", str), "description": ("description", str),
+                           "provisioned_size": ("provisioned_size", int), "shareable": ("shareable", to_bool),
+                           "wipe_after_delete": ("wipe_after_delete", to_bool)})  # fmt: skip
+    return Document("disk", views.disk(call.engine.inventory.update_disk(call.id("disk", "disk"), **found)))
+
+
+def remove_disk(call: Call) -> None:
+    call.engine.inventory.remove_disk(call.id("disk", "disk"))
+
+
+def register(router: Router) -> None:
+    r = router.add
+    r("GET", "/vms", list_vms)
+    r("POST", "/vms", add_vm)
+    r("GET", "/vms/{vm}", get_vm)
+    r("PUT", "/vms/{vm}", update_vm)
+    r("DELETE", "/vms/{vm}", remove_vm)
+    r("POST", "/vms/{vm}/start", run_status(VmStatus.UP, "Starting"))
+    r("POST", "/vms/{vm}/stop", run_status(VmStatus.DOWN, "Stopping"))
+    r("POST", "/vms/{vm}/shutdown", run_status(VmStatus.DOWN, "Shutting down"))
+    r("GET", "/templates", list_templates)
+    r("POST", "/templates", add_template)
+    r("GET", "/templates/{template}", get_template)
+    r("PUT", "/templates/{template}", update_template)
+    r("DELETE", "/templates/{template}", remove_template)
+    for owner in ("vms", "templates"):
+        base = f"/{owner}/{{entity}}"
+        r("GET", f"{base}/diskattachments", attachments(owner))
+        r("POST", f"{base}/diskattachments", add_attachment(owner))
+        r("GET", f"{base}/diskattachments/{{disk}}", attachment(owner))
+        r("PUT", f"{base}/diskattachments/{{disk}}", update_attachment(owner))
+        r("DELETE", f"{base}/diskattachments/{{disk}}", remove_attachment(owner))
+        r("GET", f"{base}/nics", nics(owner))
+        r("POST", f"{base}/nics", add_nic(owner))
+        r("GET", f"{base}/nics/{{nic}}", get_nic(owner))
+        r("PUT", f"{base}/nics/{{nic}}", update_nic(owner))
+        r("DELETE", f"{base}/nics/{{nic}}", remove_nic(owner))
+    r("GET", "/disks", list_disks)
+    r("POST", "/disks", new_disk)
+    r("GET", "/disks/{disk}", get_disk)
+    r("PUT", "/disks/{disk}", update_disk)
+    r("DELETE", "/disks/{disk}", remove_disk)

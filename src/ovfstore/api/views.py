@@ -1,0 +1,354 @@
+"""Inventory objects as oVirt API documents (element names from oVirt's API model, `ovirtsdk4.types`).
+
+Every object carries `id` and an `href` under /ovirt-engine/api (the SDK follows no other links), and
+references to other objects are `<kind id=".." href=".."/>`. Sizes are bytes, times ISO-8601 UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+from ovfstore.api.jobs import Job
+from ovfstore.api.router import BASE
+from ovfstore.api.xmlio import Node
+from ovfstore.engine.updater.status import DomainOvfStatus, StoreStatus
+from ovfstore.model import (
+    BootSequence,
+    Cluster,
+    DataCenter,
+    Disk,
+    DiskAttachment,
+    DiskContentType,
+    Host,
+    Network,
+    Nic,
+    Role,
+    StorageDomain,
+    Template,
+    Vm,
+    VmBase,
+    VnicProfile,
+    VolumeFormat,
+    VolumeType,
+)
+from ovfstore.store import description as store_description
+
+MIB = 1024 * 1024
+
+
+def href(*parts: object) -> str:
+    return "/".join([BASE, *(str(p) for p in parts)])
+
+
+def ref(collection: str, ident: UUID | None, *, base: str = "") -> Node | None:
+    if ident is None:
+        return None
+    return {"id": ident, "href": f"{base or BASE}/{collection}/{ident}"}
+
+
+def links(self_href: str, *rels: str) -> list[Node]:
+    return [{"href": f"{self_href}/{rel}", "rel": rel} for rel in rels]
+
+
+def version(text: str) -> Node:
+    major, _, minor = text.partition(".")
+    return {"major": major or "4", "minor": minor.split(".")[0] or "0"}
+
+
+def collection(tag: str, items: Iterable[Node]) -> Node:
+    return {tag: list(items)}
+
+
+# --- infrastructure ---------------------------------------------------------------------------------------
+
+
+def data_center(dc: DataCenter, *, status: str | None = None) -> Node:
+    own = href("datacenters", dc.id)
+    return {
+        "id": dc.id,
+        "href": own,
+        "name": dc.name,
+        "description": dc.description,
+        "comment": dc.comment,
+        "link": links(own, "clusters", "storagedomains", "networks"),
+        "local": dc.local,
+        "status": status or dc.status.value,
+        "storage_format": "v5",
+        "version": version(dc.compatibility_version),
+        "mac_pool": {
+            "name": f"{dc.name} pool",
+            "ranges": {"range": {"from": dc.mac_pool_start, "to": dc.mac_pool_end}},
+        },
+    }
+
+
+def cluster(c: Cluster) -> Node:
+    own = href("clusters", c.id)
+    return {
+        "id": c.id,
+        "href": own,
+        "name": c.name,
+        "description": c.description,
+        "comment": c.comment,
+        "link": links(own, "networks"),
+        "bios_type": c.bios_type.name.lower(),
+        "cpu": {"architecture": "x86_64", "type": c.cpu_type},
+        "version": version(c.compatibility_version),
+        "data_center": ref("datacenters", c.data_center_id),
+    }
+
+
+def host(h: Host) -> Node:
+    return {
+        "id": h.id,
+        "href": href("hosts", h.id),
+        "name": h.name,
+        "description": h.description,
+        "address": h.address,
+        "status": h.status.value,
+        "type": "rhel",
+        "cluster": ref("clusters", h.cluster_id),
+    }
+
+
+def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> Node:
+    """A domain; under /datacenters/{id}/storagedomains its href is the attached one there."""
+    own = (
+        href("datacenters", in_data_center, "storagedomains", d.id) if in_data_center else href("storagedomains", d.id)
+    )
+    node: Node = {
+        "id": d.id,
+        "href": own,
+        "name": d.name,
+        "description": d.description,
+        "comment": d.comment,
+    }
+    if in_data_center is None:
+        node["link"] = links(own, "disks", "vms", "templates", "diskprofiles")
+    node.update(
+        {
+            "master": d.master,
+            "status": d.status.value,
+            "external_status": "ok",
+            "storage": {
+                "type": d.storage_type.value,
+                "address": d.address or None,
+                "path": d.path,
+            },
+            "storage_format": f"v{d.format_version}",
+            "type": d.domain_class.value,
+            "data_center": ref("datacenters", d.data_center_id),
+            "data_centers": {"data_center": [ref("datacenters", d.data_center_id)]} if d.data_center_id else None,
+        }
+    )
+    return node
+
+
+def network(n: Network) -> Node:
+    return {
+        "id": n.id,
+        "href": href("networks", n.id),
+        "name": n.name,
+        "description": n.description,
+        "link": links(href("networks", n.id), "vnicprofiles"),
+        "mtu": n.mtu,
+        "usages": {"usage": ["vm"]} if n.vm_network else None,
+        "vlan": {"id": n.vlan_id} if n.vlan_id is not None else None,
+        "data_center": ref("datacenters", n.data_center_id),
+    }
+
+
+def vnic_profile(p: VnicProfile) -> Node:
+    return {
+        "id": p.id,
+        "href": href("vnicprofiles", p.id),
+        "name": p.name,
+        "description": p.description,
+        "network": ref("networks", p.network_id),
+    }
+
+
+def role(r: Role) -> Node:
+    return {
+        "id": r.id,
+        "href": href("roles", r.id),
+        "name": r.name,
+        "description": r.description,
+        "administrative": r.administrative,
+        "mutable": False,
+    }
+
+
+def job(j: Job) -> Node:
+    return {
+        "id": j.id,
+        "href": href("jobs", j.id),
+        "description": j.description,
+        "auto_cleared": True,
+        "external": False,
+        "status": j.status.value,
+        "start_time": j.start_time,
+        "end_time": j.end_time,
+        "last_updated": j.last_updated,
+        "owner": ref("users", j.owner_id),
+    }
+
+
+# --- disks --------------------------------------------------------------------------------------------------
+
+
+def disk(d: Disk, *, store: StoreStatus | None = None, domain_id: UUID | None = None, base: str = "") -> Node:
+    leaf = d.leaf
+    own = f"{base}/{d.id}" if base else href("disks", d.id)
+    text = d.description
+    if d.content_type is DiskContentType.OVF_STORE and domain_id is not None:
+        text = store_text(store, domain_id)
+    return {
+        "id": d.id,
+        "href": own,
+        "name": d.alias,
+        "description": text,
+        "actual_size": d.actual_size,
+        "alias": d.alias,
+        "content_type": d.content_type.value,
+        "format": (leaf.format if leaf else VolumeFormat.RAW).value,
+        "image_id": leaf.id if leaf else None,
+        "propagate_errors": False,
+        "provisioned_size": d.provisioned_size,
+        "shareable": d.shareable,
+        "sparse": (leaf.volume_type if leaf else VolumeType.SPARSE) is VolumeType.SPARSE,
+        "status": d.status.value,
+        "storage_type": d.storage_type.value,
+        "total_size": d.actual_size,
+        "wipe_after_delete": d.wipe_after_delete,
+        "lun_storage": {"logical_units": {"logical_unit": [{"id": d.lun_id}]}} if d.lun_id else None,
+        "storage_domains": {"storage_domain": [ref("storagedomains", i) for i in d.domain_ids]}
+        if d.domain_ids
+        else None,
+    }
+
+
+def store_text(store: StoreStatus | None, domain_id: UUID) -> str:
+    """The store's description as oVirt shows it: the JSON its volume carries (FORMATS.md section 2)."""
+    if store is None or store.last_updated is None or store.size is None:
+        return store_description.never_written()
+    return store_description.after_write(domain_id, store.size, store.last_updated)
+
+
+def stores_by_disk(statuses: Iterable[DomainOvfStatus]) -> dict[UUID, StoreStatus]:
+    return {st.disk_id: st for status in statuses for st in status.stores}
+
+
+def attachment(a: DiskAttachment, owner: str, d: Disk | None = None) -> Node:
+    owner_ref = {"vms": "vm", "templates": "template"}[owner]
+    return {
+        "id": a.disk_id,
+        "href": href(owner, a.entity_id, "diskattachments", a.disk_id),
+        "active": a.active,
+        "bootable": a.bootable,
+        "interface": a.interface.value,
+        "pass_discard": a.pass_discard,
+        "read_only": a.read_only,
+        "uses_scsi_reservation": False,
+        "disk": disk(d) if d is not None else ref("disks", a.disk_id),
+        owner_ref: ref(owner, a.entity_id),
+    }
+
+
+def nic(n: Nic, owner: str) -> Node:
+    owner_ref = {"vms": "vm", "templates": "template"}[owner]
+    return {
+        "id": n.id,
+        "href": href(owner, n.entity_id, "nics", n.id),
+        "name": n.name,
+        "interface": n.interface.name.lower(),
+        "linked": n.linked,
+        "mac": {"address": n.mac} if n.mac else None,
+        "plugged": n.plugged,
+        "vnic_profile": ref("vnicprofiles", n.vnic_profile_id),
+        owner_ref: ref(owner, n.entity_id),
+    }
+
+
+# --- VMs and templates --------------------------------------------------------------------------------------
+
+_BOOT_DEVICES = {"C": "hd", "D": "cdrom", "N": "network"}
+
+
+def _boot(sequence: BootSequence) -> list[str]:
+    return [_BOOT_DEVICES[c] for c in sequence.name]
+
+
+def _base(e: VmBase, own: str, sub: Iterable[str]) -> Node:
+    return {
+        "id": e.id,
+        "href": own,
+        "name": e.name,
+        "description": e.description,
+        "comment": e.comment,
+        "link": links(own, *sub),
+        "bios": {"boot_menu": {"enabled": e.boot_menu_enabled}, "type": e.bios_type.name.lower()},
+        "cpu": {
+            "architecture": "x86_64",
+            "topology": {"cores": e.cpu_cores, "sockets": e.cpu_sockets, "threads": e.cpu_threads},
+        },
+        "creation_time": e.creation_date,
+        "delete_protected": e.delete_protected,
+        "display": {"type": e.graphics[0].value if e.graphics else "vnc"},
+        "high_availability": {"enabled": e.high_availability, "priority": e.priority},
+        "memory": e.memory_mb * MIB,
+        "memory_policy": {"guaranteed": e.min_memory_mb * MIB, "max": e.max_memory_mb * MIB},
+        "origin": e.origin.name.lower(),
+        "os": {"boot": {"devices": {"device": _boot(e.boot_sequence)}}, "type": e.os_type},
+        "soundcard_enabled": e.soundcard_enabled,
+        "stateless": e.stateless,
+        "time_zone": {"name": e.time_zone} if e.time_zone else None,
+        "type": e.vm_type.name.lower(),
+        "usb": {"enabled": e.usb_policy.value != "disabled"},
+        "cluster": ref("clusters", e.cluster_id),
+        "storage_domain": ref("storagedomains", e.lease_domain_id),
+    }
+
+
+def vm(v: Vm, *, own: str | None = None, status: str | None = None) -> Node:
+    own = own or href("vms", v.id)
+    node = _base(v, own, ("diskattachments", "nics", "permissions"))
+    node["status"] = status or v.status.api_name
+    node["template"] = ref("templates", v.template_id)
+    node["use_latest_template_version"] = v.use_latest_template_version
+    return node
+
+
+def template(t: Template, *, own: str | None = None) -> Node:
+    own = own or href("templates", t.id)
+    node = _base(t, own, ("diskattachments", "nics", "permissions"))
+    node["status"] = t.status.value
+    node["version"] = {
+        "version_name": t.version_name or None,
+        "version_number": t.version_number,
+        "base_template": ref("templates", t.base_id),
+    }
+    return node
+
+
+def api_root(summary: dict[str, tuple[int, int]], now: datetime, user_id: UUID, blank_id: UUID) -> Node:
+    rels = (
+        "clusters", "datacenters", "disks", "hosts", "jobs", "networks", "roles", "storagedomains",
+        "templates", "vms", "vnicprofiles",
+    )  # fmt: skip
+    return {
+        "link": [{"href": href(r), "rel": r} for r in rels],
+        "authenticated_user": ref("users", user_id),
+        "effective_user": ref("users", user_id),
+        "product_info": {
+            "instance_id": None,
+            "name": "oVirt Engine",
+            "vendor": "ovirt.org",
+            "version": {"build": 0, "full_version": "4.5.0-ovfstore", "major": 4, "minor": 5, "revision": 0},
+        },
+        "special_objects": {"blank_template": ref("templates", blank_id), "root_tag": None},
+        "summary": {key: {"active": a, "total": t} for key, (a, t) in summary.items()},
+        "time": now,
+    }

@@ -1,0 +1,170 @@
+"""`ovfstore engine`: run the engine with its REST API for a real deployment (PostgreSQL, agents on
+other hosts), and manage the API's users."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ovfstore.cli.agent import SECRET_ENV
+
+DEFAULT_PORT = 8080  # plain HTTP; put a TLS proxy in front for anything beyond one host
+
+
+def _db_url(url: str | None, data_dir: str) -> str:
+    from ovfstore.engine.db.database import default_url
+
+    return url or default_url(data_dir)
+
+
+db_url_option = click.option(
+    "--db-url",
+    envvar="OVFSTORE_DB_URL",
+    default=None,
+    help="SQLAlchemy URL (postgresql+psycopg://user@host/db); default: SQLite in --data-dir.",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="OVFSTORE_DATA_DIR",
+    default="./data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the SQLite database lives when no --db-url is given.",
+)
+
+
+@click.group()
+def engine() -> None:
+    """Run the engine (inventory, OVF updater, REST API) and manage its users."""
+
+
+@engine.command()
+@db_url_option
+@data_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API listens on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port of the API; 0 picks a free one.")
+@click.option(
+    "--agent-secret-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"File holding the secret shared with the host agents (default: the {SECRET_ENV} environment variable).",
+)
+@click.option("--log-level", default="info", show_default=True)
+def serve(
+    db_url: str | None, data_dir: str, host: str, port: int, agent_secret_file: Path | None, log_level: str
+) -> None:
+    """Serve the REST API under /ovirt-engine/api until SIGINT or SIGTERM.
+
+    Hosts are added through the API (POST /hosts with the agent's address). The administrator
+    admin@internal gets OVFSTORE_ADMIN_PASSWORD on first start, or a generated password printed once.
+    """
+    import logging
+
+    from ovfstore.api.server import prepare
+    from ovfstore.api.server import serve as serve_api
+    from ovfstore.engine.config import AgentConfig
+    from ovfstore.engine.runtime import Engine, EngineConfig
+
+    secret = agent_secret_file.read_text().strip() if agent_secret_file else os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise click.UsageError(f"no agent secret: pass --agent-secret-file FILE or set {SECRET_ENV}")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = Engine(EngineConfig(_db_url(db_url, data_dir), AgentConfig(secret=secret)))
+    prepare(runtime, click.echo)
+    serve_api(
+        runtime,
+        host,
+        port,
+        on_listening=lambda bound: click.echo(f"API at http://{host}:{bound}/ovirt-engine/api", err=True),
+    )
+
+
+@engine.group()
+def user() -> None:
+    """Users of the REST API, straight in the database (the engine need not run)."""
+
+
+def _users(db_url: str | None, data_dir: str) -> object:
+    from ovfstore.api.users import UserStore
+    from ovfstore.engine.db.database import Database
+
+    database = Database(_db_url(db_url, data_dir))
+    database.migrate()
+    return UserStore(database)
+
+
+def _password(password_file: Path | None) -> str:
+    if password_file is not None:
+        return password_file.read_text().strip()
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May change things; without it the user may only read.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_url_option
+@data_dir_option
+def user_add(name: str, admin: bool, password_file: Path | None, db_url: str | None, data_dir: str) -> None:
+    """Add a user (read-only unless --admin); NAME without a profile gets @internal."""
+    from ovfstore.api.users import UserRole, UserStore
+    from ovfstore.engine.errors import InventoryError
+
+    store = _users(db_url, data_dir)
+    assert isinstance(store, UserStore)
+    try:
+        made = store.add(name, _password(password_file), UserRole.ADMIN if admin else UserRole.READONLY)
+    except InventoryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {made.name} ({made.role.value})")
+
+
+@user.command("password")
+@click.argument("name")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_url_option
+@data_dir_option
+def user_password(name: str, password_file: Path | None, db_url: str | None, data_dir: str) -> None:
+    """Set a user's password (admin@internal's too)."""
+    from ovfstore.api.users import UserStore
+    from ovfstore.engine.errors import InventoryError
+
+    store = _users(db_url, data_dir)
+    assert isinstance(store, UserStore)
+    try:
+        store.set_password(name, _password(password_file))
+    except InventoryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("password changed")
+
+
+@user.command("list")
+@db_url_option
+@data_dir_option
+def user_list(db_url: str | None, data_dir: str) -> None:
+    """List the users and their roles."""
+    from ovfstore.api.users import UserStore
+
+    store = _users(db_url, data_dir)
+    assert isinstance(store, UserStore)
+    for u in store.list():
+        click.echo(f"{u.name}\t{u.role.value}")
+
+
+@user.command("remove")
+@click.argument("name")
+@db_url_option
+@data_dir_option
+def user_remove(name: str, db_url: str | None, data_dir: str) -> None:
+    """Remove a user."""
+    from ovfstore.api.users import UserStore
+    from ovfstore.engine.errors import InventoryError
+
+    store = _users(db_url, data_dir)
+    assert isinstance(store, UserStore)
+    try:
+        store.remove(name)
+    except InventoryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed {name}")
