@@ -3,7 +3,6 @@ an engine database with inventory, and the OVF updater. Stores are read back str
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from uuid import UUID
 
 from ovfstore.engine.config import AgentConfig, UpdaterConfig
 from ovfstore.engine.db.database import Database
-from ovfstore.engine.domains import DomainService
+from ovfstore.engine.domains import DomainService, create_volumes
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.recovery import RecoveryService
@@ -84,21 +83,11 @@ class Site:
         return vm
 
     def materialize(self, disk_id: UUID) -> None:
-        """Create the disk's volumes on storage, as the engine's disk creation would, so a recovery finds them."""
+        """Create the disk's volumes on storage (tests build volume chains in the inventory first)."""
         disk = self.inv.get_disk(disk_id)
         with self.agent.client() as client:
             for domain_id in disk.domain_ids:
-                for volume in disk.chain():
-                    client.create_volume(
-                        domain_id,
-                        disk.id,
-                        volume.id,
-                        volume.capacity,
-                        format=volume.format.value.upper(),
-                        type=volume.volume_type.value.upper(),
-                        description=json.dumps({"DiskAlias": disk.alias, "DiskDescription": disk.description}),
-                        parent=volume.parent_id,
-                    )
+                create_volumes(client, domain_id, disk)
 
     def domain_dir(self, name: str) -> Path:
         return self.root / str(self.domains[name].id)

@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from ovfstore.engine.config import AgentConfig, UpdaterConfig
 from ovfstore.engine.db.database import Database
-from ovfstore.engine.domains import DomainService
-from ovfstore.engine.hosts import AgentDirectory
-from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.ovfsource import load_ovf_data
-from ovfstore.engine.recovery import RecoveryService, RegistrationOptions
+from ovfstore.engine.recovery import RegistrationOptions
 from ovfstore.engine.recovery.compare import compare_inventories
-from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
     GIB,
     AffinityGroup,
@@ -28,7 +23,6 @@ from ovfstore.model import (
     DiskInterface,
     DisplayType,
     GraphicsType,
-    Host,
     Nic,
     NicInterface,
     OvfData,
@@ -42,7 +36,7 @@ from ovfstore.model import (
     VolumeFormat,
 )
 from tests.functional.agent_fixtures import AgentProcess
-from tests.functional.site import Site, build_site
+from tests.functional.site import Site, build_site, fresh_engine
 
 
 def _protect(site: Site) -> dict[str, Any]:
@@ -121,17 +115,9 @@ def test_protect_lose_the_engine_import_register_compare(
     domain_dirs = {name: old.domain_dir(name) for name in ("sd1", "sd2")}
     database.dispose()  # the engine and its database are gone; only the domains remain
 
-    fresh_db = Database(empty_db_url)
-    fresh_db.migrate()
-    inv = Inventory(fresh_db)
-    inv.bootstrap()
-    dc = inv.list_data_centers()[0]
-    cluster = inv.list_clusters()[0]
-    host = inv.add_host(Host(name="dr-host", cluster_id=cluster.id, address=old.agent.url))
-    agents = AgentDirectory(fresh_db, AgentConfig(secret=old.agent.secret, timeout_s=30))
-    updater = OvfUpdater(fresh_db, inv, agents, UpdaterConfig())
-    domains = DomainService(inv, agents, updater)
-    recovery = RecoveryService(inv, agents, domains)
+    fresh = fresh_engine(empty_db_url, old.agent)
+    inv, recovery, domains, updater = fresh.inv, fresh.recovery, fresh.domains, fresh.updater
+    dc, cluster, host = fresh.dc, fresh.cluster, fresh.host
     inv.add_role(Role(name="VmOperator"))
     inv.add_affinity_group(AffinityGroup(name="spread", cluster_id=cluster.id, positive=False))
     inv.add_affinity_label(AffinityLabel(name="gpu"))
@@ -160,7 +146,7 @@ def test_protect_lose_the_engine_import_register_compare(
         ("worker", "registered"),
     ], [r.reason for r in reports]
 
-    recovered = _snapshot_of(fresh_db, protected["ids"])
+    recovered = _snapshot_of(fresh.db, protected["ids"])
     problems = compare_inventories(original, recovered)
     assert problems == {entity_id: [] for entity_id in original}, problems
     # Names that are compared by name because ids are site-local:
@@ -175,5 +161,4 @@ def test_protect_lose_the_engine_import_register_compare(
     report = updater.run_once()
     assert all(r.ok for r in report.domains.values()), report.domains
     assert recovery.unregistered_entities(imported["sd1"].id) == []
-    agents.close()
-    fresh_db.dispose()
+    fresh.close()

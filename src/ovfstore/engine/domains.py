@@ -186,18 +186,7 @@ class DomainService:
                     raise Conflict(f"storage domain {domain.name!r} is not attached; attach it before adding disks")
                 client = self._client(domain.data_center_id)
                 created.append((client, domain_id))
-                for volume in disk.chain():
-                    self._call(
-                        client.create_volume,
-                        domain_id,
-                        disk.id,
-                        volume.id,
-                        volume.capacity,
-                        format=volume.format.value.upper(),
-                        type=volume.volume_type.value.upper(),
-                        description=json.dumps({"DiskAlias": disk.alias, "DiskDescription": disk.description}),
-                        parent=volume.parent_id,
-                    )
+                self._call(create_volumes, client, domain_id, disk)
             return self.inv.add_disk(disk)
         except Exception:
             for client, domain_id in created:
@@ -252,3 +241,19 @@ class DomainService:
             raise StorageError(f"the host agent is not reachable: {exc}") from exc
         except AgentError as exc:
             raise StorageError(str(exc)) from exc
+
+
+def create_volumes(client: AgentClient, domain_id: UUID, disk: Disk) -> None:
+    """Create the disk's volume chain on one domain, base first, with oVirt's `DiskAlias` description (a
+    recovery reads a disk's alias from there when no OVF names it)."""
+    for volume in disk.chain():
+        client.create_volume(
+            domain_id,
+            disk.id,
+            volume.id,
+            volume.capacity,
+            format=volume.format.value.upper(),
+            type=volume.volume_type.value.upper(),
+            description=json.dumps({"DiskAlias": disk.alias, "DiskDescription": disk.description}),
+            parent=volume.parent_id,
+        )
