@@ -334,3 +334,40 @@ def test_sigkill_mid_upload_leaves_others_untouched_and_the_volume_marked(
         data = os.urandom(MiB)
         assert client.upload(vols.sd, img, vol, [data], MiB).sha256 == hashlib.sha256(data).hexdigest()
         assert client.volume_info(vols.sd, img, vol).legality == "LEGAL"
+
+
+def test_copy_between_volumes_is_verified_and_durable(agent: AgentProcess) -> None:
+    sd, src_img, src_vol, dst_img, dst_vol = u(), u(), u(), u(), u()
+    with agent.client() as client:
+        client.create_domain(sd, "copies")
+        client.create_volume(sd, src_img, src_vol, 4 << 20)
+        client.create_volume(sd, dst_img, dst_vol, 4 << 20)
+        data = os.urandom(3 * 1024 * 1024 + 777)  # not a multiple of the alignment
+        written = client.upload(sd, src_img, src_vol, [data], len(data))
+
+        copied = client.copy(sd, dst_img, dst_vol, src_img, src_vol, len(data), written.sha256)
+
+        assert copied == WriteResult(len(data), hashlib.sha256(data).hexdigest())
+        with client.download(sd, dst_img, dst_vol, 0, len(data)) as stream:
+            assert b"".join(stream) == data
+        assert client.volume_info(sd, dst_img, dst_vol).legality == "LEGAL"
+
+
+def test_a_copy_that_does_not_match_is_refused_and_left_incomplete(agent: AgentProcess) -> None:
+    sd, src_img, src_vol, dst_img, dst_vol = u(), u(), u(), u(), u()
+    with agent.client() as client:
+        client.create_domain(sd, "copies")
+        client.create_volume(sd, src_img, src_vol, 1 << 20)
+        client.create_volume(sd, dst_img, dst_vol, 1 << 20)
+        data = b"store" * 1000
+        client.upload(sd, src_img, src_vol, [data], len(data))
+        with pytest.raises(errors.TransferCorrupted, match="does not hold what was expected"):
+            client.copy(sd, dst_img, dst_vol, src_img, src_vol, len(data), "0" * 64)
+        assert client.volume_info(sd, dst_img, dst_vol).legality == "ILLEGAL"
+        with pytest.raises(errors.InvalidRequest, match="onto itself"):
+            client.copy(sd, src_img, src_vol, src_img, src_vol, len(data), "0" * 64)
+        with pytest.raises(errors.CapacityExceeded):
+            client.copy(sd, dst_img, dst_vol, src_img, src_vol, 2 << 20, "0" * 64)
+        # An incomplete volume is never a source.
+        with pytest.raises(errors.InvalidRequest, match="ILLEGAL; copy a complete one"):
+            client.copy(sd, src_img, src_vol, dst_img, dst_vol, len(data), "0" * 64)

@@ -47,6 +47,7 @@ _STATUS: list[tuple[type[errors.StorageError], int]] = [
     (errors.InvalidMetadata, 422),
     (errors.CapacityExceeded, 413),
     (errors.IncompleteTransfer, 400),
+    (errors.CopyMismatch, 409),
 ]
 
 
@@ -289,6 +290,55 @@ def create_app(config: AgentConfig) -> Handler:
             domain.write_volume_meta(img, vol, replace(info.meta, legality="LEGAL"))
         return json_response({"size": result.size, "sha256": result.sha256})
 
+    def copy(request: Request) -> Response:
+        """Copy the first `length` bytes of another volume of the domain into this one, as an upload of
+        them would: the target is locked, ILLEGAL until its data is durable, and its SHA-256 computed on
+        the way. The caller gives the SHA-256 it verified for the source (the engine, after writing its
+        first OVF store), and the copy succeeds only if the bytes written have it: a store is never
+        copied from a source that changed or was damaged."""
+        data = body(request)
+        domain, img, vol = ids(request)
+        src_img = check_uuid(field(data, "image", str), "source image id")
+        src_vol = check_uuid(field(data, "volume", str), "source volume id")
+        length = field(data, "length", int)
+        expected = field(data, "sha256", str)
+        if (src_img, src_vol) == (img, vol):
+            raise errors.InvalidArgument("a volume cannot be copied onto itself")
+        with ExitStack() as stack:
+            source = stack.enter_context(domain.volume_locked(src_img, src_vol, exclusive=False))
+            info = stack.enter_context(domain.volume_locked(img, vol))
+            if source.meta.legality != "LEGAL":
+                raise errors.InvalidArgument(f"source volume {src_vol} is {source.meta.legality}; copy a complete one")
+            if info.meta.format != "RAW" or source.meta.format != "RAW":
+                raise errors.InvalidArgument("copies go between RAW volumes only")
+            if length > info.meta.capacity:
+                raise errors.CapacityExceeded(f"{length} bytes do not fit volume {vol} of {info.meta.capacity} bytes")
+            domain.write_volume_meta(img, vol, replace(info.meta, legality="ILLEGAL"))
+            reader = stack.enter_context(Backend(domain.volume_path(src_img, src_vol), False, config.direct_io))
+            writer = stack.enter_context(Backend(domain.volume_path(img, vol), True, config.direct_io))
+            conn = request.connection
+            buffers = conn.buffers(3)
+            views = read_views(reader, 0, length, buffers[2])
+            pending = memoryview(b"")
+
+            def readinto(target: memoryview) -> int:
+                nonlocal pending
+                if not pending:
+                    pending = next(views, memoryview(b""))
+                n = min(len(target), len(pending))
+                target[:n] = pending[:n]
+                pending = pending[n:]
+                return n
+
+            result = write_from(readinto, writer, length, info.meta.capacity, buffers[:2], conn.workers())
+            if result.sha256 != expected:
+                raise errors.CopyMismatch(
+                    f"volume {src_vol} does not hold what was expected (SHA-256 {result.sha256}, expected "
+                    f"{expected}); the copy in {vol} is left ILLEGAL: write it from the source of truth instead"
+                )
+            domain.write_volume_meta(img, vol, replace(info.meta, legality="LEGAL"))
+        return json_response({"size": result.size, "sha256": result.sha256})
+
     def download(request: Request) -> None:
         domain, img, vol = ids(request)
         with ExitStack() as stack:
@@ -325,6 +375,7 @@ def create_app(config: AgentConfig) -> Handler:
         ("PUT", vol_path + "/description", set_description),
         ("PUT", vol_path + "/data", upload),
         ("GET", vol_path + "/data", download),
+        ("POST", vol_path + "/copy", copy),
         ("GET", "/domains/{sd}/legacy-ovfs", legacy_ovfs),
     ]
     for method, path, handler in routes:

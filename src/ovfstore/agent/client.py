@@ -287,6 +287,20 @@ class AgentClient:
             )
         return result
 
+    def copy(self, sd: Id, img: Id, vol: Id, source_img: Id, source_vol: Id, length: int, sha256: str) -> WriteResult:
+        """Have the agent copy the first `length` bytes of volume `source_vol` into `vol`, durably. It
+        succeeds only if the bytes written have `sha256` (what the caller verified the source to hold);
+        otherwise `TransferCorrupted`, and the target stays marked incomplete."""
+        body = {"image": str(source_img), "volume": str(source_vol), "length": length, "sha256": sha256}
+        answer = self._call("POST", self._vol(sd, img, vol) + "/copy", json=body)
+        result = WriteResult(size=answer["size"], sha256=answer["sha256"])
+        if result != WriteResult(length, sha256):
+            raise TransferCorrupted(
+                f"the agent copied {result.size} bytes with SHA-256 {result.sha256}, not {length} with {sha256}",
+                "transfer_corrupted",
+            )
+        return result
+
     @contextmanager
     def download(self, sd: Id, img: Id, vol: Id, offset: int = 0, length: int | None = None) -> Iterator[Download]:
         """Stream `length` bytes from `offset` (default: to the end of the volume).

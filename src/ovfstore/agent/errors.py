@@ -79,6 +79,7 @@ _BY_CODE: dict[str, type[AgentError]] = {
     "volume_busy": VolumeBusy,
     "incomplete_transfer": IncompleteTransfer,
     "capacity_exceeded": CapacityExceeded,
+    "transfer_corrupted": TransferCorrupted,
 }
 
 _BY_STATUS: dict[int, type[AgentError]] = {

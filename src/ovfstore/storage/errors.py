@@ -83,6 +83,12 @@ class IncompleteTransfer(StorageError):
     code = "incomplete_transfer"
 
 
+class CopyMismatch(StorageError):
+    """A volume copied into another did not hold what the caller verified it to hold."""
+
+    code = "transfer_corrupted"
+
+
 class ToolFailed(StorageError):
     """An external tool (qemu-img) failed or is missing."""
 

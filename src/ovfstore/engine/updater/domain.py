@@ -21,7 +21,7 @@ from uuid import UUID
 
 from sqlalchemy import Integer, and_, func, or_, select, type_coerce, update
 
-from ovfstore.agent.client import AgentClient
+from ovfstore.agent.client import AgentClient, WriteResult
 from ovfstore.agent.errors import AgentError, AgentUnavailable
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
@@ -134,11 +134,14 @@ class DomainStep:
         refs, unregistered, vm_status = self._contents(domain)
         result.entity_count = len(refs)
         result.generation = max(sv.store_generation for sv in stores) + 1
+        tar = StoreTar(
+            domain_id=domain.id, generation=result.generation, writer=self.config.writer, created=now,
+            entities=refs, unregistered=unregistered, vm_status=vm_status, fetch=self._fetch,
+        )  # fmt: skip
+        # The first store is streamed from the engine; each later one the agent copies from the first,
+        # verified against the SHA-256 the first write returned: the tar is built and sent once per domain.
+        source: tuple[StoreVolume, WriteResult] | None = None
         for store in _write_order(stores):
-            tar = StoreTar(
-                domain_id=domain.id, generation=result.generation, writer=self.config.writer, created=now,
-                entities=refs, unregistered=unregistered, vm_status=vm_status, fetch=self._fetch,
-            )  # fmt: skip
             if tar.length > store.capacity:
                 message = (
                     f"the store tar is {tar.length} bytes but store {store.disk_id} holds {store.capacity}; "
@@ -146,25 +149,34 @@ class DomainStep:
                 )
                 log.error("domain %s: %s", domain.name, message)
                 return self._failed(result, message)
-            previous = on_storage[store.volume_id].description
+            previous = description.parse(on_storage[store.volume_id].description).last_updated_text
             try:
-                self._write_store(client, domain.id, store, tar, description.parse(previous).last_updated_text, now)
+                written = self._write_store(client, domain.id, store, tar, source, previous, now)
             except AgentUnavailable:
                 raise
             except AgentError as exc:
                 self._record(store.disk_id, last_error=str(exc))
                 return self._failed(result, f"writing store {store.disk_id} failed: {exc}")
+            source = source or (store, written)
             result.written.append(store.disk_id)
             result.size = tar.length
         return result
 
     def _write_store(
-        self, client: AgentClient, domain_id: UUID, store: StoreVolume, tar: StoreTar, previous: str | None,
-        now: datetime,
-    ) -> None:  # fmt: skip
+        self, client: AgentClient, domain_id: UUID, store: StoreVolume, tar: StoreTar,
+        source: tuple[StoreVolume, WriteResult] | None, previous: str | None, now: datetime,
+    ) -> WriteResult:  # fmt: skip
+        """One store, following FORMATS.md section 2: `Updated:false`, the data, durable, `Updated:true`.
+        The agent client has compared the agent's SHA-256 of what reached the disk with what was meant."""
         client.set_description(domain_id, store.disk_id, store.volume_id, description.before_write(domain_id, previous))
-        written = client.upload(domain_id, store.disk_id, store.volume_id, tar.chunks(), tar.length)
-        # The client has compared the agent's SHA-256 of what reached the disk with its own of what it sent.
+        if source is None:
+            written = client.upload(domain_id, store.disk_id, store.volume_id, tar.chunks(), tar.length)
+        else:
+            first, first_written = source
+            written = client.copy(
+                domain_id, store.disk_id, store.volume_id, first.disk_id, first.volume_id, tar.length,
+                first_written.sha256,
+            )  # fmt: skip
         if written.size != tar.length:
             raise AgentError(
                 f"the agent reports {written.size} bytes with SHA-256 {written.sha256}, the engine sent "
@@ -178,6 +190,7 @@ class DomainStep:
             store.disk_id, status=OvfStoreStatus.UPDATED, store_generation=tar.generation, size=tar.length,
             sha256=written.sha256, entity_ids=tar.entity_ids, last_updated=now, outdated_since=None, last_error=None,
         )  # fmt: skip
+        return written
 
     # --- the database side -------------------------------------------------------------------------------
 
