@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable
 
 import uvicorn
@@ -40,7 +42,18 @@ def serve(engine: Engine, host: str, port: int, on_listening: Callable[[int], No
                 on_listening(int(server.servers[0].sockets[0].getsockname()[1]))
 
         server.startup = startup  # type: ignore[method-assign]
+    # uvicorn stops on SIGTERM, then raises the signal again under the handler it found. The default one
+    # would end the process on the spot, skipping every `finally` (the engine's stop, `ovfstore up`
+    # stopping its agent): make SIGTERM unwind like Ctrl-C does.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit) if in_main else None
     try:
         server.run()
     finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
         engine.stop()
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
