@@ -6,6 +6,7 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 
+from ovfstore.api.users import UserRole, UserStore
 from tests.e2e.conftest import READER_PASSWORD, RunningEngine
 
 
@@ -155,3 +156,25 @@ def test_domain_lifecycle_and_vms(running: RunningEngine) -> None:
         assert any("Attaching" in j.description and j.status == types.JobStatus.FINISHED for j in jobs)
     finally:
         conn.close()
+
+
+def test_a_token_dies_with_its_user_and_password(running: RunningEngine) -> None:
+    users = UserStore(running.engine.db)
+    users.add("temp", "first-password", UserRole.ADMIN)
+    conn = running.connect("temp@internal", "first-password")
+    try:
+        system = conn.system_service()
+        assert system.data_centers_service().list()  # a token is issued and works
+        users.set_password("temp", "second-password")
+        with pytest.raises(sdk.Error):  # the SDK retries once with the old password, which fails too
+            system.data_centers_service().list()
+    finally:
+        conn.close(logout=False)
+    conn = running.connect("temp@internal", "second-password")
+    try:
+        assert conn.system_service().data_centers_service().list()
+        users.remove("temp")
+        with pytest.raises(sdk.Error):
+            conn.system_service().data_centers_service().list()
+    finally:
+        conn.close(logout=False)

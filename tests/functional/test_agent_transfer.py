@@ -368,6 +368,11 @@ def test_a_copy_that_does_not_match_is_refused_and_left_incomplete(agent: AgentP
             client.copy(sd, src_img, src_vol, src_img, src_vol, len(data), "0" * 64)
         with pytest.raises(errors.CapacityExceeded):
             client.copy(sd, dst_img, dst_vol, src_img, src_vol, 2 << 20, "0" * 64)
+        big_img, big_vol = u(), u()
+        client.create_volume(sd, big_img, big_vol, 4 << 20)
+        with pytest.raises(errors.InvalidRequest, match="cannot copy"):
+            client.copy(sd, big_img, big_vol, src_img, src_vol, 2 << 20, "0" * 64)  # more than the source holds
+        assert client.volume_info(sd, big_img, big_vol).legality == "LEGAL", "refused before touching the target"
         # An incomplete volume is never a source.
         with pytest.raises(errors.InvalidRequest, match="ILLEGAL; copy a complete one"):
             client.copy(sd, src_img, src_vol, dst_img, dst_vol, len(data), "0" * 64)

@@ -103,3 +103,46 @@ def _huge() -> bytes:
     header = tarfile.TarInfo("huge.ovf")
     header.size = 1 << 40
     return header.tobuf(format=tarfile.GNU_FORMAT) + b"\0" * 1024
+
+
+def test_stores_that_cannot_be_read_refuse_the_attach_and_change_nothing(engine: FreshEngine, tmp_path: Path) -> None:
+    import fcntl
+
+    from ovfstore.engine.domains import StorageError
+    from ovfstore.model import DomainStatus
+
+    stores = [OvirtStore(), OvirtStore(last_updated="Wed Feb 17 00:23:07 IST 2016")]
+    directory = build_ovirt_domain(tmp_path / "storage", stores=stores)
+    domain = engine.recovery.import_domain(str(directory), host=engine.host, name="busy")
+    leases = [open(directory / "images" / st.disk_id / f"{st.volume_id}.lease", "rb") for st in stores]  # noqa: SIM115
+    try:
+        for lease in leases:  # another writer holds both stores: the agent answers "busy"
+            fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(StorageError, match=r"could not be read.*nothing was changed"):
+            engine.domains.attach(domain.id, engine.dc.id)
+    finally:
+        for lease in leases:
+            lease.close()
+    assert engine.inv.get_storage_domain(domain.id).status is DomainStatus.UNATTACHED
+    assert "POOL_UUID=\n" in (directory / "dom_md" / "metadata").read_text(), "storage untouched too"
+    assert engine.recovery.unregistered_entities(domain.id) == []
+
+    attached = engine.domains.attach(domain.id, engine.dc.id)  # the cause is gone: the attach goes through
+    assert attached.status is DomainStatus.ACTIVE
+    assert {str(e.id) for e in engine.recovery.unregistered_entities(domain.id)} == set(sample_ovfs())
+    engine.close()
+
+
+def test_when_every_store_is_damaged_none_is_overwritten(engine: FreshEngine, tmp_path: Path) -> None:
+    damaged = [OvirtStore(raw_tar=ovirt_tar([("../x.ovf", b"x")])), OvirtStore(raw_tar=b"\x01" * 4096)]
+    directory = build_ovirt_domain(tmp_path / "storage", stores=damaged)
+    domain = engine.import_and_attach(directory, "damaged")
+    before = {st.disk_id: (directory / "images" / st.disk_id / st.volume_id).read_bytes()[:8192] for st in damaged}
+
+    report = engine.updater.run_once()
+
+    assert report.domains[domain.id].ok, report.domains[domain.id].error
+    assert len(report.domains[domain.id].written) == 2, "two new stores were created and written"
+    after = {st.disk_id: (directory / "images" / st.disk_id / st.volume_id).read_bytes()[:8192] for st in damaged}
+    assert after == before, "the damaged stores are left for an operator to inspect"
+    engine.close()

@@ -284,3 +284,31 @@ def test_a_change_reaches_the_disk_within_seconds(site: Site) -> None:
         time.sleep(0.1)
     assert vm.id in site.entities_in("sd1")
     assert all(s.status is OvfStoreStatus.UPDATED for s in domains_status(site.db, site.domains["sd1"].id)[0].stores)
+
+
+def test_a_failed_domain_that_goes_away_does_not_keep_the_updater_busy(site: Site) -> None:
+    spare = site.add_domain("spare")
+    site.agent.kill(signal.SIGKILL)
+    site.updater.run_once()
+    assert spare.id in site.updater._backoff
+    site.inv.update_storage_domain(spare.id, status="maintenance")
+    site.inv.update_storage_domain(spare.id, data_center_id=None)
+    site.inv.remove_storage_domain(spare.id)
+    site.updater.run_once()
+    assert spare.id not in site.updater._backoff
+    assert not site.updater._due(time.monotonic() + 1) or site.updater._backoff
+
+
+def test_a_recreated_store_is_written_first(site: Site) -> None:
+    vm = site.add_vm("vm", "sd1")
+    site.updater.run_once()
+    first, second = sorted(site.stores_on_disk("sd1"), key=lambda st: str(st.disk_id))
+    for suffix in ("", ".meta", ".lease"):  # the second store's volume vanishes from storage
+        (site.domain_dir("sd1") / "images" / str(second.disk_id) / f"{second.volume_id}{suffix}").unlink()
+    site.inv.update_vm(vm.id, description="while one store was missing")
+    report = site.updater.run_once()
+    assert report.domains[site.domains["sd1"].id].written == [first.disk_id]
+
+    report = site.updater.run_once()  # the store is created again, empty: it must go first
+    assert report.domains[site.domains["sd1"].id].written == [second.disk_id, first.disk_id]
+    assert all(st.contents is not None for st in site.stores_on_disk("sd1"))

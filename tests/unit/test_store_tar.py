@@ -265,3 +265,15 @@ def test_reading_streams_in_small_chunks() -> None:
     names = [n for n, _ in iter_members(pieces, len(data))]
     assert names[0] == "info.json"
     assert names[-1] == "manifest.json"
+
+
+def test_a_negative_member_size_is_refused() -> None:
+    forged = tarfile.TarInfo("a.ovf")
+    forged.size = 0
+    block = bytearray(forged.tobuf(format=tarfile.GNU_FORMAT)[:BLOCK])
+    block[124:136] = b"\xff" * 12  # base-256: -1
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    raw = bytes(block) + b"\0" * 4096
+    with pytest.raises(StoreReadError, match="negative size"):
+        read_store([raw], len(raw))

@@ -313,6 +313,10 @@ def create_app(config: AgentConfig) -> Handler:
                 raise errors.InvalidArgument("copies go between RAW volumes only")
             if length > info.meta.capacity:
                 raise errors.CapacityExceeded(f"{length} bytes do not fit volume {vol} of {info.meta.capacity} bytes")
+            if not 0 <= length <= source.meta.capacity:
+                raise errors.InvalidArgument(
+                    f"cannot copy {length} bytes from volume {src_vol} of {source.meta.capacity} bytes"
+                )
             domain.write_volume_meta(img, vol, replace(info.meta, legality="ILLEGAL"))
             reader = stack.enter_context(Backend(domain.volume_path(src_img, src_vol), False, config.direct_io))
             writer = stack.enter_context(Backend(domain.volume_path(img, vol), True, config.direct_io))

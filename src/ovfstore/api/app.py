@@ -61,7 +61,11 @@ class Api:
             user = self.tokens.user(found)
             if user is None:
                 raise unauthorized("the token is unknown or expired; ask /ovirt-engine/sso/oauth/token for a new one")
-            return user
+            current = self.users.current(user)  # the role as it is now; gone with the user or its password
+            if current is None:
+                self.tokens.revoke(found)
+                raise unauthorized("the token's user was removed or its password changed; log in again")
+            return current
         user = self.users.authenticate(*found)
         if user is None:
             raise unauthorized("wrong user name or password")

@@ -10,8 +10,9 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import delete, insert, select, update
@@ -41,6 +42,9 @@ class User:
     id: UUID
     name: str
     role: UserRole
+    # A digest of the stored password hash when the user was read: a token issued then is only good while
+    # the password is unchanged (and the user still exists).
+    credential: str = field(default="", compare=False, repr=False)
 
     @property
     def may_change(self) -> bool:
@@ -134,12 +138,22 @@ class UserStore:
     def find(self, name: str) -> User | None:
         with self.db.read() as conn:
             row = conn.execute(select(s.users).where(s.users.c.name == full_name(name))).first()
-        return None if row is None else User(row.id, row.name, UserRole(row.role))
+        return None if row is None else _user(row)
+
+    def current(self, user: User) -> User | None:
+        """`user` as the database has it now, or None if it was removed or its password changed since:
+        what a token stands for must not outlive the user or the password that got it."""
+        with self.db.read() as conn:
+            row = conn.execute(select(s.users).where(s.users.c.id == user.id)).first()
+        if row is None:
+            return None
+        now = _user(row)
+        return now if hmac.compare_digest(now.credential, user.credential) else None
 
     def list(self) -> list[User]:
         with self.db.read() as conn:
             rows = conn.execute(select(s.users).order_by(s.users.c.name)).all()
-        return [User(r.id, r.name, UserRole(r.role)) for r in rows]
+        return [_user(r) for r in rows]
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user if the password is right; None for an unknown user or a wrong password alike."""
@@ -155,7 +169,11 @@ class UserStore:
             return None
         if not check_password(password, row.password_hash):
             return None
-        return User(row.id, row.name, UserRole(row.role))
+        return _user(row)
 
 
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def _user(row: Any) -> User:
+    return User(row.id, row.name, UserRole(row.role), hashlib.sha256(row.password_hash.encode()).hexdigest())

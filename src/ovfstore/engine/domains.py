@@ -54,8 +54,8 @@ class DomainService:
         self.inv = inventory
         self.agents = agents
         self.updater = updater
-        # Called after storage says the domain is attached and before the inventory activates it: recovery
-        # reads an imported domain's stores here, before the updater may rewrite them.
+        # Called before the domain is attached (on storage and in the inventory): recovery reads an imported
+        # domain's stores here, before the updater may rewrite them, and refuses the attach if it cannot.
         self.on_attach: Callable[[UUID, AgentClient], object] | None = None
 
     # --- create and attach -----------------------------------------------------------------------------
@@ -99,9 +99,10 @@ class DomainService:
             d.master for d in self.inv.list_storage_domains(data_center_id)
         )
         client = self._client(data_center_id)
-        self._call(client.attach, domain_id, data_center_id, master)
         if self.on_attach is not None:
+            # Before storage is touched: a domain whose stores cannot be read stays as it was.
             self._call(self.on_attach, domain_id, client)
+        self._call(client.attach, domain_id, data_center_id, master)
         return self.inv.update_storage_domain(
             domain_id, data_center_id=data_center_id, master=master, status=DomainStatus.ACTIVE
         )

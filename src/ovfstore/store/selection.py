@@ -44,6 +44,9 @@ class StoreVerdict:
     summary: StoreSummary | None = None
     error: str | None = None
     chosen: bool = False
+    # The volume could not be read at all (an I/O or agent failure), as opposed to read and found
+    # damaged: its content is unknown, and may well be the good copy.
+    unreadable: bool = False
 
     @property
     def valid(self) -> bool:
@@ -87,6 +90,7 @@ def evaluate(volume: StoreVolume, read: Callable[[int], Iterable[bytes]], on_ovf
         verdict.error = str(exc)
     except OSError as exc:  # reading the volume itself failed
         verdict.error = f"the volume could not be read: {exc}"
+        verdict.unreadable = True
     return verdict
 
 

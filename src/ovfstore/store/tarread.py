@@ -102,6 +102,8 @@ def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[tuple[str, byt
         name = info.name
         _check_member(info, seen)
         seen.add(name)
+        if info.size < 0:  # base-256 sizes can be negative; reading backwards would evade the limit
+            raise StoreReadError(f"member {name!r} declares a negative size ({info.size})")
         if info.size > MAX_MEMBER:
             raise StoreReadError(f"member {name!r} declares {info.size} bytes; no store member is over {MAX_MEMBER}")
         data = source.read(info.size, f"member {name!r}")

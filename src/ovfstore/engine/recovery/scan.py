@@ -22,6 +22,7 @@ from ovfstore.agent.client import AgentClient, VolumeInfo
 from ovfstore.agent.errors import AgentError
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
+from ovfstore.engine.domains import StorageError
 from ovfstore.engine.updater.stores import record_store
 from ovfstore.model import (
     EntityType,
@@ -35,6 +36,10 @@ from ovfstore.store.selection import StoreVerdict, StoreVolume
 log = logging.getLogger(__name__)
 #: Rows are written in batches while a store streams in: memory stays flat however many VMs it holds.
 BATCH = 200
+
+
+class ScanError(StorageError):
+    """The domain's stores could not be read; nothing was recorded and nothing may be written."""
 
 
 @dataclass(slots=True)
@@ -65,6 +70,14 @@ class DomainScan:
             StoreVolume(v.image, v.volume, v.capacity, v.disk_type, v.description, v.legality) for v in stores
         ]
         report.stores = [selection.evaluate(c, self._reader(c)) for c in candidates]
+        unreadable = [v for v in report.stores if v.unreadable]
+        if unreadable:
+            # A store we could not read may be the only good copy: reading nothing and then letting the
+            # updater rewrite the stores would erase the domain's VMs. Stop, change nothing, retry later.
+            raise ScanError(
+                f"OVF store {unreadable[0].volume.disk_id} of domain {self.domain_id} could not be read "
+                f"({unreadable[0].error}); nothing was changed: fix the cause and attach the domain again"
+            )
         for verdict in report.stores:
             if verdict.error:
                 log.warning(
@@ -180,7 +193,13 @@ class DomainScan:
 
     def _adopt_stores(self, conn: Connection, report: ScanReport) -> None:
         """Store volumes found on the domain become its stores in the engine, marked outdated: the updater
-        then rewrites them (keeping the unregistered entities) rather than creating new ones beside."""
+        then rewrites them (keeping the unregistered entities) rather than creating new ones beside.
+
+        Only when a store was read: if every store is damaged, none is adopted, so none is overwritten.
+        The updater creates new stores beside them, and the damaged ones stay for an operator to inspect
+        (`ovfstore inspect --export` may still save documents from them)."""
+        if report.chosen is None:
+            return
         known = set(conn.execute(select(s.ovf_stores.c.disk_id)).scalars())
         for verdict in report.stores:
             volume = verdict.volume

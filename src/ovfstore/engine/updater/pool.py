@@ -133,7 +133,10 @@ def _store(
         return
     vm, c, cd = s.vm_static, s.ovf_cache, s.ovf_cache_domains
     ids = list(rendered)
-    current = {r[0]: r[1] for r in conn.execute(select(vm.c.id, vm.c.db_generation).where(vm.c.id.in_(ids)))}
+    # Locked (PostgreSQL) until this transaction ends: a VM deleted meanwhile waits, and then finds the cache
+    # row written here to mark deleted, instead of leaving a live row for an entity that is gone.
+    query = select(vm.c.id, vm.c.db_generation).where(vm.c.id.in_(ids)).with_for_update()
+    current = {r[0]: r[1] for r in conn.execute(query)}
     keep = [i for i in ids if current.get(i) == read_generations[i]]
     result.raced.update(set(ids) - set(keep))
     if not keep:

@@ -134,9 +134,14 @@ class OvfUpdater:
                 f"the OVF of {entity_id} could not be written: {error}",
             )  # fmt: skip
         now = time.monotonic()
+        pending = self._domains_to_update()
+        # A domain that failed and then went away (removed, or no longer outdated) must not keep a backoff
+        # entry: an expired one would make the updater run back to back forever.
+        for gone in set(self._backoff) - pending - set(force):
+            del self._backoff[gone]
         due = [
             domain_id
-            for domain_id in sorted(self._domains_to_update() | set(force))
+            for domain_id in sorted(pending | set(force))
             if domain_id in force or domain_id not in self._backoff or self._backoff[domain_id].next_attempt <= now
         ]
         workers = max(1, min(self.config.parallel_domains, len(due)))

@@ -103,7 +103,11 @@ def ensure_stores(db: Database, client: AgentClient, domain: StorageDomain, capa
             errors.append(f"creating OVF store {store.disk_id} failed: {exc}")
             _set(db, store.disk_id, last_error=errors[-1])
             continue
-        _set(db, store.disk_id, status=OvfStoreStatus.OUTDATED, last_error=None, outdated_since=now)
+        # Created afresh, it holds nothing: it is a never-written store again, first in the write order.
+        _set(
+            db, store.disk_id, status=OvfStoreStatus.OUTDATED, last_error=None, outdated_since=now,
+            last_updated=None, size=None, sha256=None, entity_ids=[],
+        )  # fmt: skip
     return errors
 
 
