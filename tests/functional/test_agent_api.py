@@ -14,25 +14,8 @@ import pytest
 
 from ovfstore.agent import errors
 from ovfstore.agent.client import AgentClient
+from tests.fixtures.formats import DOMAIN_METADATA_EXAMPLE
 from tests.functional.agent_fixtures import AgentProcess
-
-FORMATS_METADATA = b"""ALIGNMENT=1048576
-BLOCK_SIZE=512
-CLASS=Data
-DESCRIPTION=storage domain
-IOOPTIMEOUTSEC=10
-LEASERETRIES=3
-LEASETIMESEC=60
-LOCKPOLICY=
-LOCKRENEWALINTERVALSEC=5
-POOL_UUID=
-REMOTE_PATH=server:/path
-ROLE=Regular
-SDUUID=275766cb-c7d8-43d6-a663-4e52160de620
-TYPE=LOCALFS
-VERSION=5
-_SHA_CKSUM=9336f77705ff9e3d5faf65c4d0dc818a29de458d
-"""
 
 
 def u() -> uuid.UUID:
@@ -86,7 +69,7 @@ def test_health(client: AgentClient, agent: AgentProcess) -> None:
 def test_created_domain_matches_the_format_byte_for_byte(client: AgentClient, agent: AgentProcess) -> None:
     sd = uuid.UUID("275766cb-c7d8-43d6-a663-4e52160de620")
     info = client.create_domain(sd, "storage domain", remote_path="server:/path")
-    assert (agent.roots[0] / str(sd) / "dom_md" / "metadata").read_bytes() == FORMATS_METADATA
+    assert (agent.roots[0] / str(sd) / "dom_md" / "metadata").read_bytes() == DOMAIN_METADATA_EXAMPLE
     assert (info.id, info.pool_id, info.role, info.version, info.checksum) == (
         sd,
         None,
@@ -171,7 +154,7 @@ def test_paths_must_stay_under_the_roots(client: AgentClient, agent: AgentProces
     sd = u()
     target = outside / str(sd) / "dom_md"
     target.mkdir(parents=True)
-    (target / "metadata").write_bytes(FORMATS_METADATA)
+    (target / "metadata").write_bytes(DOMAIN_METADATA_EXAMPLE)
     os.symlink(outside / str(sd), agent.roots[0] / str(sd))
     with pytest.raises(errors.InvalidRequest, match="outside"):
         client.domain_info(sd)

@@ -22,7 +22,7 @@ from ovfstore.storage.errors import (
     WrongPool,
 )
 from ovfstore.storage.locking import locked
-from tests.unit.test_storage_metadata import EXAMPLE
+from tests.fixtures.formats import DOMAIN_METADATA_EXAMPLE
 
 SD = "275766cb-c7d8-43d6-a663-4e52160de620"
 
@@ -51,7 +51,7 @@ def u() -> str:
 
 
 def test_created_domain_has_the_vdsm_layout_and_the_exact_metadata(domain: FileDomain) -> None:
-    assert Path(domain.path, "dom_md", "metadata").read_bytes() == EXAMPLE
+    assert Path(domain.path, "dom_md", "metadata").read_bytes() == DOMAIN_METADATA_EXAMPLE
     assert sorted(os.listdir(Path(domain.path, "dom_md"))) == [
         "ids", "inbox", "leases", "metadata", "outbox", "xleases",
     ]  # fmt: skip

@@ -8,29 +8,11 @@ from hypothesis import strategies as st
 
 from ovfstore.storage import metadata as md
 from ovfstore.storage.errors import ChecksumMismatch, DescriptionTooLong, InvalidArgument, InvalidMetadata
-
-# FORMATS.md 1.1, verbatim.
-EXAMPLE = b"""ALIGNMENT=1048576
-BLOCK_SIZE=512
-CLASS=Data
-DESCRIPTION=storage domain
-IOOPTIMEOUTSEC=10
-LEASERETRIES=3
-LEASETIMESEC=60
-LOCKPOLICY=
-LOCKRENEWALINTERVALSEC=5
-POOL_UUID=
-REMOTE_PATH=server:/path
-ROLE=Regular
-SDUUID=275766cb-c7d8-43d6-a663-4e52160de620
-TYPE=LOCALFS
-VERSION=5
-_SHA_CKSUM=9336f77705ff9e3d5faf65c4d0dc818a29de458d
-"""
+from tests.fixtures.formats import DOMAIN_METADATA_EXAMPLE
 
 
 def test_the_formats_example_checks_out() -> None:
-    parsed = md.parse_domain_metadata(EXAMPLE)
+    parsed = md.parse_domain_metadata(DOMAIN_METADATA_EXAMPLE)
     assert parsed.checksum is md.ChecksumState.VALID
     assert parsed.sd_id == "275766cb-c7d8-43d6-a663-4e52160de620"
     assert parsed.version == 5
@@ -42,20 +24,20 @@ def test_new_domain_values_format_to_the_example_byte_for_byte() -> None:
     values = md.new_domain_values(
         "275766cb-c7d8-43d6-a663-4e52160de620", "storage domain", "LOCALFS", "Data", "server:/path"
     )
-    assert md.format_domain_metadata(values) == EXAMPLE
+    assert md.format_domain_metadata(values) == DOMAIN_METADATA_EXAMPLE
 
 
 def test_trailing_nuls_are_stripped() -> None:
-    assert md.parse_domain_metadata(EXAMPLE + b"\0" * 300).checksum is md.ChecksumState.VALID
+    assert md.parse_domain_metadata(DOMAIN_METADATA_EXAMPLE + b"\0" * 300).checksum is md.ChecksumState.VALID
 
 
 def test_a_changed_value_breaks_the_checksum() -> None:
     with pytest.raises(ChecksumMismatch, match="changed or damaged"):
-        md.parse_domain_metadata(EXAMPLE.replace(b"ROLE=Regular", b"ROLE=Master"))
+        md.parse_domain_metadata(DOMAIN_METADATA_EXAMPLE.replace(b"ROLE=Regular", b"ROLE=Master"))
 
 
 def test_a_missing_checksum_is_accepted_unverified() -> None:
-    body = b"".join(line + b"\n" for line in EXAMPLE.splitlines() if not line.startswith(b"_SHA"))
+    body = b"".join(line + b"\n" for line in DOMAIN_METADATA_EXAMPLE.splitlines() if not line.startswith(b"_SHA"))
     assert md.parse_domain_metadata(body).checksum is md.ChecksumState.MISSING
 
 

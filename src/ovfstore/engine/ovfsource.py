@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Table, select
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.rows import entity_from_row, from_row
+from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import chunks
 from ovfstore.model import (
     Disk,
@@ -129,38 +130,29 @@ def _add_snapshots(conn: Connection, ids: list[UUID], data: dict[UUID, OvfData])
 
 
 def _add_permissions(conn: Connection, ids: list[UUID], data: dict[UUID, OvfData]) -> None:
-    p, r = s.permissions, s.roles
-    query = (
-        select(p.c.id, p.c.entity_id, p.c.user_name, r.c.name.label("role_name"))
-        .select_from(p.join(r, p.c.role_id == r.c.id))
-        .where(p.c.entity_id.in_(ids))
-        .order_by(p.c.entity_id, p.c.user_name, r.c.name)
-    )
-    for row in conn.execute(query).mappings():
+    for row in conn.execute(lookups.permissions_query(s.permissions.c.entity_id.in_(ids))).mappings():
         data[row["entity_id"]].permissions.append(Permission(**row))
 
 
 def _add_affinity(conn: Connection, ids: list[UUID], data: dict[UUID, OvfData]) -> None:
-    gm, g = s.affinity_group_members, s.affinity_groups
-    query = (
-        select(gm.c.entity_id, g.c.name)
-        .select_from(gm.join(g, gm.c.group_id == g.c.id))
-        .where(gm.c.entity_id.in_(ids))
-        .order_by(g.c.name)
-    )
-    groups: dict[UUID, list[str]] = defaultdict(list)
-    for entity_id, name in conn.execute(query):
-        groups[entity_id].append(name)
-    lm, lb = s.affinity_label_members, s.affinity_labels
-    query = (
-        select(lm.c.entity_id, lb.c.name)
-        .select_from(lm.join(lb, lm.c.label_id == lb.c.id))
-        .where(lm.c.entity_id.in_(ids))
-        .order_by(lb.c.name)
-    )
-    labels: dict[UUID, list[str]] = defaultdict(list)
-    for entity_id, name in conn.execute(query):
-        labels[entity_id].append(name)
+    groups = _names_by_entity(conn, ids, s.affinity_group_members, s.affinity_groups, "group_id")
+    labels = _names_by_entity(conn, ids, s.affinity_label_members, s.affinity_labels, "label_id")
     for entity_id in ids:
         data[entity_id].affinity_groups = groups.get(entity_id, [])
         data[entity_id].affinity_labels = labels.get(entity_id, [])
+
+
+def _names_by_entity(
+    conn: Connection, ids: list[UUID], members: Table, named: Table, key: str
+) -> dict[UUID, list[str]]:
+    """Per entity, the names (sorted) of the groups or labels it is a member of."""
+    query = (
+        select(members.c.entity_id, named.c.name)
+        .select_from(members.join(named, members.c[key] == named.c.id))
+        .where(members.c.entity_id.in_(ids))
+        .order_by(named.c.name)
+    )
+    found: dict[UUID, list[str]] = defaultdict(list)
+    for entity_id, name in conn.execute(query):
+        found[entity_id].append(name)
+    return found

@@ -386,13 +386,7 @@ class InfraCommands(CommandsBase):
             tx.bump([entity_id])
 
     def list_permissions(self, entity_id: UUID) -> list[Permission]:
-        p, r = s.permissions, s.roles
-        query = (
-            select(p.c.id, p.c.entity_id, p.c.user_name, r.c.name.label("role_name"))
-            .select_from(p.join(r, p.c.role_id == r.c.id))
-            .where(p.c.entity_id == entity_id)
-            .order_by(p.c.user_name, r.c.name)
-        )
+        query = lookups.permissions_query(s.permissions.c.entity_id == entity_id)
         with self.db.read() as conn:
             return [Permission(**row) for row in conn.execute(query).mappings()]
 

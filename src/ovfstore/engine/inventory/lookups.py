@@ -4,9 +4,10 @@ changed (a cluster's name, a template's name, a network's name...), and an entit
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Select, or_, select
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import NotFound
@@ -113,3 +114,14 @@ def macs_in_data_center(conn: Connection, data_center_id: UUID) -> set[str]:
         .where(s.clusters.c.data_center_id == data_center_id, s.nics.c.mac.is_not(None))
     )
     return {row[0] for row in conn.execute(query)}
+
+
+def permissions_query(*where: Any) -> Select[Any]:
+    """Permissions with their role's name (what an OVF and the API show), ordered by entity, user, role."""
+    p, r = s.permissions, s.roles
+    return (
+        select(p.c.id, p.c.entity_id, p.c.user_name, r.c.name.label("role_name"))
+        .select_from(p.join(r, p.c.role_id == r.c.id))
+        .where(*where)
+        .order_by(p.c.entity_id, p.c.user_name, r.c.name)
+    )
