@@ -116,6 +116,19 @@ def test_upload_is_durable_checksummed_and_reads_back_exactly(vols: Volumes) -> 
     assert whole[: len(data)] == data
 
 
+def test_an_upload_is_checked_against_the_digest_the_caller_knows(vols: Volumes) -> None:
+    img, vol = vols.new()
+    data = os.urandom(MiB + 7)
+    digest = hashlib.sha256(data).hexdigest()
+    # The client then only sends; the agent's digest of what reached the disk must be the caller's.
+    assert vols.client.upload(vols.sd, img, vol, chunked(data), len(data), sha256=digest.upper()) == WriteResult(
+        len(data), digest
+    )
+    other = hashlib.sha256(data[:-1]).hexdigest()
+    with pytest.raises(errors.TransferCorrupted, match=f"the caller expected {len(data)} with {other}"):
+        vols.client.upload(vols.sd, img, vol, chunked(data), len(data), sha256=other)
+
+
 def test_range_answers_are_206_with_exactly_that_length(vols: Volumes) -> None:
     img, vol = vols.new()
     data = os.urandom(10_000)

@@ -258,13 +258,18 @@ class AgentClient:
 
     # --- data -----------------------------------------------------------------------------------------
 
-    def upload(self, sd: Id, img: Id, vol: Id, chunks: Iterable[bytes], length: int) -> WriteResult:
+    def upload(
+        self, sd: Id, img: Id, vol: Id, chunks: Iterable[bytes], length: int, sha256: str | None = None
+    ) -> WriteResult:
         """Write exactly `length` bytes from `chunks` into the volume from offset 0, durably.
 
-        If `chunks` yields fewer or more bytes the transfer is broken off before its end, so the agent
-        never acknowledges it, and `IncompleteTransfer` is raised.
+        The transfer is verified end to end: the agent's SHA-256 of what reached the disk must equal
+        `sha256` when the caller knows the digest of its bytes already, else the digest the client
+        computes of what it sends (in a helper thread, alongside the sending). Otherwise
+        `TransferCorrupted`. If `chunks` yields fewer or more bytes the transfer is broken off before its
+        end, so the agent never acknowledges it, and `IncompleteTransfer` is raised.
         """
-        with _Hasher() as digest:
+        with _Hasher(enabled=sha256 is None) as digest:
             try:
                 response = self._http.put(
                     self._vol(sd, img, vol) + "/data",
@@ -278,10 +283,11 @@ class AgentClient:
                 ) from e
             answer = self._answer(response)
             result = WriteResult(size=answer["size"], sha256=answer["sha256"])
-            sent = digest.hexdigest()
+            sent = digest.hexdigest() if sha256 is None else sha256.lower()
         if result != WriteResult(length, sent):
+            what = "the client sent" if sha256 is None else "the caller expected"
             raise TransferCorrupted(
-                f"the agent wrote {result.size} bytes with SHA-256 {result.sha256}, the client sent {length} "
+                f"the agent wrote {result.size} bytes with SHA-256 {result.sha256}, {what} {length} "
                 f"with {sent}; send it again",
                 "transfer_corrupted",
             )
@@ -344,12 +350,15 @@ class _Hasher:
     MiB/s. Updates stay in order: each waits for the previous one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self._digest = hashlib.sha256()
+        self._enabled = enabled
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="upload-hash")
         self._pending: Future[None] | None = None
 
     def update(self, chunk: bytes) -> None:
+        if not self._enabled:  # the caller knows the digest of its bytes
+            return
         self._wait()
         self._pending = self._thread.submit(self._digest.update, chunk)
 

@@ -12,6 +12,7 @@ import threading
 from lxml import etree
 
 from ovfstore.ovf.errors import OvfError
+from ovfstore.ovf.tree import Node
 from ovfstore.ovf.vocabulary import OVF_URI, OVF_URI_OLD, XSI_URI
 
 #: The largest document read. oVirt's largest OVFs (hundreds of snapshots and disks) stay well below 1 MiB.
@@ -83,11 +84,11 @@ def ovf_namespace(root: etree._Element) -> str:
 XSI_TYPE = f"{{{XSI_URI}}}type"
 
 
-def section_kind(element: etree._Element) -> str:
+def section_kind(node: Node) -> str:
     """`DiskSection` for both `<Section xsi:type="ovf:DiskSection_Type">` and the DMTF `<DiskSection>`."""
-    name = local_name(element.tag)
+    name = local_name(node[0])
     if name != "Section":
         return name
-    kind = element.get(XSI_TYPE, "")
+    kind = node[2].get(XSI_TYPE, "")
     kind = kind[kind.find(":") + 1 :]
     return kind.removesuffix("_Type")

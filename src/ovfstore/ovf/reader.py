@@ -18,8 +18,6 @@ from datetime import datetime
 from typing import TypeVar
 from uuid import NAMESPACE_OID, UUID, uuid5
 
-from lxml import etree
-
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     GIB,
@@ -51,6 +49,7 @@ from ovfstore.model import (
 )
 from ovfstore.ovf.errors import OvfError
 from ovfstore.ovf.parse import local_name, ovf_namespace, parse, section_kind
+from ovfstore.ovf.tree import Node, flatten
 from ovfstore.ovf.vocabulary import (
     BIOS_TYPE_BY_CODE,
     DISK_INTERFACE_BY_TEXT,
@@ -89,7 +88,8 @@ class OvfReadResult:
 
 def read_ovf(document: bytes) -> OvfReadResult:
     """The entity `document` describes; `OvfError` when it is not a readable OVF."""
-    return _Reader(parse(document)).read()
+    root = parse(document)
+    return _Reader(ovf_namespace(root)).read(flatten(root))
 
 
 def _rasd(name: str) -> str:
@@ -199,26 +199,22 @@ def _attrs(ns: str) -> _Attrs:
     return attrs
 
 
-def _text(element: etree._Element | None) -> str | None:
-    return None if element is None else (element.text or "")
-
-
 @dataclass(slots=True)
 class _Vol:
     """What the three descriptions of one volume say, joined by volume id."""
 
     id: UUID
     disk_id: UUID
-    file: etree._Element | None = None
-    disk: etree._Element | None = None
-    item: dict[str, str | None] | None = None
+    file: Mapping[str, str] | None = None  # the attributes of each
+    disk: Mapping[str, str] | None = None
+    item: dict[str, str | None] | None = None  # child tag to text
     storage_ids: list[str] = field(default_factory=list)
 
 
 class _Reader:
-    def __init__(self, root: etree._Element) -> None:
-        self.root = root
-        self.a = _attrs(ovf_namespace(root))
+    def __init__(self, ovf_ns: str) -> None:
+        self.a = _attrs(ovf_ns)
+        self.version = ""
         self.warnings: list[str] = []
         self.video: str | None = None  # the video item's Device, once seen
         self.uuids: dict[str, UUID] = {}
@@ -270,31 +266,33 @@ class _Reader:
             self.warn(f"{what} {text!r} is not a yyyy/MM/dd HH:mm:ss date: ignored")
         return default
 
-    def read(self) -> OvfReadResult:
-        references = network = disk_section = content = None
-        for child in self.root:
+    def read(self, envelope: Node) -> OvfReadResult:
+        self.version = envelope[2].get(self.a.version, "")
+        references = disk_section = content = None
+        for child in envelope[3]:
             kind = section_kind(child)
             if kind == "References":
                 references = child
-            elif kind == "NetworkSection":
-                network = child
             elif kind == "DiskSection":
                 disk_section = child
             elif kind in ("Content", "VirtualSystem"):
                 content = child
-        del network  # networks are named again by each NIC item, which is what the reader uses
+            # The NetworkSection is not read: each NIC item names its network again.
         if content is None:
             raise OvfError("no Content (VirtualSystem) element: the document describes no VM or template")
-        # One pass in C over the children; this is the hot path of reading, hence no per-child Python.
         general: dict[str, str] = {}
-        sections: dict[str, etree._Element] = {}
-        for section in content.iterchildren("Section"):
-            sections.setdefault(section_kind(section), section)
-        for tag, element in {child.tag: child for child in content}.items():
+        sections: dict[str, Node] = {}
+        dmtf: dict[str, Node] = {}  # the DMTF section forms, plain or ovf-qualified: the last of each tag
+        for child in content[3]:
+            tag = child[0]
             if tag in _GENERAL:
-                general[tag] = element.text or ""
-            elif tag.endswith("Section") and tag != "Section":  # the DMTF forms, plain or ovf-qualified
-                sections.setdefault(local_name(tag), element)
+                general[tag] = child[1] or ""
+            elif tag == "Section":
+                sections.setdefault(section_kind(child), child)
+            elif tag.endswith("Section"):
+                dmtf[tag] = child
+        for tag, child in dmtf.items():  # `Section xsi:type=...` wins over a plain form of the same kind
+            sections.setdefault(local_name(tag), child)
         entity_id, os_type = self.os_section(sections.get("OperatingSystemSection"))
         entity = self.entity(general, entity_id, os_type)
         data = OvfData(entity=entity)
@@ -313,13 +311,14 @@ class _Reader:
             ("AffinityLabelsSection", data.affinity_labels),
         ):
             if kind in sections:
-                names += [el.get(self.a.name, "") for el in sections[kind] if isinstance(el.tag, str)]
-        return OvfReadResult(data=data, warnings=self.warnings, version=self.root.get(self.a.version, ""))
+                names += [child[2].get(self.a.name, "") for child in sections[kind][3]]
+        return OvfReadResult(data=data, warnings=self.warnings, version=self.version)
 
-    def os_section(self, section: etree._Element | None) -> tuple[UUID, str]:
+    def os_section(self, section: Node | None) -> tuple[UUID, str]:
         if section is None:
             raise OvfError("no OperatingSystemSection: the document does not say which VM or template it is")
-        raw = section.get(self.a.id) or section.get("id")
+        attrib = section[2]
+        raw = attrib.get(self.a.id) or attrib.get("id")
         if not raw:
             raise OvfError("the OperatingSystemSection has no ovf:id: the document does not name its entity")
         try:
@@ -327,9 +326,9 @@ class _Reader:
         except ValueError:
             raise OvfError(f"the OperatingSystemSection ovf:id {raw!r} is not a UUID") from None
         os_type = None
-        for child in section:
-            if local_name(child.tag) == "Description":
-                os_type = child.text or ""
+        for tag, text, _, _ in section[3]:
+            if local_name(tag) == "Description":
+                os_type = text or ""
         if os_type is None:
             self.warn("no operating system Description: assumed 'other'")
             os_type = "other"
@@ -430,9 +429,9 @@ class _Reader:
     def hardware(
         self,
         data: OvfData,
-        section: etree._Element,
-        references: etree._Element | None,
-        disk_section: etree._Element | None,
+        section: Node,
+        references: Node | None,
+        disk_section: Node | None,
     ) -> None:
         e = data.entity
         vols, luns = self.volume_descriptions(references, disk_section)
@@ -442,8 +441,10 @@ class _Reader:
         nics: list[dict[str, str | None]] = []
         graphics: list[GraphicsType] = []
         sound = False
-        for item in section.iterchildren("Item"):
-            f = {c.tag: c.text for c in item}
+        for item in section[3]:
+            if item[0] != "Item":
+                continue
+            f = {tag: text for tag, text, _, _ in item[3]}
             kind = f.get(R_RESOURCE_TYPE)
             if kind == RT_DISK:
                 self.disk_item(vols, item, f)
@@ -483,7 +484,7 @@ class _Reader:
             e.display_type = DISPLAY_TYPE_BY_VIDEO_DEVICE.get(self.video.lower(), e.display_type)
         else:
             e.display_type = DisplayType.NONE
-        if not graphics and self.video and _major(self.root.get(self.a.version, "")) < 4:
+        if not graphics and self.video and _major(self.version) < 4:
             # Engines before 4.0 and other tools write no graphics devices; oVirt derives one.
             graphics = [GraphicsType.SPICE if self.video == "qxl" else GraphicsType.VNC]
             self.warn(f"no graphics device: assumed {graphics[0].name} from the video device")
@@ -522,13 +523,18 @@ class _Reader:
         return vol
 
     def volume_descriptions(
-        self, references: etree._Element | None, disk_section: etree._Element | None
-    ) -> tuple[dict[UUID, _Vol], dict[UUID, etree._Element | None]]:
-        """Volumes by id (in document order) from References and the DiskSection; LUN disks by disk id."""
+        self, references: Node | None, disk_section: Node | None
+    ) -> tuple[dict[UUID, _Vol], dict[UUID, Mapping[str, str] | None]]:
+        """Volumes by id (in document order) from References and the DiskSection; LUN disks by disk id.
+
+        Volumes keep the attributes of their `File` and `Disk` elements; LUN disks those of their `Disk`.
+        """
         a = self.a
         vols: dict[UUID, _Vol] = {}
-        luns: dict[UUID, etree._Element | None] = {}
-        for file in references.iterchildren("File") if references is not None else ():
+        luns: dict[UUID, Mapping[str, str] | None] = {}
+        for tag, _, file, _ in references[3] if references is not None else ():
+            if tag != "File":
+                continue
             href = file.get(a.href, "")
             if file.get(a.storage_type) == "LUN":
                 lun = self.uuid(href.partition("/")[0] or file.get(a.id, ""), "LUN disk id")
@@ -539,7 +545,9 @@ class _Reader:
             vol = self.place(vols, self.split_ref(href, "File href"), "File href")
             if vol is not None:
                 vol.file = file
-        for disk in disk_section.iterchildren("Disk") if disk_section is not None else ():
+        for tag, _, disk, _ in disk_section[3] if disk_section is not None else ():
+            if tag != "Disk":
+                continue
             ref = disk.get(a.file_ref, "")
             if disk.get(a.lun_id) is not None or (ref and "/" not in ref):
                 lun = self.uuid(disk.get(a.disk_id) or ref, "LUN disk id")
@@ -557,7 +565,7 @@ class _Reader:
             vol.disk = disk
         return vols, luns
 
-    def disk_item(self, vols: dict[UUID, _Vol], item: etree._Element, f: dict[str, str | None]) -> None:
+    def disk_item(self, vols: dict[UUID, _Vol], item: Node, f: dict[str, str | None]) -> None:
         ref = self.split_ref(f.get(R_HOST_RESOURCE), "disk HostResource")
         if ref is None:
             instance = f.get(R_INSTANCE_ID) or f.get(R_INSTANCE_ID_DMTF) or ""
@@ -569,9 +577,9 @@ class _Reader:
             self.warn(f"disk item {f.get(R_CAPTION)!r} names no volume: ignored")
             return
         vol.item = f
-        vol.storage_ids = [s.text for s in item.iterchildren(R_STORAGE_ID) if s.text]
+        vol.storage_ids = [text for tag, text, _, _ in item[3] if tag == R_STORAGE_ID and text]
 
-    def disks(self, data: OvfData, vols: dict[UUID, _Vol], luns: dict[UUID, etree._Element | None]) -> list[OvfDisk]:
+    def disks(self, data: OvfData, vols: dict[UUID, _Vol], luns: dict[UUID, Mapping[str, str] | None]) -> list[OvfDisk]:
         by_disk: dict[UUID, list[_Vol]] = {}
         for vol in vols.values():
             by_disk.setdefault(vol.disk_id, []).append(vol)
@@ -582,7 +590,7 @@ class _Reader:
             for disk_id in self.disk_order
         ]
 
-    def disk_common(self, disk: Disk, entity_id: UUID, element: etree._Element | None) -> DiskAttachment:
+    def disk_common(self, disk: Disk, entity_id: UUID, element: Mapping[str, str] | None) -> DiskAttachment:
         a = self.a
         attachment = DiskAttachment(entity_id=entity_id, disk_id=disk.id)
         if element is None:
@@ -609,7 +617,7 @@ class _Reader:
         attachment.active = self.bool_(get(a.plugged), "ovf:plugged", True)
         return attachment
 
-    def lun_disk(self, entity: Vm | Template, disk_id: UUID, element: etree._Element | None) -> OvfDisk:
+    def lun_disk(self, entity: Vm | Template, disk_id: UUID, element: Mapping[str, str] | None) -> OvfDisk:
         disk = Disk(
             id=disk_id,
             alias="",
@@ -649,9 +657,9 @@ class _Reader:
         if not disk.alias:
             # Other tools name the drive only in the item's caption.
             disk.alias = next((v.item.get(R_CAPTION) or "" for v in chain if v.item is not None), "")
-        leaf = disk.leaf or disk.volumes[-1]
-        disk.provisioned_size = leaf.capacity
-        disk.creation_date = (disk.chain() or disk.volumes)[0].creation_date
+        volumes = disk.chain() or disk.volumes  # a broken chain: document order
+        disk.provisioned_size = volumes[-1].capacity
+        disk.creation_date = volumes[0].creation_date
         return OvfDisk(disk=disk, attachment=attachment)
 
     def volume(self, entity: Vm | Template, disk_id: UUID, v: _Vol) -> Volume:
@@ -721,15 +729,15 @@ class _Reader:
         )
         return OvfNic(nic=nic, network_name=f.get(R_CONNECTION) or None, profile_name=f.get(R_PROFILE) or None)
 
-    def snapshots(self, section: etree._Element, entity: Vm | Template) -> list[Snapshot]:
+    def snapshots(self, section: Node, entity: Vm | Template) -> list[Snapshot]:
         snapshots = []
-        for element in section:
-            if local_name(element.tag) != "Snapshot":
+        for tag, _, attrib, children in section[3]:
+            if local_name(tag) != "Snapshot":
                 continue
-            snapshot_id = self.uuid(element.get(self.a.id, ""), "Snapshot ovf:id")
+            snapshot_id = self.uuid(attrib.get(self.a.id, ""), "Snapshot ovf:id")
             if snapshot_id is None:
                 continue
-            f = {local_name(c.tag): c.text or "" for c in element}
+            f = {local_name(c[0]): c[1] or "" for c in children}
             kind = f.get("Type", "")
             try:
                 snapshot_type = SnapshotType(kind.lower())
@@ -748,19 +756,19 @@ class _Reader:
             )
         return snapshots
 
-    def permissions(self, section: etree._Element, entity_id: UUID) -> list[Permission]:
+    def permissions(self, section: Node, entity_id: UUID) -> list[Permission]:
         permissions = []
-        for user in section:
-            if local_name(user.tag) != "User":
+        for tag, _, _, children in section[3]:
+            if local_name(tag) != "User":
                 continue
             user_name = ""
             roles: list[str] = []
-            for child in user:
-                name = local_name(child.tag)
+            for child_tag, text, _, grandchildren in children:
+                name = local_name(child_tag)
                 if name == "UserDomain":
-                    user_name = child.text or ""
+                    user_name = text or ""
                 elif name == "UserRoles":
-                    roles += [role.text or "" for role in child if local_name(role.tag) == "RoleName"]
+                    roles += [role[1] or "" for role in grandchildren if local_name(role[0]) == "RoleName"]
             # Permission ids are the engine's own; a stable one keeps reading a pure function.
             permissions += [
                 Permission(

@@ -1,0 +1,9 @@
+from collections.abc import Mapping
+
+from lxml import etree
+
+from ovfstore.ovf.tree import Node
+
+EMPTY_ATTRIB: Mapping[str, str]
+
+def flatten(element: etree._Element, /) -> Node: ...

@@ -1,0 +1,54 @@
+"""A parsed OVF as plain tuples: what the reader walks instead of lxml elements.
+
+Asking lxml for an element from Python builds a proxy object on every access; a 2-disk VM has about 200
+elements, and walking them that way cost the reader three times the parse itself. `flatten` turns the
+whole tree into tuples in one pass, in C (`_tree.c`, built by `setup.py` against lxml's public C API),
+and the reader then only unpacks tuples. `flatten_py` is the same walk in Python: the definition of the
+result, the fallback where the extension was not built, and what the tests hold the C walk to.
+
+    node = (tag, text, attrib, children)
+
+- `tag`: the element's name as lxml spells `Element.tag`: `{namespace}local`, or `local` without one.
+- `text`: `Element.text`: the text (and CDATA) before the first child node, or None.
+- `attrib`: attribute name (spelled like tags) to value. Elements without attributes share one empty
+  mapping: it is read-only by contract.
+- `children`: the child elements, in document order, as nodes. Comments, processing instructions and
+  tail text are left out: the reader uses none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeAlias
+
+from lxml import etree
+
+Node: TypeAlias = tuple[str, str | None, Mapping[str, str], tuple["Node", ...]]
+
+TAG, TEXT, ATTRIB, CHILDREN = 0, 1, 2, 3
+
+_EMPTY: Mapping[str, str] = {}
+
+
+#: Deeper trees are refused (ValueError) rather than walked; the parser already stops at 256 levels.
+MAX_DEPTH = 300
+
+
+def flatten_py(element: etree._Element, _depth: int = 0) -> Node:
+    """`element` and its descendant elements as nodes, walked in Python."""
+    if _depth > MAX_DEPTH:
+        raise ValueError(f"the tree nests elements more than {MAX_DEPTH} deep")
+    children = tuple(flatten_py(child, _depth + 1) for child in element if isinstance(child.tag, str))
+    attrib: Mapping[str, str] = {str(k): str(v) for k, v in element.attrib.items()} if len(element.attrib) else _EMPTY
+    return (str(element.tag), element.text, attrib, children)
+
+
+flatten: Callable[[etree._Element], Node]
+try:
+    from ovfstore.ovf._tree import flatten as _flatten_c
+except ImportError:  # built without a C compiler, or against an lxml whose C API differs
+    COMPILED = False
+    flatten = flatten_py
+else:
+    COMPILED = True
+    flatten = _flatten_c
