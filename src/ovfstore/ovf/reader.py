@@ -12,11 +12,13 @@ when a later one disagrees.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 from uuid import NAMESPACE_OID, UUID, uuid5
+
+from lxml import etree
 
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
@@ -76,6 +78,12 @@ from ovfstore.ovf.vocabulary import (
     parse_date,
 )
 
+read_canonical: Callable[[etree._Element, str], tuple[OvfData, str] | None] | None
+try:
+    from ovfstore.ovf._fastread import read_canonical
+except ImportError:  # built without Cython or a C compiler: every document takes `_Reader`
+    read_canonical = None
+
 
 @dataclass(slots=True)
 class OvfReadResult:
@@ -89,7 +97,13 @@ class OvfReadResult:
 def read_ovf(document: bytes) -> OvfReadResult:
     """The entity `document` describes; `OvfError` when it is not a readable OVF."""
     root = parse(document)
-    return _Reader(ovf_namespace(root)).read(flatten(root))
+    ovf_ns = ovf_namespace(root)
+    if read_canonical is not None:
+        # What ovfstore and oVirt 4.x write, read in compiled code; None for anything else.
+        canonical = read_canonical(root, ovf_ns)
+        if canonical is not None:
+            return OvfReadResult(data=canonical[0], warnings=[], version=canonical[1])
+    return _Reader(ovf_ns).read(flatten(root))
 
 
 def _rasd(name: str) -> str:

@@ -19,7 +19,7 @@ result, the fallback where the extension was not built, and what the tests hold 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from lxml import etree
 
@@ -34,13 +34,21 @@ _EMPTY: Mapping[str, str] = {}
 MAX_DEPTH = 300
 
 
-def flatten_py(element: etree._Element, _depth: int = 0) -> Node:
-    """`element` and its descendant elements as nodes, walked in Python."""
-    if _depth > MAX_DEPTH:
-        raise ValueError(f"the tree nests elements more than {MAX_DEPTH} deep")
-    children = tuple(flatten_py(child, _depth + 1) for child in element if isinstance(child.tag, str))
-    attrib: Mapping[str, str] = {str(k): str(v) for k, v in element.attrib.items()} if len(element.attrib) else _EMPTY
-    return (str(element.tag), element.text, attrib, children)
+def flatten_py(element: etree._Element) -> Node:
+    """`element` and its descendant elements as nodes, walked in Python (lxml's iterwalk, no recursion)."""
+    stack: list[list[Node]] = [[]]
+    for event, child in etree.iterwalk(element, events=("start", "end"), tag=etree.Element):
+        if event == "start":
+            if len(stack) > MAX_DEPTH + 1:
+                raise ValueError(f"the tree nests elements more than {MAX_DEPTH} deep")
+            stack.append([])
+            continue
+        children = tuple(stack.pop())
+        attrib = child.attrib
+        # lxml gives str names and values for a parsed document; the casts only tell the type checker.
+        values = cast("dict[str, str]", dict(attrib)) if attrib else _EMPTY
+        stack[-1].append((cast(str, child.tag), child.text, values, children))
+    return stack[0][0]
 
 
 flatten: Callable[[etree._Element], Node]
