@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# setup.py and the C source too: the OVF reader's tree walk (src/ovfstore/ovf/_tree.c) is compiled by
-# the install, so a change to it is built by the next `make test` or `make demo`.
-$(STAMP): pyproject.toml setup.py src/ovfstore/ovf/_tree.c
+# setup.py and the compiled sources too: the OVF reader's tree walk (_tree.c) and fast path (_fastread.pyx)
+# are compiled by the install, so a change to them is built by the next `make test` or `make demo`.
+$(STAMP): pyproject.toml setup.py src/ovfstore/ovf/_tree.c src/ovfstore/ovf/_fastread.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
