@@ -457,7 +457,7 @@ cdef inline const char* raw_field(Item* item, int which) except? NULL:
 
 
 cdef enum:
-    CACHED = 32  # distinct ids (or dates) kept per document; a 2-disk VM has about 12
+    CACHED = 16  # distinct ids (or dates) kept per document; a 2-disk VM has about 12
 
 
 cdef int digits(const char* text, int start, int count):
@@ -475,9 +475,9 @@ cdef class _Values:
 
     Ids and dates recur through a document (a volume id up to six times); each is made once."""
 
-    cdef char uuid_text[32][36]
+    cdef char uuid_text[16][36]
     cdef list uuids
-    cdef char date_text[32][20]
+    cdef char date_text[16][20]
     cdef list dates
 
     def __cinit__(self):
