@@ -57,6 +57,7 @@ from ovfstore.model import (
 )
 from ovfstore.ovf.vocabulary import (
     BIOS_TYPE_BY_CODE,
+    GENERAL_ELEMENTS,
     DISK_INTERFACE_BY_TEXT,
     DISPLAY_TYPE_BY_CODE,
     DISPLAY_TYPE_BY_VIDEO_DEVICE,
@@ -87,17 +88,7 @@ RASD_FIELDS[:] = [
 cdef const char* PLAIN_FIELDS[4]
 PLAIN_FIELDS[:] = [b"Device", b"Type", b"IsPlugged", b"IsReadOnly"]
 
-# The elements of Content the reader uses (reader._GENERAL), by their plain names.
-cdef tuple GENERAL = tuple(sorted((
-    "AutoStartup", "BaseTemplateId", "BaseTemplateName", "BiosType", "ClusterCompatibilityVersion",
-    "ClusterName", "Comment", "CreationDate", "CustomCpuName", "CustomEmulatedMachine",
-    "DefaultDisplayType", "DeleteProtected", "Description", "ExportDate", "Generation",
-    "IsBootMenuEnabled", "IsDisabled", "IsInitialized", "IsInitilized", "IsSmartcardEnabled",
-    "IsStateless", "LeaseDomainId", "MaxMemorySizeMb", "MinAllocatedMem", "Name", "Origin", "Priority",
-    "TemplateId", "TemplateName", "TemplateSealed", "TemplateType", "TemplateVersionName",
-    "TemplateVersionNumber", "TimeZone", "UseLatestVersion", "VmType", "default_boot_sequence",
-    "default_display_type",
-)))
+cdef tuple GENERAL = tuple(sorted(GENERAL_ELEMENTS))
 
 # GENERAL as an open-addressing table of C strings: the ~40 children of Content are matched in C and
 # kept by their index in GENERAL, as nodes; their text becomes a Python string only when it is used.
@@ -262,8 +253,8 @@ cdef object text_of(xmlNode* node):
     return "".join(parts)
 
 
-cdef object attribute(xmlNode* node, const char* href, const char* name):
-    """The value of attribute `name` in namespace `href` (NULL: in none), or None if absent."""
+cdef xmlAttr* find_attribute(xmlNode* node, const char* href, const char* name):
+    """Attribute `name` in namespace `href` (NULL: in none) of `node`, or NULL."""
     cdef xmlAttr* attr = node.properties
     while attr != NULL:
         if attr.name[0] == name[0] and strcmp(<const char*>attr.name, name) == 0 and (
@@ -273,10 +264,18 @@ cdef object attribute(xmlNode* node, const char* href, const char* name):
                 and strcmp(<const char*>attr.ns.href, href) == 0
             )
         ):
-            value = text_of(<xmlNode*>attr)
-            return "" if value is None else value
+            return attr
         attr = attr.next
-    return None
+    return NULL
+
+
+cdef object attribute(xmlNode* node, const char* href, const char* name):
+    """The value of attribute `name` in namespace `href` (NULL: in none), or None if absent."""
+    cdef xmlAttr* attr = find_attribute(node, href, name)
+    if attr == NULL:
+        return None
+    value = text_of(<xmlNode*>attr)
+    return "" if value is None else value
 
 
 cdef str local_kind(xmlNode* node):
@@ -303,20 +302,11 @@ cdef const char* raw_text(xmlNode* node) except? NULL:
 
 
 cdef const char* raw_attribute(xmlNode* node, const char* href, const char* name) except? NULL:
-    cdef xmlAttr* attr = node.properties
-    cdef const char* value
-    while attr != NULL:
-        if attr.name[0] == name[0] and strcmp(<const char*>attr.name, name) == 0 and (
-            (href == NULL and attr.ns == NULL)
-            or (
-                href != NULL and attr.ns != NULL and attr.ns.href != NULL
-                and strcmp(<const char*>attr.ns.href, href) == 0
-            )
-        ):
-            value = raw_text(<xmlNode*>attr)
-            return value if value != NULL else EMPTY
-        attr = attr.next
-    return NULL
+    cdef xmlAttr* attr = find_attribute(node, href, name)
+    if attr == NULL:
+        return NULL
+    cdef const char* value = raw_text(<xmlNode*>attr)
+    return value if value != NULL else EMPTY
 
 
 cdef inline object c_str(const char* text):

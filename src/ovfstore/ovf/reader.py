@@ -58,6 +58,7 @@ from ovfstore.ovf.vocabulary import (
     DISPLAY_TYPE_BY_CODE,
     DISPLAY_TYPE_BY_VIDEO_DEVICE,
     EPOCH,
+    GENERAL_ELEMENTS,
     GRAPHICS_BY_DEVICE,
     NIC_INTERFACE_BY_CODE,
     NIC_INTERFACE_BY_NAME,
@@ -134,50 +135,7 @@ R_USB_POLICY = _rasd("UsbPolicy")
 _NULL = str(NULL_UUID)
 _T = TypeVar("_T")
 _BOOT = {int(b): b for b in BootSequence}
-# The elements of Content the reader uses; the others (oVirt writes many more) are skipped unread.
-_GENERAL = frozenset(
-    (
-        "AutoStartup",
-        "BaseTemplateId",
-        "BaseTemplateName",
-        "BiosType",
-        "ClusterCompatibilityVersion",
-        "ClusterName",
-        "Comment",
-        "CreationDate",
-        "CustomCpuName",
-        "CustomEmulatedMachine",
-        "DefaultDisplayType",
-        "DeleteProtected",
-        "Description",
-        "ExportDate",
-        "Generation",
-        "IsBootMenuEnabled",
-        "IsDisabled",
-        "IsInitialized",
-        "IsInitilized",
-        "IsSmartcardEnabled",
-        "IsStateless",
-        "LeaseDomainId",
-        "MaxMemorySizeMb",
-        "MinAllocatedMem",
-        "Name",
-        "Origin",
-        "Priority",
-        "TemplateId",
-        "TemplateName",
-        "TemplateSealed",
-        "TemplateType",
-        "TemplateVersionName",
-        "TemplateVersionNumber",
-        "TimeZone",
-        "UseLatestVersion",
-        "VmType",
-        "default_boot_sequence",
-        "default_display_type",
-        "",
-    )
-)
+_GENERAL = GENERAL_ELEMENTS
 _BOOLS: dict[str | None, bool] = {"true": True, "false": False, "True": True, "False": False}
 _VM_TYPE = {int(t): t for t in VmType}
 

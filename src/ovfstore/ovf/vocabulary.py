@@ -43,6 +43,50 @@ RT_GRAPHICS_DMTF = "24"
 
 TEMPLATE_TYPE = "TEMPLATE"  # oVirt's VmEntityType name for a template
 
+# The elements of Content the reader uses; the others (oVirt writes many more) are skipped unread.
+GENERAL_ELEMENTS = frozenset(
+    (
+        "AutoStartup",
+        "BaseTemplateId",
+        "BaseTemplateName",
+        "BiosType",
+        "ClusterCompatibilityVersion",
+        "ClusterName",
+        "Comment",
+        "CreationDate",
+        "CustomCpuName",
+        "CustomEmulatedMachine",
+        "DefaultDisplayType",
+        "DeleteProtected",
+        "Description",
+        "ExportDate",
+        "Generation",
+        "IsBootMenuEnabled",
+        "IsDisabled",
+        "IsInitialized",
+        "IsInitilized",  # sic: oVirt's own spelling, written by every engine
+        "IsSmartcardEnabled",
+        "IsStateless",
+        "LeaseDomainId",
+        "MaxMemorySizeMb",
+        "MinAllocatedMem",
+        "Name",
+        "Origin",
+        "Priority",
+        "TemplateId",
+        "TemplateName",
+        "TemplateSealed",
+        "TemplateType",
+        "TemplateVersionName",
+        "TemplateVersionNumber",
+        "TimeZone",
+        "UseLatestVersion",
+        "VmType",
+        "default_boot_sequence",
+        "default_display_type",
+    )
+)
+
 DISK_INTERFACE_TEXT = {
     DiskInterface.IDE: "IDE",
     DiskInterface.VIRTIO_SCSI: "VirtIO_SCSI",
