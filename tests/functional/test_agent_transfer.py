@@ -116,6 +116,19 @@ def test_upload_is_durable_checksummed_and_reads_back_exactly(vols: Volumes) -> 
     assert whole[: len(data)] == data
 
 
+def test_a_long_upload_cycles_through_the_buffers_in_order(vols: Volumes) -> None:
+    # 1 MiB agent buffers (agent_fixtures) in a ring of 4: 11 of them go round it almost three times,
+    # hashed and written in order by their own threads, and a copy goes the same way.
+    img, vol = vols.new(capacity=16 * MiB)
+    data = os.urandom(10 * MiB + 7)
+    result = vols.client.upload(vols.sd, img, vol, chunked(data, 333_333), len(data))
+    assert result == WriteResult(len(data), hashlib.sha256(data).hexdigest())
+    assert vols.path(img, vol).read_bytes()[: len(data)] == data
+    copy_img, copy_vol = vols.new(capacity=16 * MiB)
+    vols.client.copy(vols.sd, copy_img, copy_vol, img, vol, len(data), result.sha256)
+    assert vols.path(copy_img, copy_vol).read_bytes()[: len(data)] == data
+
+
 def test_an_upload_is_checked_against_the_digest_the_caller_knows(vols: Volumes) -> None:
     img, vol = vols.new()
     data = os.urandom(MiB + 7)
@@ -124,9 +137,23 @@ def test_an_upload_is_checked_against_the_digest_the_caller_knows(vols: Volumes)
     assert vols.client.upload(vols.sd, img, vol, chunked(data), len(data), sha256=digest.upper()) == WriteResult(
         len(data), digest
     )
+    assert vols.legality(img, vol) == "LEGAL"
+    # A digest that does not match (the source changed after it was hashed): the agent refuses to
+    # mark the volume complete, so the bytes it holds are never taken for the caller's.
     other = hashlib.sha256(data[:-1]).hexdigest()
-    with pytest.raises(errors.TransferCorrupted, match=f"the caller expected {len(data)} with {other}"):
+    with pytest.raises(errors.TransferCorrupted, match=f"not the expected {other}.*left ILLEGAL") as refused:
         vols.client.upload(vols.sd, img, vol, chunked(data), len(data), sha256=other)
+    assert refused.value.status == 409
+    assert vols.legality(img, vol) == "ILLEGAL"
+    for malformed in (digest + "\n", digest[:-1], "z" * 64):
+        with pytest.raises(ValueError, match="64 hexadecimal digits"):
+            vols.client.upload(vols.sd, img, vol, chunked(data), len(data), sha256=malformed)
+    path = f"/domains/{vols.sd}/images/{img}/volumes/{vol}/data"
+    answer = raw_put(vols.agent, path, {"Content-Length": "5", "X-Expected-SHA256": "nope"}, b"hello", False)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"64 hexadecimal digits" in answer
+    vols.client.upload(vols.sd, img, vol, chunked(data), len(data), sha256=digest)
+    assert vols.legality(img, vol) == "LEGAL"
 
 
 def test_range_answers_are_206_with_exactly_that_length(vols: Volumes) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ if not tree_module.COMPILED:
 
 from ovfstore.ovf._tree import flatten  # noqa: E402 - only once the extension is known to be there
 
+THRESHOLDS = gc.get_threshold()
 KEEP_ALL = etree.XMLParser(remove_comments=False, remove_pis=False, strip_cdata=False, huge_tree=True)
 
 
@@ -104,3 +107,63 @@ def test_only_lxml_elements_are_walked() -> None:
 def test_the_walk_of_a_subtree_keeps_its_document_alive() -> None:
     child = etree.fromstring(b"<a><b x='1'>t</b></a>")[0]
     assert both(child) == ("b", "t", {"x": "1"}, ())
+
+
+def test_entity_references_and_xinclude_read_as_lxml_reads_them(tmp_path: Path) -> None:
+    # Never in a parsed OVF (parse() refuses a DOCTYPE and runs no XInclude), but the walk is general.
+    keep_entities = etree.XMLParser(resolve_entities=False)
+    node = both(etree.fromstring(b'<!DOCTYPE r [<!ENTITY e "X">]><r a="1&e;2">t&e;u<c/></r>', keep_entities))
+    assert node[2] == {"a": "1X2"}
+    assert node[1] == "t"
+    (tmp_path / "inc.txt").write_text("INC")
+    (tmp_path / "main.xml").write_text(
+        '<r xmlns:xi="http://www.w3.org/2001/XInclude">a<xi:include href="inc.txt" parse="text"/>b<c/></r>'
+    )
+    included = etree.parse(str(tmp_path / "main.xml"))
+    included.xinclude()
+    assert both(included.getroot())[1] == "aINCb"
+
+
+def test_a_finalizer_that_changes_the_tree_cannot_run_during_the_walk() -> None:
+    root = etree.fromstring(b"<r>" + b"<a/>" * 25 + b"</r>")  # more children than tuple free lists hold
+
+    class Grow:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            for _ in range(2000):
+                etree.SubElement(root, "x")
+
+    gc.disable()
+    try:
+        Grow()  # cyclic garbage with a finalizer, collected at the next allocation once enabled
+        gc.set_threshold(gc.get_count()[0] + 1)
+        gc.enable()
+        node = flatten(root)
+    finally:
+        gc.set_threshold(*THRESHOLDS)
+        gc.enable()
+    gc.collect()
+    assert len(node[3]) == 25
+    assert len(root) == 2025  # the finalizer ran, after the walk
+
+
+def test_the_shared_empty_attributes_are_read_only_and_cycles_through_attributes_are_collected() -> None:
+    node = flatten(etree.fromstring(b"<r><c/></r>"))
+    with pytest.raises(TypeError):
+        node[3][0][2]["injected"] = "x"  # type: ignore[index]
+    assert flatten(etree.fromstring(b"<other/>"))[2] == {}
+    # A cycle through a node's attributes: node -> attrib -> probe -> node. The collector must see it.
+    node = flatten(etree.fromstring(b'<r a="1"/>'))
+    probe = Probe()
+    probe.node = node
+    node[2]["probe"] = probe  # type: ignore[index]
+    watcher = weakref.ref(probe)
+    del probe, node
+    gc.collect()
+    assert watcher() is None
+
+
+class Probe:
+    node: object = None

@@ -47,8 +47,15 @@ _STATUS: list[tuple[type[errors.StorageError], int]] = [
     (errors.InvalidMetadata, 422),
     (errors.CapacityExceeded, 413),
     (errors.IncompleteTransfer, 400),
-    (errors.CopyMismatch, 409),
+    (errors.DigestMismatch, 409),
 ]
+
+#: Buffers an upload cycles through (of `AgentConfig.buffer_size` each): one filling from the network,
+#: the others hashed and written meanwhile.
+RING = 4
+#: The request header of an upload whose bytes the client knows the SHA-256 of (docs/AGENT.md).
+EXPECTED_DIGEST = "x-expected-sha256"
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _translate(e: Exception) -> Response:
@@ -258,9 +265,14 @@ def create_app(config: AgentConfig) -> Handler:
         return json_response({vm: base64.b64encode(data).decode() for vm, data in ovfs.items()})
 
     def upload(request: Request) -> Response:
+        """Write the body into the volume. With `X-Expected-SHA256`, the upload succeeds only if the bytes
+        written have that digest; otherwise the volume is left ILLEGAL, as after a broken upload."""
         length = request.content_length
         if length is None:
             return error_response(411, "length_required", "send Content-Length with the exact number of bytes to write")
+        expected = request.headers.get(EXPECTED_DIGEST)
+        if expected is not None and not SHA256_HEX.fullmatch(expected):
+            raise errors.InvalidArgument(f"{EXPECTED_DIGEST} must be 64 hexadecimal digits, not {expected!r}")
         domain, img, vol = ids(request)
         with ExitStack() as stack:
             info = stack.enter_context(domain.volume_locked(img, vol))
@@ -280,13 +292,18 @@ def create_app(config: AgentConfig) -> Handler:
             conn = request.connection
             try:
                 result = write_from(
-                    request.readinto, backend, length, info.meta.capacity, conn.buffers(2), conn.workers()
+                    request.readinto, backend, length, info.meta.capacity, conn.buffers(RING), *conn.workers()
                 )
             except ClientGone as e:
                 raise errors.IncompleteTransfer(
                     f"the client went away before sending all {length} bytes ({e}); the volume is marked "
                     "ILLEGAL, send it again"
                 ) from e
+            if expected is not None and result.sha256 != expected.lower():
+                raise errors.DigestMismatch(
+                    f"the {length} bytes written have SHA-256 {result.sha256}, not the expected {expected.lower()}; "
+                    f"volume {vol} is left ILLEGAL: send the bytes again, or the digest of what is sent"
+                )
             domain.write_volume_meta(img, vol, replace(info.meta, legality="LEGAL"))
         return json_response({"size": result.size, "sha256": result.sha256})
 
@@ -321,8 +338,8 @@ def create_app(config: AgentConfig) -> Handler:
             reader = stack.enter_context(Backend(domain.volume_path(src_img, src_vol), False, config.direct_io))
             writer = stack.enter_context(Backend(domain.volume_path(img, vol), True, config.direct_io))
             conn = request.connection
-            buffers = conn.buffers(3)
-            views = read_views(reader, 0, length, buffers[2])
+            buffers = conn.buffers(RING + 1)
+            views = read_views(reader, 0, length, buffers[RING])
             pending = memoryview(b"")
 
             def readinto(target: memoryview) -> int:
@@ -334,9 +351,9 @@ def create_app(config: AgentConfig) -> Handler:
                 pending = pending[n:]
                 return n
 
-            result = write_from(readinto, writer, length, info.meta.capacity, buffers[:2], conn.workers())
+            result = write_from(readinto, writer, length, info.meta.capacity, buffers[:RING], *conn.workers())
             if result.sha256 != expected:
-                raise errors.CopyMismatch(
+                raise errors.DigestMismatch(
                     f"volume {src_vol} does not hold what was expected (SHA-256 {result.sha256}, expected "
                     f"{expected}); the copy in {vol} is left ILLEGAL: write it from the source of truth instead"
                 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from ovfstore.agent.errors import (
 
 Id = UUID | str
 BLANK_UUID = UUID(int=0)
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -264,17 +266,21 @@ class AgentClient:
         """Write exactly `length` bytes from `chunks` into the volume from offset 0, durably.
 
         The transfer is verified end to end: the agent's SHA-256 of what reached the disk must equal
-        `sha256` when the caller knows the digest of its bytes already, else the digest the client
-        computes of what it sends (in a helper thread, alongside the sending). Otherwise
+        `sha256` when the caller knows the digest of its bytes already (the agent checks it before it
+        marks the volume complete, and leaves the volume ILLEGAL if it differs), else the digest the
+        client computes of what it sends (in a helper thread, alongside the sending). Otherwise
         `TransferCorrupted`. If `chunks` yields fewer or more bytes the transfer is broken off before its
         end, so the agent never acknowledges it, and `IncompleteTransfer` is raised.
         """
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        if sha256 is not None:
+            if not _SHA256_HEX.fullmatch(sha256):
+                raise ValueError(f"sha256 must be 64 hexadecimal digits, not {sha256!r}")
+            headers["X-Expected-SHA256"] = sha256.lower()
         with _Hasher(enabled=sha256 is None) as digest:
             try:
                 response = self._http.put(
-                    self._vol(sd, img, vol) + "/data",
-                    content=_exact(chunks, length, digest),
-                    headers={"Content-Length": str(length), "Content-Type": "application/octet-stream"},
+                    self._vol(sd, img, vol) + "/data", content=_exact(chunks, length, digest), headers=headers
                 )
             except httpx.TransportError as e:
                 raise AgentUnavailable(

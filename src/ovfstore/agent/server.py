@@ -173,7 +173,7 @@ class Connection(socketserver.BaseRequestHandler):
         # Bytes received past the request head: the start of the body (or of the next request).
         self._pending = bytearray()
         self._buffers: list[mmap.mmap] = []
-        self._worker: ThreadPoolExecutor | None = None
+        self._workers: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
         self.server.register(self)
 
     def buffers(self, count: int) -> list[mmap.mmap]:
@@ -183,17 +183,20 @@ class Connection(socketserver.BaseRequestHandler):
             self._buffers.append(aligned_buffer(self.config.buffer_size))
         return self._buffers[:count]
 
-    def workers(self) -> Executor:
-        """The connection's two helper threads, which hash and write one buffer while this one fills
-        the other."""
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(2, thread_name_prefix="agent-io")
-        return self._worker
+    def workers(self) -> tuple[Executor, Executor]:
+        """The connection's two helper threads, one hashing and one writing the buffers this one fills;
+        one thread each, so each stage takes the buffers in order."""
+        if self._workers is None:
+            self._workers = (
+                ThreadPoolExecutor(1, thread_name_prefix="agent-hash"),
+                ThreadPoolExecutor(1, thread_name_prefix="agent-write"),
+            )
+        return self._workers
 
     def finish(self) -> None:
         self.server.unregister(self)
-        if self._worker is not None:
-            self._worker.shutdown()
+        for worker in self._workers or ():
+            worker.shutdown()
         for buf in self._buffers:
             buf.close()
 

@@ -11,8 +11,8 @@
  *   node = (tag, text, attrib, children)
  *   tag      "{namespace}local" or "local", as lxml spells Element.tag
  *   text     Element.text: the text and CDATA before the first child node, or None
- *   attrib   {"{namespace}local" or "local": value}; elements without attributes share one empty
- *            dict (read-only by contract: the reader never writes to it)
+ *   attrib   {"{namespace}local" or "local": value}; elements without attributes share one empty,
+ *            read-only mapping
  *   children the child elements as a tuple of nodes (comments and PIs are skipped, as is tail text)
  *
  * Nothing here parses: the tree was built by lxml's hardened parser (ovfstore.ovf.parse), and the
@@ -55,7 +55,7 @@ typedef struct {
     PyObject *owned; /* list keeping the interned strings alive for the walk */
 } Walk;
 
-static PyObject *empty_attrib; /* the shared empty mapping: an empty dict, read-only by contract */
+static PyObject *empty_attrib; /* the shared empty mapping: a read-only view of an empty dict */
 
 /* A str of the UTF-8 bytes [data, data + len): ASCII (all of an oVirt OVF but free text) is copied
  * straight into a compact string; anything else goes through the UTF-8 decoder. */
@@ -159,43 +159,38 @@ is_text(const xmlNode *node)
     return node->type == XML_TEXT_NODE || node->type == XML_CDATA_SECTION_NODE;
 }
 
-/* The text of the text and CDATA nodes from `node` on, up to the first other node; None if none. */
-static PyObject *
-collect_text(Walk *walk, const xmlNode *node)
+/* `node` (a child list) is one text or CDATA node and nothing lxml would add to it: what a parsed
+ * OVF always has. Anything else (several pieces, XInclude markers, entity references) is left to
+ * lxml's own functions, so the result is lxml's in every case. */
+static int
+is_lone_text(const xmlNode *node)
 {
-    while (node != NULL && node->type == XML_XINCLUDE_START) {
-        node = node->next;
-    }
     if (node == NULL || !is_text(node)) {
+        return 0;
+    }
+    const xmlNode *next = node->next;
+    return next == NULL || !(is_text(next) || next->type == XML_XINCLUDE_START ||
+                             next->type == XML_XINCLUDE_END || next->type == XML_ENTITY_REF_NODE);
+}
+
+/* Element.text of `element`. */
+static PyObject *
+element_text(Walk *walk, xmlNode *element)
+{
+    const xmlNode *first = element->children;
+    if (first == NULL || first->type == XML_ELEMENT_NODE || first->type == XML_COMMENT_NODE ||
+        first->type == XML_PI_NODE) {
         Py_RETURN_NONE;
     }
-    if (node->next == NULL || !is_text(node->next)) { /* one text node: the usual case */
-        const char *content = node->content != NULL ? (const char *)node->content : "";
+    if (is_lone_text(first)) {
+        const char *content = first->content != NULL ? (const char *)first->content : "";
         return value_str(walk, content, strlen(content));
     }
-    size_t total = 0;
-    for (const xmlNode *n = node; n != NULL && is_text(n); n = n->next) {
-        total += n->content != NULL ? strlen((const char *)n->content) : 0;
-    }
-    char *buf = PyMem_Malloc(total + 1);
-    if (buf == NULL) {
-        return PyErr_NoMemory();
-    }
-    size_t at = 0;
-    for (const xmlNode *n = node; n != NULL && is_text(n); n = n->next) {
-        if (n->content != NULL) {
-            size_t len = strlen((const char *)n->content);
-            memcpy(buf + at, n->content, len);
-            at += len;
-        }
-    }
-    PyObject *result = make_str(buf, at);
-    PyMem_Free(buf);
-    return result;
+    return textOf(element);
 }
 
 static PyObject *
-collect_attrib(Walk *walk, const xmlNode *node)
+collect_attrib(Walk *walk, xmlNode *node)
 {
     if (node->properties == NULL) {
         Py_INCREF(empty_attrib);
@@ -205,15 +200,21 @@ collect_attrib(Walk *walk, const xmlNode *node)
     if (attrib == NULL) {
         return NULL;
     }
-    for (const xmlAttr *attr = node->properties; attr != NULL; attr = attr->next) {
+    for (xmlAttr *attr = node->properties; attr != NULL; attr = attr->next) {
         if (attr->type != XML_ATTRIBUTE_NODE) {
             continue;
         }
         PyObject *key = interned_name(walk, attr->ns, attr->name);
-        PyObject *value = key != NULL ? collect_text(walk, attr->children) : NULL;
-        if (value == Py_None) { /* an attribute with an empty value has no text node */
-            Py_DECREF(value);
-            value = PyUnicode_New(0, 0);
+        PyObject *value = NULL;
+        if (key != NULL) {
+            if (attr->children == NULL) {
+                value = PyUnicode_New(0, 0);
+            } else if (is_lone_text(attr->children) && attr->children->next == NULL) {
+                const char *content = attr->children->content ? (const char *)attr->children->content : "";
+                value = value_str(walk, content, strlen(content));
+            } else {
+                value = attributeValue(node, attr);
+            }
         }
         if (value == NULL || PyDict_SetItem(attrib, key, value) < 0) {
             Py_XDECREF(key);
@@ -228,7 +229,7 @@ collect_attrib(Walk *walk, const xmlNode *node)
 }
 
 static PyObject *
-walk_element(Walk *walk, const xmlNode *node, int depth)
+walk_element(Walk *walk, xmlNode *node, int depth)
 {
     if (depth > MAX_DEPTH) {
         PyErr_Format(PyExc_ValueError, "the tree nests elements more than %d deep", MAX_DEPTH);
@@ -243,27 +244,29 @@ walk_element(Walk *walk, const xmlNode *node, int depth)
         return NULL;
     }
     Py_ssize_t i = 0;
-    int tracked = 0;
-    for (const xmlNode *c = node->children; c != NULL; c = c->next) {
+    for (xmlNode *c = node->children; c != NULL; c = c->next) {
         if (c->type != XML_ELEMENT_NODE) {
             continue;
+        }
+        if (i == count) { /* cannot happen while the collector is off (see flatten) */
+            Py_DECREF(children);
+            PyErr_SetString(PyExc_RuntimeError, "the tree changed while it was walked");
+            return NULL;
         }
         PyObject *child = walk_element(walk, c, depth + 1);
         if (child == NULL) {
             Py_DECREF(children);
             return NULL;
         }
-        tracked |= PyObject_GC_IsTracked(child);
         PyTuple_SET_ITEM(children, i++, child);
     }
-    /* The nodes hold only strings and dicts of strings, so they can be part of no reference cycle:
-     * untracked, as CPython's collector would untrack them itself on its first pass, they cost the
-     * collector nothing. */
-    if (!tracked) {
-        PyObject_GC_UnTrack(children);
+    if (i != count) {
+        Py_DECREF(children);
+        PyErr_SetString(PyExc_RuntimeError, "the tree changed while it was walked");
+        return NULL;
     }
     PyObject *tag = interned_name(walk, node->ns, node->name);
-    PyObject *text = tag != NULL ? collect_text(walk, node->children) : NULL;
+    PyObject *text = tag != NULL ? element_text(walk, node) : NULL;
     PyObject *attrib = text != NULL ? collect_attrib(walk, node) : NULL;
     if (attrib == NULL) {
         Py_XDECREF(tag);
@@ -283,9 +286,6 @@ walk_element(Walk *walk, const xmlNode *node, int depth)
     PyTuple_SET_ITEM(result, 1, text);
     PyTuple_SET_ITEM(result, 2, attrib);
     PyTuple_SET_ITEM(result, 3, children);
-    if (!tracked && !PyObject_GC_IsTracked(attrib)) {
-        PyObject_GC_UnTrack(result);
-    }
     return result;
 }
 
@@ -309,7 +309,14 @@ flatten(PyObject *module, PyObject *element)
         if (root->_c_node == NULL || root->_c_node->type != XML_ELEMENT_NODE) {
             PyErr_SetString(PyExc_TypeError, "flatten() needs an element");
         } else {
+            /* The walk holds pointers into the tree and runs no Python code, as long as no collection
+             * runs a finalizer (which could change the tree, or let another thread in) between its
+             * allocations: the collector is off for the walk. */
+            int collecting = PyGC_Disable();
             result = walk_element(walk, root->_c_node, 0);
+            if (collecting) {
+                PyGC_Enable();
+            }
         }
         Py_DECREF(walk->owned);
     }
@@ -339,7 +346,9 @@ PyInit__tree(void)
     if (import_lxml__etree() < 0) {
         return NULL;
     }
-    empty_attrib = PyDict_New();
+    PyObject *empty = PyDict_New();
+    empty_attrib = empty != NULL ? PyDictProxy_New(empty) : NULL;
+    Py_XDECREF(empty);
     if (empty_attrib == NULL) {
         return NULL;
     }

@@ -10,8 +10,8 @@ result, the fallback where the extension was not built, and what the tests hold 
 
 - `tag`: the element's name as lxml spells `Element.tag`: `{namespace}local`, or `local` without one.
 - `text`: `Element.text`: the text (and CDATA) before the first child node, or None.
-- `attrib`: attribute name (spelled like tags) to value. Elements without attributes share one empty
-  mapping: it is read-only by contract.
+- `attrib`: attribute name (spelled like tags) to value. Elements without attributes share one empty,
+  read-only mapping.
 - `children`: the child elements, in document order, as nodes. Comments, processing instructions and
   tail text are left out: the reader uses none of them.
 """
@@ -19,6 +19,7 @@ result, the fallback where the extension was not built, and what the tests hold 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TypeAlias, cast
 
 from lxml import etree
@@ -27,7 +28,7 @@ Node: TypeAlias = tuple[str, str | None, Mapping[str, str], tuple["Node", ...]]
 
 TAG, TEXT, ATTRIB, CHILDREN = 0, 1, 2, 3
 
-_EMPTY: Mapping[str, str] = {}
+_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 #: Deeper trees are refused (ValueError) rather than walked; the parser already stops at 256 levels.

@@ -83,8 +83,8 @@ class IncompleteTransfer(StorageError):
     code = "incomplete_transfer"
 
 
-class CopyMismatch(StorageError):
-    """A volume copied into another did not hold what the caller verified it to hold."""
+class DigestMismatch(StorageError):
+    """The bytes written (an upload, a copy) do not have the SHA-256 the caller expected of them."""
 
     code = "transfer_corrupted"
 

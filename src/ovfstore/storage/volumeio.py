@@ -1,7 +1,8 @@
 """Streaming volume I/O: exactly N bytes in from a reader or a chunk stream, exact byte ranges out.
 
-Writes are pipelined: while a worker thread hashes and writes one full aligned buffer, the caller keeps
-filling the other one from the network, so disk and network overlap. `write_from` is what the agent
+Writes are pipelined over a ring of aligned buffers: while the caller fills one from the network, one
+worker thread hashes earlier ones and another writes them, each in order, so network, CPU and disk
+overlap and a slow moment of one stage is absorbed by the buffers in between. `write_from` is what the agent
 uses: its reader fills the buffer straight from the socket (`recv_into`), the only copy there is.
 `write_stream` takes a stream of chunks instead (one more copy, chunk -> buffer). The SHA-256 is
 computed over exactly the bytes written, in order.
@@ -74,24 +75,29 @@ def write_from(
     length: int,
     capacity: int,
     bufs: Sequence[mmap.mmap],
-    executor: Executor,
+    hasher: Executor,
+    writer: Executor,
 ) -> WriteResult:
     """Write exactly `length` bytes read by `readinto` at offset 0, fsync, and return size and SHA-256.
 
     `readinto(view)` fills part of `view` and returns how much; 0 means the source ended. `bufs` are two
-    buffers of the same size from `aligned_buffer`. While `readinto` fills one, `executor` (two threads)
-    hashes the other and writes it at the same time: hashing is CPU, a direct write mostly waits for the
-    device, so neither waits for the other. Raises `IncompleteTransfer` when the source ends early; the
-    volume is then partly written and the caller must not report success.
+    or more buffers of the same size from `aligned_buffer`, used in turn. `hasher` and `writer` each run
+    one thread, so the hash and the writes follow the order of the buffers; a buffer is filled again
+    once both have finished with it. Hashing is CPU and a direct write mostly waits for the device, so
+    the stages run side by side. Raises `IncompleteTransfer` when the source ends early; the volume is
+    then partly written and the caller must not report success.
     """
     _check_length(length, capacity)
     digest = hashlib.sha256()
-    pending: list[Future[Any]] = []
+    # What the workers still do with each buffer.
+    pending: list[list[Future[Any]]] = [[] for _ in bufs]
     received = 0
     current = 0
     backend.seek(0)
     try:
         while received < length:
+            for task in pending[current]:
+                task.result()
             view = memoryview(bufs[current])[: length - received]
             filled = 0
             while filled < len(view):
@@ -103,18 +109,16 @@ def write_from(
                     )
                 filled += n
             received += filled
-            # In order: one hash and one write in flight at a time, each of the previous buffer done first.
-            for task in pending:
+            pending[current] = [hasher.submit(digest.update, view), writer.submit(backend.write, view)]
+            current = (current + 1) % len(bufs)
+        for tasks in pending:
+            for task in tasks:
                 task.result()
-            pending = [executor.submit(digest.update, view), executor.submit(backend.write, view)]
-            current ^= 1
-        for task in pending:
-            task.result()
         backend.flush()
         return WriteResult(size=received, sha256=digest.hexdigest())
     finally:
         # The workers may still use a buffer; they must finish before the caller reuses it.
-        wait(pending)
+        wait([task for tasks in pending for task in tasks])
 
 
 async def write_stream(
