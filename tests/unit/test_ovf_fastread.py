@@ -146,6 +146,12 @@ NEAR_MISSES = [
     "00000000-0000-0000-0000-00000000000a/",
     "/00000000-0000-0000-0000-000000000014",
     "ovf:Foo_Type",
+    "-0",
+    "-00",
+    "\u00b2",
+    "3.0",
+    "4.5.0.0",
+    "\u00b2.5",
 ]
 
 
@@ -180,3 +186,23 @@ def mutate(document: bytes, seed: int, count: int) -> bytes:
 def test_damaged_documents_are_read_the_same_or_left_to_the_lenient_reader(kind: str, seed: int, count: int) -> None:
     data = typical_vm() if kind == "typical" else fixed_sample(kind)
     agree(mutate(write_ovf(data), seed, count))
+
+
+@pytest.mark.parametrize("subtype", ["-0", "-00", "\u00b2", " 3", "03"])
+def test_nic_types_the_lenient_reader_does_not_take_as_codes(subtype: str) -> None:
+    # -0 is no code to _Reader (it takes digits only), and int() refuses "\u00b2" although isdigit() does not.
+    document = write_ovf(typical_vm()).replace(
+        b"<rasd:ResourceSubType>3</rasd:ResourceSubType>",
+        f"<rasd:ResourceSubType>{subtype}</rasd:ResourceSubType>".encode(),
+        1,
+    )
+    agree(document)
+    assert read_ovf(document).data.nics  # read, with a warning or without, never a crash
+
+
+def test_an_envelope_version_that_is_no_number_is_not_a_crash() -> None:
+    data = typical_vm()
+    data.entity.graphics = []  # no graphics device: the reader looks at the version to derive one
+    document = write_ovf(data, engine_version="\u00b2.5")
+    agree(document)
+    assert read_ovf(document).warnings

@@ -16,6 +16,9 @@ that on every written document, on the oVirt samples, and on documents damaged a
 from cpython.object cimport PyObject_GenericSetAttr
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset, strcmp, strlen
+
+cdef extern from "<string.h>":
+    size_t strnlen(const char* text, size_t most)
 from lxml.includes.etreepublic cimport _Element
 from lxml.includes.tree cimport (
     XML_CDATA_SECTION_NODE,
@@ -479,10 +482,12 @@ cdef class _Values:
         return self.c_uuid(text.encode("utf-8"))
 
     cdef object c_uuid(self, const char* text):
+        if strnlen(text, 37) != 36:
+            raise _GiveUp
         cdef Py_ssize_t n = len(self.uuids)
         cdef int i
         for i in range(n):  # the same spelling seen before: the same object, as _Reader caches by text
-            if memcmp(self.uuid_text[i], text, 36) == 0 and text[36] == 0:
+            if memcmp(self.uuid_text[i], text, 36) == 0:
                 return self.uuids[i]
         cdef uint64_t high = 0, low = 0
         cdef int digit, count = 0
@@ -885,7 +890,7 @@ cdef class _Read:
             e.display_type = DisplayType.NONE
         if not graphics and video:
             major = version.partition(".")[0]
-            if not major.isdigit() or int(major) < 4:
+            if not (major.isascii() and major.isdigit()) or int(major) < 4:
                 raise _GiveUp  # _Reader derives a graphics device and warns
         e.graphics = graphics
         e.soundcard_enabled = sound
@@ -1003,7 +1008,10 @@ cdef class _Read:
         if c_empty(instance) or item.fields[<int>F_NAME] == NULL:
             raise _GiveUp  # numbered NICs of old engines, and unnamed ones
         name = field(item, F_NAME) or ""
-        interface = NIC_INTERFACE_BY_CODE.get(c_int(raw_field(item, F_SUBTYPE), None))
+        subtype = raw_field(item, F_SUBTYPE)
+        if c_empty(subtype) or subtype[0] == b"-":  # _Reader takes digits only here ("-0" is no code)
+            raise _GiveUp
+        interface = NIC_INTERFACE_BY_CODE.get(c_int(subtype, None))
         if interface is None:
             raise _GiveUp
         mac = field(item, F_MAC) or None

@@ -671,7 +671,7 @@ class _Reader:
 
     def nic(self, entity_id: UUID, f: dict[str, str | None], index: int, is_vm: bool) -> OvfNic:
         instance = f.get(R_INSTANCE_ID) or f.get(R_INSTANCE_ID_DMTF) or ""
-        nic_id = None if instance.isdigit() else self.uuid(instance, "NIC InstanceId")
+        nic_id = None if _is_number(instance) else self.uuid(instance, "NIC InstanceId")
         if nic_id is None:
             # Engines before 3.1 numbered NICs; the id must still be stable for one document.
             nic_id = uuid5(NAMESPACE_OID, f"{entity_id}/nic{index}")
@@ -681,7 +681,7 @@ class _Reader:
             name = f"nic{index}"
             self.warn(f"NIC {index} has no rasd:Name: assumed {name!r}")
         subtype = (f.get(R_SUBTYPE) or "").strip()
-        interface = NIC_INTERFACE_BY_CODE.get(int(subtype)) if subtype.isdigit() else None
+        interface = NIC_INTERFACE_BY_CODE.get(int(subtype)) if _is_number(subtype) else None
         if interface is None:  # not `or`: code 0 (rtl8139_pv) is falsy
             interface = NIC_INTERFACE_BY_NAME.get(subtype.lower())
         if interface is None:
@@ -756,4 +756,9 @@ class _Reader:
 
 def _major(version: str) -> int:
     major = version.partition(".")[0]
-    return int(major) if major.isdigit() else 0
+    return int(major) if _is_number(major) else 0
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also takes characters such as "²" that `int` refuses."""
+    return text.isascii() and text.isdigit()
