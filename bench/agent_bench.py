@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -44,17 +43,10 @@ CHUNK = 4 * MiB
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
-    """The file in chunks read into two buffers in turn, as `dd` reuses its buffer: a chunk is valid
-    until the next but one is asked for, long enough for the client (which sends one chunk, and hashes
-    it meanwhile, before it asks for the next)."""
-    buffers = [bytearray(CHUNK), bytearray(CHUNK)]
-    with open(path, "rb", buffering=0) as f:
-        for turn in itertools.count():
-            buffer = buffers[turn % 2]
-            n = f.readinto(buffer)
-            if not n:
-                return
-            yield memoryview(buffer)[:n]  # type: ignore[misc]
+    # Fresh bytes per chunk: the client's HTTP stack sends a bytes chunk as it is, a view it copies.
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
 
 
 def _dd(*args: str) -> None:
