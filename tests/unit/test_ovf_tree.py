@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import weakref
 from pathlib import Path
@@ -167,3 +168,15 @@ def test_the_shared_empty_attributes_are_read_only_and_cycles_through_attributes
 
 class Probe:
     node: object = None
+
+
+def test_a_walk_built_against_another_lxml_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It reads lxml's own structures: after an lxml upgrade without a rebuild, Python walks instead.
+    monkeypatch.setattr(etree, "__version__", "0.0.0")
+    try:
+        reloaded = importlib.reload(tree_module)
+        assert not reloaded.COMPILED
+        assert reloaded.flatten is reloaded.flatten_py
+    finally:
+        monkeypatch.undo()
+        assert importlib.reload(tree_module).COMPILED

@@ -31,6 +31,14 @@ from lxml.includes.tree cimport (
 
 cimport lxml.includes.etreepublic as cetree
 
+
+cdef extern from "lxml-version.h":
+    const char* LXML_VERSION_STRING
+
+#: The lxml this was built against: it reads lxml's and libxml2's structures, which only that version is
+#: known to lay out so (ovfstore.ovf.reader refuses the module under another).
+LXML_VERSION = LXML_VERSION_STRING.decode()
+
 cetree.import_lxml__etree()
 
 from datetime import UTC, datetime

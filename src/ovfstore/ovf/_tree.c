@@ -356,7 +356,10 @@ PyInit__tree(void)
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "EMPTY_ATTRIB", empty_attrib) < 0) {
+    /* The lxml this was built against: it reads lxml's and libxml2's structures, which only that
+     * version is known to lay out so (ovfstore.ovf.tree refuses the module under another). */
+    if (PyModule_AddStringConstant(module, "LXML_VERSION", LXML_VERSION_STRING) < 0 ||
+        PyModule_AddObjectRef(module, "EMPTY_ATTRIB", empty_attrib) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -81,9 +81,12 @@ from ovfstore.ovf.vocabulary import (
 
 read_canonical: Callable[[etree._Element, str], tuple[OvfData, str] | None] | None
 try:
-    from ovfstore.ovf._fastread import read_canonical
+    from ovfstore.ovf._fastread import LXML_VERSION, read_canonical
 except ImportError:  # built without Cython or a C compiler: every document takes `_Reader`
     read_canonical = None
+else:
+    if etree.__version__ != LXML_VERSION:  # built against another lxml (see ovfstore.ovf.tree)
+        read_canonical = None
 
 
 @dataclass(slots=True)

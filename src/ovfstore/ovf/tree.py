@@ -54,10 +54,13 @@ def flatten_py(element: etree._Element) -> Node:
 
 flatten: Callable[[etree._Element], Node]
 try:
+    from ovfstore.ovf._tree import LXML_VERSION
     from ovfstore.ovf._tree import flatten as _flatten_c
 except ImportError:  # built without a C compiler, or against an lxml whose C API differs
     COMPILED = False
     flatten = flatten_py
 else:
-    COMPILED = True
-    flatten = _flatten_c
+    # Built against another lxml (upgraded since the install): its structures may differ; reinstall
+    # ovfstore to rebuild. Until then the walk in Python gives the same result.
+    COMPILED = etree.__version__ == LXML_VERSION
+    flatten = _flatten_c if COMPILED else flatten_py
