@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from ovfstore.agent.config import AgentConfig
+from ovfstore.agent.protocol import EXPECTED_DIGEST_HEADER, SHA256_HEX
 from ovfstore.agent.server import (
     ClientGone,
     Handler,
@@ -53,9 +54,6 @@ _STATUS: list[tuple[type[errors.StorageError], int]] = [
 #: Buffers an upload cycles through (of `AgentConfig.buffer_size` each): one filling from the network,
 #: the others hashed and written meanwhile.
 RING = 4
-#: The request header of an upload whose bytes the client knows the SHA-256 of (docs/AGENT.md).
-EXPECTED_DIGEST = "x-expected-sha256"
-SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def _translate(e: Exception) -> Response:
@@ -270,9 +268,9 @@ def create_app(config: AgentConfig) -> Handler:
         length = request.content_length
         if length is None:
             return error_response(411, "length_required", "send Content-Length with the exact number of bytes to write")
-        expected = request.headers.get(EXPECTED_DIGEST)
+        expected = request.headers.get(EXPECTED_DIGEST_HEADER.lower())
         if expected is not None and not SHA256_HEX.fullmatch(expected):
-            raise errors.InvalidArgument(f"{EXPECTED_DIGEST} must be 64 hexadecimal digits, not {expected!r}")
+            raise errors.InvalidArgument(f"{EXPECTED_DIGEST_HEADER} must be 64 hexadecimal digits, not {expected!r}")
         domain, img, vol = ids(request)
         with ExitStack() as stack:
             info = stack.enter_context(domain.volume_locked(img, vol))

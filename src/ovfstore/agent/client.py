@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,10 +24,10 @@ from ovfstore.agent.errors import (
     TransferCorrupted,
     from_answer,
 )
+from ovfstore.agent.protocol import EXPECTED_DIGEST_HEADER, SHA256_HEX
 
 Id = UUID | str
 BLANK_UUID = UUID(int=0)
-_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -273,11 +272,12 @@ class AgentClient:
         end, so the agent never acknowledges it, and `IncompleteTransfer` is raised.
         """
         headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        expected = None
         if sha256 is not None:
-            if not _SHA256_HEX.fullmatch(sha256):
+            if not SHA256_HEX.fullmatch(sha256):
                 raise ValueError(f"sha256 must be 64 hexadecimal digits, not {sha256!r}")
-            headers["X-Expected-SHA256"] = sha256.lower()
-        with _Hasher(enabled=sha256 is None) as digest:
+            expected = headers[EXPECTED_DIGEST_HEADER] = sha256.lower()
+        with _Hasher(enabled=expected is None) as digest:
             try:
                 response = self._http.put(
                     self._vol(sd, img, vol) + "/data", content=_exact(chunks, length, digest), headers=headers
@@ -289,9 +289,9 @@ class AgentClient:
                 ) from e
             answer = self._answer(response)
             result = WriteResult(size=answer["size"], sha256=answer["sha256"])
-            sent = digest.hexdigest() if sha256 is None else sha256.lower()
+            sent = digest.hexdigest() if expected is None else expected
         if result != WriteResult(length, sent):
-            what = "the client sent" if sha256 is None else "the caller expected"
+            what = "the client sent" if expected is None else "the caller expected"
             raise TransferCorrupted(
                 f"the agent wrote {result.size} bytes with SHA-256 {result.sha256}, {what} {length} "
                 f"with {sent}; send it again",

@@ -185,6 +185,18 @@ cdef int G_DISPLAY_TYPE = GENERAL.index("default_display_type")
 cdef dict BOOT = None
 cdef dict VM_TYPES = None
 cdef str NULL_TEXT = str(NULL_UUID)
+
+# The sections of Content the reader uses, by their kind (reader.section_kind).
+cdef enum:
+    S_OS, S_HARDWARE, S_SNAPSHOTS, S_USERS, S_AFFINITY_GROUPS, S_AFFINITY_LABELS
+cdef dict SECTIONS = {
+    "OperatingSystemSection": S_OS,
+    "VirtualHardwareSection": S_HARDWARE,
+    "SnapshotsSection": S_SNAPSHOTS,
+    "UserDomainsSection": S_USERS,
+    "AffinityGroupsSection": S_AFFINITY_GROUPS,
+    "AffinityLabelsSection": S_AFFINITY_LABELS,
+}
 cdef object UNKNOWN_SAFETY = SafeUUID.unknown
 cdef bytes OID_BYTES = NAMESPACE_OID.bytes
 cdef dict SNAPSHOT_TYPES = {t.value: t for t in SnapshotType}
@@ -651,29 +663,15 @@ cdef class _Read:
         if content == NULL:
             raise _GiveUp
         cdef int index
-        cdef xmlNode* os_section = NULL
-        cdef xmlNode* hardware = NULL
-        cdef xmlNode* snapshots = NULL
-        cdef xmlNode* users = NULL
-        cdef xmlNode* affinity_groups = NULL
-        cdef xmlNode* affinity_labels = NULL
+        cdef xmlNode* sections[6]  # by SECTIONS, the first of each kind (as _Reader's setdefault)
+        memset(sections, 0, sizeof(sections))
         child = content.children
         while child != NULL:
             if child.type == XML_ELEMENT_NODE:
                 if child.ns == NULL and strcmp(<const char*>child.name, b"Section") == 0:
-                    kind = local_kind(child)
-                    if kind == "OperatingSystemSection" and os_section == NULL:
-                        os_section = child
-                    elif kind == "VirtualHardwareSection" and hardware == NULL:
-                        hardware = child
-                    elif kind == "SnapshotsSection" and snapshots == NULL:
-                        snapshots = child
-                    elif kind == "UserDomainsSection" and users == NULL:
-                        users = child
-                    elif kind == "AffinityGroupsSection" and affinity_groups == NULL:
-                        affinity_groups = child
-                    elif kind == "AffinityLabelsSection" and affinity_labels == NULL:
-                        affinity_labels = child
+                    index = SECTIONS.get(local_kind(child), -1)
+                    if index >= 0 and sections[index] == NULL:
+                        sections[index] = child
                 else:
                     index = general_of(<const char*>child.name) if child.ns == NULL else -1
                     if index >= 0:
@@ -681,22 +679,22 @@ cdef class _Read:
                     elif utf8(child.name).endswith("Section"):
                         raise _GiveUp  # the plain DMTF section forms
             child = child.next
-        if os_section == NULL or hardware == NULL:
+        if sections[S_OS] == NULL or sections[S_HARDWARE] == NULL:
             raise _GiveUp
-        entity_id, os_type = self.os_section(os_section)
+        entity_id, os_type = self.os_section(sections[S_OS])
         entity = self.entity(entity_id, os_type)
         data = OvfData(entity=entity)
         version = attribute(envelope, self.a, b"version") or ""
-        self.hardware(data, hardware, references, disk_section, version)
+        self.hardware(data, sections[S_HARDWARE], references, disk_section, version)
         self.read_general(data)
-        if snapshots != NULL:
-            data.snapshots = self.snapshots(snapshots, entity)
-        if users != NULL:
-            data.permissions = self.permissions(users, entity_id)
-        if affinity_groups != NULL:
-            data.affinity_groups += self.names(affinity_groups)
-        if affinity_labels != NULL:
-            data.affinity_labels += self.names(affinity_labels)
+        if sections[S_SNAPSHOTS] != NULL:
+            data.snapshots = self.snapshots(sections[S_SNAPSHOTS], entity)
+        if sections[S_USERS] != NULL:
+            data.permissions = self.permissions(sections[S_USERS], entity_id)
+        if sections[S_AFFINITY_GROUPS] != NULL:
+            data.affinity_groups += self.names(sections[S_AFFINITY_GROUPS])
+        if sections[S_AFFINITY_LABELS] != NULL:
+            data.affinity_labels += self.names(sections[S_AFFINITY_LABELS])
         return data, version
 
     cdef tuple os_section(self, xmlNode* section):

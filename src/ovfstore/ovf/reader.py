@@ -138,7 +138,6 @@ R_USB_POLICY = _rasd("UsbPolicy")
 _NULL = str(NULL_UUID)
 _T = TypeVar("_T")
 _BOOT = {int(b): b for b in BootSequence}
-_GENERAL = GENERAL_ELEMENTS
 _BOOLS: dict[str | None, bool] = {"true": True, "false": False, "True": True, "False": False}
 _VM_TYPE = {int(t): t for t in VmType}
 
@@ -260,7 +259,7 @@ class _Reader:
         dmtf: dict[str, Node] = {}  # the DMTF section forms, plain or ovf-qualified: the last of each tag
         for child in content[3]:
             tag = child[0]
-            if tag in _GENERAL:
+            if tag in GENERAL_ELEMENTS:
                 general[tag] = child[1] or ""
             elif tag == "Section":
                 sections.setdefault(section_kind(child), child)

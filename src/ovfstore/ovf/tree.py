@@ -26,8 +26,6 @@ from lxml import etree
 
 Node: TypeAlias = tuple[str, str | None, Mapping[str, str], tuple["Node", ...]]
 
-TAG, TEXT, ATTRIB, CHILDREN = 0, 1, 2, 3
-
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 

@@ -2,8 +2,8 @@
 
 Writes are pipelined over a ring of aligned buffers: while the caller fills one from the network, one
 worker thread hashes earlier ones and another writes them, each in order, so network, CPU and disk
-overlap and a slow moment of one stage is absorbed by the buffers in between. `write_from` is what the agent
-uses: its reader fills the buffer straight from the socket (`recv_into`), the only copy there is.
+overlap and a slow moment of one stage is absorbed by the buffers in between. `write_from` is what the
+agent uses: its reader fills the buffer straight from the socket (`recv_into`), the only copy there is.
 `write_stream` takes a stream of chunks instead (one more copy, chunk -> buffer). The SHA-256 is
 computed over exactly the bytes written, in order.
 """
