@@ -23,7 +23,10 @@ from lxml.includes.etreepublic cimport _Element
 from lxml.includes.tree cimport (
     XML_CDATA_SECTION_NODE,
     XML_ELEMENT_NODE,
+    XML_ENTITY_REF_NODE,
     XML_TEXT_NODE,
+    XML_XINCLUDE_END,
+    XML_XINCLUDE_START,
     const_xmlChar,
     xmlAttr,
     xmlNode,
@@ -262,20 +265,6 @@ cdef inline str utf8(const_xmlChar* text):
     return (<const char*>text)[:strlen(<const char*>text)].decode("utf-8")
 
 
-cdef object text_of(xmlNode* node):
-    """lxml's `Element.text`: the text and CDATA before the first other child node, or None."""
-    cdef xmlNode* child = node.children
-    if child == NULL or (child.type != XML_TEXT_NODE and child.type != XML_CDATA_SECTION_NODE):
-        return None
-    if child.next == NULL or (child.next.type != XML_TEXT_NODE and child.next.type != XML_CDATA_SECTION_NODE):
-        return utf8(child.content)
-    parts = []
-    while child != NULL and (child.type == XML_TEXT_NODE or child.type == XML_CDATA_SECTION_NODE):
-        parts.append(utf8(child.content))
-        child = child.next
-    return "".join(parts)
-
-
 cdef xmlAttr* find_attribute(xmlNode* node, const char* href, const char* name):
     """Attribute `name` in namespace `href` (NULL: in none) of `node`, or NULL."""
     cdef xmlAttr* attr = node.properties
@@ -292,15 +281,6 @@ cdef xmlAttr* find_attribute(xmlNode* node, const char* href, const char* name):
     return NULL
 
 
-cdef object attribute(xmlNode* node, const char* href, const char* name):
-    """The value of attribute `name` in namespace `href` (NULL: in none), or None if absent."""
-    cdef xmlAttr* attr = find_attribute(node, href, name)
-    if attr == NULL:
-        return None
-    value = text_of(<xmlNode*>attr)
-    return "" if value is None else value
-
-
 cdef str local_kind(xmlNode* node):
     """reader.section_kind: the local name, or for `Section` the kind its xsi:type names."""
     if strcmp(<const char*>node.name, b"Section") != 0:
@@ -315,12 +295,24 @@ cdef str local_kind(xmlNode* node):
 cdef const char* EMPTY = b""
 
 
+cdef inline bint is_text(xmlNode* node):
+    return node.type == XML_TEXT_NODE or node.type == XML_CDATA_SECTION_NODE
+
+
+cdef inline bint is_marker(xmlNode* node):
+    """A node lxml looks past or stops at inside text; never in a parsed OVF (no XInclude, no DTD)."""
+    return node.type == XML_XINCLUDE_START or node.type == XML_XINCLUDE_END or node.type == XML_ENTITY_REF_NODE
+
+
 cdef const char* raw_text(xmlNode* node) except? NULL:
+    """lxml's `Element.text` (or an attribute's value) when it is one text node; else give up."""
     cdef xmlNode* child = node.children
-    if child == NULL or (child.type != XML_TEXT_NODE and child.type != XML_CDATA_SECTION_NODE):
+    if child == NULL:
         return NULL
-    if child.next != NULL and (child.next.type == XML_TEXT_NODE or child.next.type == XML_CDATA_SECTION_NODE):
+    if is_marker(child) or (child.next != NULL and (is_text(child.next) or is_marker(child.next))):
         raise _GiveUp
+    if not is_text(child):
+        return NULL
     return <const char*>child.content
 
 
@@ -334,6 +326,16 @@ cdef const char* raw_attribute(xmlNode* node, const char* href, const char* name
 
 cdef inline object c_str(const char* text):
     return None if text == NULL else utf8(<const_xmlChar*>text)
+
+
+cdef object text_of(xmlNode* node):
+    """lxml's `Element.text` as a string, or None."""
+    return c_str(raw_text(node))
+
+
+cdef object attribute(xmlNode* node, const char* href, const char* name):
+    """The value of attribute `name` in namespace `href` (NULL: in none), or None if absent."""
+    return c_str(raw_attribute(node, href, name))
 
 
 cdef inline bint c_empty(const char* text):
