@@ -8,7 +8,6 @@ at random: values replaced with near misses, elements and attributes removed, du
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from pathlib import Path
@@ -23,18 +22,14 @@ from ovfstore.ovf import OvfError, read_ovf, write_ovf
 from ovfstore.ovf.parse import ovf_namespace, parse
 from ovfstore.ovf.reader import OvfReadResult, _Reader, read_canonical
 from ovfstore.ovf.tree import flatten
+from tests.unit.compiled import require_compiled
 from tests.unit.test_ovf_samples import fixed_sample, ovf_data
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ovf"
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 from ovf_bench import typical_vm  # noqa: E402 - the benchmark's document, to prove it takes the fast path
 
-if read_canonical is None:
-    if os.environ.get("CI") == "true":
-        pytest.fail("ovfstore.ovf._fastread was not built: run `pip install -e .` with a C compiler", pytrace=False)
-    pytest.skip(
-        "ovfstore.ovf._fastread is not built (no C compiler or Cython at install time)", allow_module_level=True
-    )
+require_compiled(read_canonical is not None, "ovfstore.ovf._fastread")
 
 
 def lenient(document: bytes) -> OvfReadResult:
