@@ -39,11 +39,13 @@ from ovfstore.agent.config import AgentConfig
 from ovfstore.agent.process import LocalAgent
 
 MiB = 1 << 20
-CHUNK = 4 * MiB
+# The client reads the source in pieces of `dd`'s block size. Fresh bytes per chunk: the client's HTTP
+# stack sends a bytes chunk as it is, a view it copies. Larger chunks cost the client more on these
+# two shared cores (4 MiB: ~4% less upload, fresh pages for every chunk), smaller ones about the same.
+CHUNK = MiB
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
-    # Fresh bytes per chunk: the client's HTTP stack sends a bytes chunk as it is, a view it copies.
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             yield chunk
