@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import ctypes
+import errno
+import gc
 import hashlib
 import io
 import os
@@ -239,3 +241,54 @@ def test_transfer_buffers_ask_for_huge_pages(size: int, huge: bool) -> None:
         assert ("hg" in _vm_flags(address)) is huge  # hg: madvise(MADV_HUGEPAGE)
     finally:
         buf.close()
+
+
+def test_slow_workers_hold_the_ring_back(volume: str) -> None:
+    # Workers far behind the network: a buffer is refilled only once hashed and written, and the result
+    # waits for both, so the digest and the data are still those of the bytes sent.
+    data = os.urandom(BUF * 5 + 999)
+    source = io.BytesIO(data)
+    bufs = [aligned_buffer(BUF) for _ in range(2)]
+    hasher, writer = _SlowExecutor(), _SlowExecutor()
+    try:
+        with Backend(volume, writable=True) as backend:
+            result = write_from(source.readinto, backend, len(data), 1 << 20, bufs, hasher, writer, BUF // 3)
+    finally:
+        hasher.shutdown()
+        writer.shutdown()
+    assert result == WriteResult(len(data), hashlib.sha256(data).hexdigest())
+    assert read(volume, 0, len(data)) == data
+
+
+class _FailingBackend(Backend):
+    """A real volume whose second write fails as a dying device's would."""
+
+    writes = 0
+
+    def write(self, buf: memoryview) -> int:
+        self.writes += 1
+        if self.writes == 2:
+            raise OSError(errno.EIO, "Input/output error (injected)")
+        return super().write(buf)
+
+
+def test_a_failed_write_lets_the_buffers_be_closed_at_once(volume: str) -> None:
+    # The error refers to the frames it passed through; none of them may keep it (and with it views of
+    # the buffers) in a reference cycle, or the agent could not unmap a connection's buffers when it
+    # closes until the garbage collector happened to run.
+    data = os.urandom(BUF * 4)
+    source = io.BytesIO(data)
+    bufs = [aligned_buffer(BUF) for _ in range(2)]
+    gc.disable()
+    try:
+        with (
+            _FailingBackend(volume, writable=True) as backend,
+            ThreadPoolExecutor(1) as hasher,
+            ThreadPoolExecutor(1) as writer,
+            pytest.raises(OSError, match="injected"),
+        ):
+            write_from(source.readinto, backend, len(data), 1 << 20, bufs, hasher, writer, 1000)
+        for buf in bufs:
+            buf.close()
+    finally:
+        gc.enable()

@@ -31,6 +31,24 @@ class WriteResult:
 HASH_SLICE = 1 << 20
 
 
+def _finish(tasks: list[Future[Any]]) -> None:
+    """Wait for `tasks`, empty the list, and raise the first failure among them.
+
+    A worker's exception holds the frames it went through, among them the one that waits here, and the
+    futures held a reference back to it: a cycle that would keep views of the buffers alive until the
+    garbage collector runs, and `mmap.close` refuses to unmap a buffer while a view of it exists. So the
+    futures are dropped first, and the exception is not kept in this frame.
+    """
+    wait(tasks)
+    error = next((e for e in (task.exception() for task in tasks) if e is not None), None)
+    tasks.clear()
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error
+
+
 def _check_length(length: int, capacity: int) -> None:
     if length < 0:
         raise InvalidArgument(f"a transfer length cannot be negative ({length})")
@@ -56,10 +74,11 @@ def write_from(
     `readinto(view)` fills part of `view` and returns how much; 0 means the source ended. `bufs` are two
     or more buffers of the same size from `aligned_buffer`, used in turn. `hasher` and `writer` each run
     one thread, so the hash and the writes follow the order of the bytes; a buffer is filled again once
-    both have finished with it. A buffer is hashed in pieces of `hash_slice` bytes as they arrive, and
-    written once full. Hashing is CPU and a direct write mostly waits for the device, so the stages run
-    side by side. Raises `IncompleteTransfer` when the source ends early; the volume is then partly
-    written and the caller must not report success.
+    both have finished with it. A buffer is hashed as it arrives, in pieces of at least `hash_slice`
+    bytes, and written once full. Hashing is CPU and a direct write mostly waits for the device, so the
+    stages run side by side. Raises `IncompleteTransfer` when the source ends early; the volume is then
+    partly written and the caller must not report success. A worker's failure is raised once all the
+    tasks are done, and leaves no reference to the buffers behind.
     """
     _check_length(length, capacity)
     digest = hashlib.sha256()
@@ -70,8 +89,7 @@ def write_from(
     backend.seek(0)
     try:
         while received < length:
-            for task in pending[current]:
-                task.result()
+            _finish(pending[current])
             tasks: list[Future[Any]] = []
             pending[current] = tasks
             view = memoryview(bufs[current])[: length - received]
@@ -91,8 +109,7 @@ def write_from(
             received += filled
             current = (current + 1) % len(bufs)
         for tasks in pending:
-            for task in tasks:
-                task.result()
+            _finish(tasks)
         backend.flush()
         return WriteResult(size=received, sha256=digest.hexdigest())
     finally:
