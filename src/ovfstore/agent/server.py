@@ -198,7 +198,11 @@ class Connection(socketserver.BaseRequestHandler):
         for worker in self._workers or ():
             worker.shutdown()
         for buf in self._buffers:
-            buf.close()
+            try:
+                buf.close()
+            except BufferError:
+                # Something still holds a view of it; the mapping goes when that view does.
+                log.warning("a transfer buffer of a closed connection is still in use; it is freed later")
 
     # --- reading ------------------------------------------------------------------------------------
 
