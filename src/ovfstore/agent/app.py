@@ -269,8 +269,12 @@ def create_app(config: AgentConfig) -> Handler:
         if length is None:
             return error_response(411, "length_required", "send Content-Length with the exact number of bytes to write")
         expected = request.headers.get(EXPECTED_DIGEST_HEADER.lower())
-        if expected is not None and not SHA256_HEX.fullmatch(expected):
-            raise errors.InvalidArgument(f"{EXPECTED_DIGEST_HEADER} must be 64 hexadecimal digits, not {expected!r}")
+        if expected is not None:
+            if not SHA256_HEX.fullmatch(expected):
+                raise errors.InvalidArgument(
+                    f"{EXPECTED_DIGEST_HEADER} must be 64 hexadecimal digits, not {expected!r}"
+                )
+            expected = expected.lower()  # as hexdigest() writes it
         domain, img, vol = ids(request)
         with ExitStack() as stack:
             info = stack.enter_context(domain.volume_locked(img, vol))
@@ -297,9 +301,9 @@ def create_app(config: AgentConfig) -> Handler:
                     f"the client went away before sending all {length} bytes ({e}); the volume is marked "
                     "ILLEGAL, send it again"
                 ) from e
-            if expected is not None and result.sha256 != expected.lower():
+            if expected is not None and result.sha256 != expected:
                 raise errors.DigestMismatch(
-                    f"the {length} bytes written have SHA-256 {result.sha256}, not the expected {expected.lower()}; "
+                    f"the {length} bytes written have SHA-256 {result.sha256}, not the expected {expected}; "
                     f"volume {vol} is left ILLEGAL: send the bytes again, or the digest of what is sent"
                 )
             domain.write_volume_meta(img, vol, replace(info.meta, legality="LEGAL"))
