@@ -18,7 +18,7 @@ import pytest
 
 from ovfstore.storage.backend import ALIGNMENT, Backend, aligned_buffer
 from ovfstore.storage.errors import CapacityExceeded, IncompleteTransfer, InvalidArgument
-from ovfstore.storage.volumeio import WriteResult, read_range, write_from
+from ovfstore.storage.volumeio import WriteResult, read_views, write_from
 
 BUF = 64 * 1024
 
@@ -50,7 +50,7 @@ def write(
 
 def read(path: str, offset: int, length: int) -> bytes:
     with Backend(path, writable=False) as backend:
-        return b"".join(read_range(backend, offset, length, aligned_buffer(BUF)))
+        return b"".join(bytes(view) for view in read_views(backend, offset, length, aligned_buffer(BUF)))
 
 
 @pytest.fixture

@@ -117,12 +117,6 @@ def write_from(
         wait([task for tasks in pending for task in tasks])
 
 
-def read_range(backend: Backend, offset: int, length: int, buf: mmap.mmap) -> Iterator[bytes]:
-    """Yield exactly the bytes `[offset, offset + length)` as `bytes`, read in aligned spans through `buf`."""
-    for view in read_views(backend, offset, length, buf):
-        yield bytes(view)
-
-
 def read_views(backend: Backend, offset: int, length: int, buf: mmap.mmap) -> Iterator[memoryview]:
     """Yield exactly the bytes `[offset, offset + length)` as views of `buf`, no copy: each view is only
     valid until the next one is asked for (send it, then move on).
