@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit venv clean fuzz
 
 venv: $(STAMP)
 
@@ -35,6 +35,18 @@ unit: $(STAMP)
 # PostgreSQL is a failure, not a skip).
 test: lint typecheck
 	$(BIN)/pytest --cov --cov-report=term tests
+
+# Coverage-guided fuzzing of every parser of untrusted bytes, FUZZ_SECONDS each (default 10 minutes). The
+# corpus under .fuzz/ grows from run to run; an input that breaks a parser's contract stops the run and is
+# saved as .fuzz/crash-*.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := store_tar store_tar_chunked domain_metadata volume_meta store_description ovf_document
+fuzz: $(STAMP)
+	mkdir -p .fuzz
+	for t in $(FUZZ_TARGETS); do \
+		$(BIN)/python -m tests.fuzz.run $$t .fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=.fuzz/ -print_final_stats=1 || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage*

@@ -1,0 +1,134 @@
+"""Fuzz targets: each parser of untrusted bytes, with the contract it must keep on any input.
+
+A storage domain may come from anywhere (an imported LUN, a copy from another site, an attacker), so
+every reader of its bytes must either return a result or raise its own documented error, with a message
+of bounded size. Anything else (another exception type, a recursion error, a message echoing megabytes
+of input) is a bug that would surface as a traceback, a 500 or a stuck domain.
+
+Each target takes raw bytes; `SEEDS` gives each one real inputs to start mutating from. The same targets
+run under hypothesis in the suite (`test_fuzz.py`) and under atheris, coverage-guided, through
+`python -m tests.fuzz.run` (`make fuzz` for the long run; docs/RECOVERY.md says how).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ovfstore.ovf import OvfError, read_ovf
+from ovfstore.storage.errors import StorageError
+from ovfstore.storage.metadata import parse_domain_metadata, parse_volume_meta
+from ovfstore.store import description
+from ovfstore.store.tarread import StoreReadError, read_store
+from tests.fixtures.formats import DOMAIN_METADATA_EXAMPLE
+from tests.fixtures.ovirt_domain import SAMPLE_FILES, SAMPLES, store_members
+
+#: The longest error message a parser may produce, whatever its input: a message quotes a little of the
+#: input to say where the problem is, never all of it.
+MAX_MESSAGE = 2000
+
+
+class ContractBroken(AssertionError):
+    """A parser broke its contract on this input."""
+
+
+def _check_message(exc: BaseException) -> None:
+    if len(str(exc)) > MAX_MESSAGE:
+        raise ContractBroken(f"{type(exc).__name__} message of {len(str(exc))} characters (max {MAX_MESSAGE})")
+
+
+def _expect(call: Callable[[], object], *allowed: type[BaseException]) -> None:
+    try:
+        call()
+    except allowed as exc:
+        _check_message(exc)
+
+
+def store_tar(data: bytes) -> None:
+    _expect(lambda: read_store([data], len(data)), StoreReadError)
+
+
+def store_tar_chunked(data: bytes) -> None:
+    """The same bytes arriving in small pieces, as they do from the network."""
+    chunks = [data[i : i + 509] for i in range(0, len(data), 509)]
+    _expect(lambda: read_store(chunks, len(data)), StoreReadError)
+
+
+def domain_metadata(data: bytes) -> None:
+    _expect(lambda: parse_domain_metadata(data), StorageError)
+
+
+def volume_meta(data: bytes) -> None:
+    _expect(lambda: parse_volume_meta(data), StorageError)
+
+
+def store_description(data: bytes) -> None:
+    text = data.decode("utf-8", "replace")
+    _expect(lambda: description.parse(text), ValueError)
+
+
+def ovf_document(data: bytes) -> None:
+    _expect(lambda: read_ovf(data), OvfError)
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "store_tar": store_tar,
+    "store_tar_chunked": store_tar_chunked,
+    "domain_metadata": domain_metadata,
+    "volume_meta": volume_meta,
+    "store_description": store_description,
+    "ovf_document": ovf_document,
+}
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    length = sum(512 + (len(data) + 511) // 512 * 512 for _, data in members) + 1024
+    return buffer.getvalue()[:length]
+
+
+def _samples() -> dict[str, bytes]:
+    return {name: (SAMPLES / name).read_bytes() for name in SAMPLE_FILES}
+
+
+def _store_seeds() -> list[bytes]:
+    sd = str(uuid.uuid4())
+    ovfs = {str(uuid.uuid4()): doc for doc in _samples().values()}
+    status = dict.fromkeys(ovfs, 1)
+    when = datetime(2024, 1, 1, tzinfo=UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+    nested = json.dumps({"VM Status": {"a": [[[[1]]]]}}).encode()
+    return [
+        _tar(store_members(sd, ovfs, status, when)),
+        _tar([("info.json", b"{}"), ("metadata.json", nested)]),
+    ]
+
+
+META = b"CAP=134217728\nCTIME=1700000000\nDESCRIPTION=x\nDISKTYPE=OVFS\nDOMAIN=%s\nFORMAT=RAW\nGEN=0\n" % (
+    str(uuid.uuid4()).encode()
+)
+META += b"IMAGE=%s\nLEGALITY=LEGAL\nPUUID=00000000-0000-0000-0000-000000000000\nSEQ=0\nTYPE=SPARSE\n" % (
+    str(uuid.uuid4()).encode()
+)
+META += b"VOLTYPE=LEAF\nEOF\n"
+
+SEEDS: dict[str, list[bytes]] = {
+    "store_tar": _store_seeds(),
+    "store_tar_chunked": _store_seeds(),
+    "domain_metadata": [DOMAIN_METADATA_EXAMPLE],
+    "volume_meta": [META],
+    "store_description": [
+        description.after_write(uuid.uuid4(), 10240, datetime(2024, 1, 1, tzinfo=UTC)).encode(),
+        description.before_write(uuid.uuid4(), None).encode(),
+        description.never_written().encode(),
+    ],
+    "ovf_document": list(_samples().values()),
+}
