@@ -18,11 +18,11 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ovfstore.api.users import User
 from ovfstore.api.xmlio import MAX_BODY, Body, Node, to_json, to_xml
 from ovfstore.engine.domains import StorageError
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.updater.domain import UpdateError
+from ovfstore.engine.users import User
 
 if TYPE_CHECKING:
     from ovfstore.api.app import Api
