@@ -132,10 +132,6 @@ def _sso_error(code: str, message: str) -> Response:
     return JSONResponse({"error_code": code, "error": message}, status_code=400)
 
 
-async def _not_found(request: Request) -> Response:
-    return fault_response(request, Fault(404, "Not Found", f"no such resource: {request.url.path}"))
-
-
 def create_app(engine: Engine, *, tokens: TokenStore | None = None) -> Starlette:
     api = Api(engine, tokens)
     app = Starlette(

@@ -57,5 +57,5 @@ def serve(engine: Engine, host: str, port: int, on_listening: Callable[[int], No
         engine.stop()
 
 
-def _exit(signum: int, frame: object) -> None:
+def _exit(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
