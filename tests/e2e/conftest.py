@@ -14,9 +14,9 @@ import pytest
 import uvicorn
 
 from ovfstore.api.app import create_app
-from ovfstore.api.users import UserRole, UserStore
 from ovfstore.engine.config import AgentConfig, UpdaterConfig
 from ovfstore.engine.runtime import Engine, EngineConfig
+from ovfstore.engine.users import UserRole
 from ovfstore.model import Host
 from tests.functional.agent_fixtures import AgentProcess, agent_factory  # noqa: F401  (fixture)
 
@@ -72,7 +72,7 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
             )
         )
         engine.start()
-        users = UserStore(engine.db)
+        users = engine.users
         users.ensure_admin(ADMIN_PASSWORD)
         users.add("reader", READER_PASSWORD, UserRole.READONLY)
         cluster = next(c for c in engine.inventory.list_clusters() if c.name == "Default")

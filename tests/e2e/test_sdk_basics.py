@@ -6,7 +6,7 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 
-from ovfstore.api.users import UserRole, UserStore
+from ovfstore.engine.users import UserRole
 from tests.e2e.conftest import READER_PASSWORD, RunningEngine
 
 
@@ -159,7 +159,7 @@ def test_domain_lifecycle_and_vms(running: RunningEngine) -> None:
 
 
 def test_a_token_dies_with_its_user_and_password(running: RunningEngine) -> None:
-    users = UserStore(running.engine.db)
+    users = running.engine.users
     users.add("temp", "first-password", UserRole.ADMIN)
     conn = running.connect("temp@internal", "first-password")
     try:

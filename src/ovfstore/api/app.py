@@ -31,8 +31,8 @@ from ovfstore.api.router import (
     unauthorized,
 )
 from ovfstore.api.tokens import TokenStore
-from ovfstore.api.users import User, UserStore
 from ovfstore.engine.runtime import Engine
+from ovfstore.engine.users import User
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,10 @@ SCOPE = "ovirt-app-api"
 
 
 class Api:
-    """What the handlers share: the engine, users, tokens, jobs and the route table."""
+    """What the handlers share: the engine, tokens, jobs and the route table."""
 
     def __init__(self, engine: Engine, tokens: TokenStore | None = None) -> None:
         self.engine = engine
-        self.users = UserStore(engine.db)
         self.tokens = tokens or TokenStore()
         self.jobs = Jobs()
         self.router = Router()
@@ -61,12 +60,12 @@ class Api:
             user = self.tokens.user(found)
             if user is None:
                 raise unauthorized("the token is unknown or expired; ask /ovirt-engine/sso/oauth/token for a new one")
-            current = self.users.current(user)  # the role as it is now; gone with the user or its password
+            current = self.engine.users.current(user)  # the role as it is now; gone with the user or its password
             if current is None:
                 self.tokens.revoke(found)
                 raise unauthorized("the token's user was removed or its password changed; log in again")
             return current
-        user = self.users.authenticate(*found)
+        user = self.engine.users.authenticate(*found)
         if user is None:
             raise unauthorized("wrong user name or password")
         return user
@@ -102,7 +101,7 @@ class Api:
         if SCOPE not in scope.split():
             return _sso_error("invalid_scope", f"scope must include {SCOPE}")
         user = await run_in_threadpool(
-            self.users.authenticate, str(form.get("username", "")), str(form.get("password", ""))
+            self.engine.users.authenticate, str(form.get("username", "")), str(form.get("password", ""))
         )
         if user is None:
             return _sso_error("access_denied", "Cannot authenticate user: wrong user name or password.")
@@ -131,10 +130,6 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _sso_error(code: str, message: str) -> Response:
     return JSONResponse({"error_code": code, "error": message}, status_code=400)
-
-
-async def _not_found(request: Request) -> Response:
-    return fault_response(request, Fault(404, "Not Found", f"no such resource: {request.url.path}"))
 
 
 def create_app(engine: Engine, *, tokens: TokenStore | None = None) -> Starlette:

@@ -25,8 +25,6 @@ class JobStatus(StrEnum):
     STARTED = "started"
     FINISHED = "finished"
     FAILED = "failed"
-    ABORTED = "aborted"
-    UNKNOWN = "unknown"
 
 
 @dataclass(slots=True)

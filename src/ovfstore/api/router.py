@@ -1,5 +1,5 @@
-"""Requests in, documents out: the route table, authentication and authorization of each call, and
-the one place where engine errors become oVirt faults.
+"""Requests in, documents out: the routes (on `ovfstore.routing`'s table, which the agent shares),
+authentication and authorization of each call, and the one place where engine errors become oVirt faults.
 
 Handlers are plain synchronous functions of a `Call` (the engine's commands block on the database and
 on host agents); Starlette runs them on its thread pool.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,11 +17,12 @@ from uuid import UUID
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ovfstore.api.users import User
 from ovfstore.api.xmlio import MAX_BODY, Body, Node, to_json, to_xml
 from ovfstore.engine.domains import StorageError
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.updater.domain import UpdateError
+from ovfstore.engine.users import User
+from ovfstore.routing import MethodNotAllowed, NoRoute, RouteTable
 
 if TYPE_CHECKING:
     from ovfstore.api.app import Api
@@ -102,35 +102,29 @@ Handler = Callable[[Call], Document | None]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    method: str
-    pattern: re.Pattern[str]
-    template: str
     handler: Handler
-    writes: bool  # refused to read-only users
+    writes: bool  # refused to read-only users: every method but GET
 
 
 class Router:
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
+    """The API's routes on the shared route table; a miss becomes the API's 404 or 405 fault."""
 
-    def add(self, method: str, template: str, handler: Handler, *, writes: bool | None = None) -> None:
-        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template.rstrip("/")) + "/?$"
-        self.routes.append(
-            Route(method, re.compile(regex), template, handler, method != "GET" if writes is None else writes)
-        )
+    def __init__(self) -> None:
+        self.table: RouteTable[Route] = RouteTable(trailing_slash=True)
+
+    def add(self, method: str, template: str, handler: Handler) -> None:
+        self.table.add(method, template, Route(handler, writes=method != "GET"))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        allowed = []
-        for route in self.routes:
-            m = route.pattern.match(path)
-            if m is None:
-                continue
-            if route.method == method:
-                return route, m.groupdict()
-            allowed.append(route.method)
-        if allowed:
-            raise Fault(405, "Method Not Allowed", f"{path} takes {', '.join(sorted(set(allowed)))}")
-        raise Fault(404, "Not Found", f"no such resource: {BASE}{path}; see docs/API.md for what the API serves")
+        try:
+            found = self.table.match(method, path)
+        except MethodNotAllowed as exc:
+            raise Fault(405, "Method Not Allowed", f"{path} takes {', '.join(exc.allowed)}") from None
+        except NoRoute:
+            raise Fault(
+                404, "Not Found", f"no such resource: {BASE}{path}; see docs/API.md for what the API serves"
+            ) from None
+        return found.value, found.params
 
 
 def wants_json(request: Request) -> bool:

@@ -12,17 +12,19 @@ from collections.abc import Callable
 import uvicorn
 
 from ovfstore.api.app import create_app
-from ovfstore.api.users import ADMIN, ADMIN_PASSWORD_ENV, UserStore
 from ovfstore.engine.runtime import Engine
+from ovfstore.engine.users import ADMIN
 
 log = logging.getLogger(__name__)
+
+ADMIN_PASSWORD_ENV = "OVFSTORE_ADMIN_PASSWORD"
 
 
 def prepare(engine: Engine, say: Callable[[str], None]) -> None:
     """Start the engine (schema, oVirt's defaults, updater) and make sure the administrator exists. A
     generated password is shown once, here, and never stored in clear."""
     engine.start()
-    generated = UserStore(engine.db).ensure_admin(os.environ.get(ADMIN_PASSWORD_ENV) or None)
+    generated = engine.users.ensure_admin(os.environ.get(ADMIN_PASSWORD_ENV) or None)
     if generated is not None:
         say(f"created {ADMIN} with the generated password: {generated}")
         say(f"(shown only now; set {ADMIN_PASSWORD_ENV} before the first start to choose it)")
@@ -55,5 +57,5 @@ def serve(engine: Engine, host: str, port: int, on_listening: Callable[[int], No
         engine.stop()
 
 
-def _exit(signum: int, frame: object) -> None:
+def _exit(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ovfstore.api.users import User
+from ovfstore.engine.users import User
 
 # oVirt's SSO tokens live 10 hours by default; the same here, since the SDK renews on 401 anyway.
 TOKEN_LIFETIME_S = 10 * 3600.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 from uuid import UUID
 
 from ovfstore.api.jobs import Job
@@ -61,16 +62,27 @@ def collection(tag: str, items: Iterable[Node]) -> Node:
     return {tag: list(items)}
 
 
+class _Described(Protocol):
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+
+
+def _head(item: _Described, own: str) -> Node:
+    """The elements every named object starts with, in oVirt's order."""
+    return {"id": item.id, "href": own, "name": item.name, "description": item.description}
+
+
 # --- infrastructure ---------------------------------------------------------------------------------------
 
 
 def data_center(dc: DataCenter, *, status: str | None = None) -> Node:
     own = href("datacenters", dc.id)
     return {
-        "id": dc.id,
-        "href": own,
-        "name": dc.name,
-        "description": dc.description,
+        **_head(dc, own),
         "comment": dc.comment,
         "link": links(own, "clusters", "storagedomains", "networks"),
         "local": dc.local,
@@ -87,10 +99,7 @@ def data_center(dc: DataCenter, *, status: str | None = None) -> Node:
 def cluster(c: Cluster) -> Node:
     own = href("clusters", c.id)
     return {
-        "id": c.id,
-        "href": own,
-        "name": c.name,
-        "description": c.description,
+        **_head(c, own),
         "comment": c.comment,
         "link": links(own, "networks"),
         "bios_type": c.bios_type.name.lower(),
@@ -102,10 +111,7 @@ def cluster(c: Cluster) -> Node:
 
 def host(h: Host) -> Node:
     return {
-        "id": h.id,
-        "href": href("hosts", h.id),
-        "name": h.name,
-        "description": h.description,
+        **_head(h, href("hosts", h.id)),
         "address": h.address,
         "status": h.status.value,
         "type": "rhel",
@@ -118,13 +124,7 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
     own = (
         href("datacenters", in_data_center, "storagedomains", d.id) if in_data_center else href("storagedomains", d.id)
     )
-    node: Node = {
-        "id": d.id,
-        "href": own,
-        "name": d.name,
-        "description": d.description,
-        "comment": d.comment,
-    }
+    node: Node = {**_head(d, own), "comment": d.comment}
     if in_data_center is None:
         node["link"] = links(own, "disks", "vms", "templates", "diskprofiles")
     node.update(
@@ -147,12 +147,10 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
 
 
 def network(n: Network) -> Node:
+    own = href("networks", n.id)
     return {
-        "id": n.id,
-        "href": href("networks", n.id),
-        "name": n.name,
-        "description": n.description,
-        "link": links(href("networks", n.id), "vnicprofiles"),
+        **_head(n, own),
+        "link": links(own, "vnicprofiles"),
         "mtu": n.mtu,
         "usages": {"usage": ["vm"]} if n.vm_network else None,
         "vlan": {"id": n.vlan_id} if n.vlan_id is not None else None,
@@ -162,20 +160,14 @@ def network(n: Network) -> Node:
 
 def vnic_profile(p: VnicProfile) -> Node:
     return {
-        "id": p.id,
-        "href": href("vnicprofiles", p.id),
-        "name": p.name,
-        "description": p.description,
+        **_head(p, href("vnicprofiles", p.id)),
         "network": ref("networks", p.network_id),
     }
 
 
 def role(r: Role) -> Node:
     return {
-        "id": r.id,
-        "href": href("roles", r.id),
-        "name": r.name,
-        "description": r.description,
+        **_head(r, href("roles", r.id)),
         "administrative": r.administrative,
         "mutable": False,
     }
@@ -283,10 +275,7 @@ def _boot(sequence: BootSequence) -> list[str]:
 
 def _base(e: VmBase, own: str, sub: Iterable[str]) -> Node:
     return {
-        "id": e.id,
-        "href": own,
-        "name": e.name,
-        "description": e.description,
+        **_head(e, own),
         "comment": e.comment,
         "link": links(own, *sub),
         "bios": {"boot_menu": {"enabled": e.boot_menu_enabled}, "type": e.bios_type.name.lower()},

@@ -86,12 +86,12 @@ def user() -> None:
 
 
 def _users(db_url: str | None, data_dir: str) -> object:
-    from ovfstore.api.users import UserStore
     from ovfstore.engine.db.database import Database
+    from ovfstore.engine.users import UserService
 
     database = Database(_db_url(db_url, data_dir))
     database.migrate()
-    return UserStore(database)
+    return UserService(database)
 
 
 def _password(password_file: Path | None) -> str:
@@ -108,11 +108,11 @@ def _password(password_file: Path | None) -> str:
 @data_dir_option
 def user_add(name: str, admin: bool, password_file: Path | None, db_url: str | None, data_dir: str) -> None:
     """Add a user (read-only unless --admin); NAME without a profile gets @internal."""
-    from ovfstore.api.users import UserRole, UserStore
     from ovfstore.engine.errors import InventoryError
+    from ovfstore.engine.users import UserRole, UserService
 
     store = _users(db_url, data_dir)
-    assert isinstance(store, UserStore)
+    assert isinstance(store, UserService)
     try:
         made = store.add(name, _password(password_file), UserRole.ADMIN if admin else UserRole.READONLY)
     except InventoryError as exc:
@@ -127,11 +127,11 @@ def user_add(name: str, admin: bool, password_file: Path | None, db_url: str | N
 @data_dir_option
 def user_password(name: str, password_file: Path | None, db_url: str | None, data_dir: str) -> None:
     """Set a user's password (admin@internal's too)."""
-    from ovfstore.api.users import UserStore
     from ovfstore.engine.errors import InventoryError
+    from ovfstore.engine.users import UserService
 
     store = _users(db_url, data_dir)
-    assert isinstance(store, UserStore)
+    assert isinstance(store, UserService)
     try:
         store.set_password(name, _password(password_file))
     except InventoryError as exc:
@@ -144,10 +144,10 @@ def user_password(name: str, password_file: Path | None, db_url: str | None, dat
 @data_dir_option
 def user_list(db_url: str | None, data_dir: str) -> None:
     """List the users and their roles."""
-    from ovfstore.api.users import UserStore
+    from ovfstore.engine.users import UserService
 
     store = _users(db_url, data_dir)
-    assert isinstance(store, UserStore)
+    assert isinstance(store, UserService)
     for u in store.list():
         click.echo(f"{u.name}\t{u.role.value}")
 
@@ -158,11 +158,11 @@ def user_list(db_url: str | None, data_dir: str) -> None:
 @data_dir_option
 def user_remove(name: str, db_url: str | None, data_dir: str) -> None:
     """Remove a user."""
-    from ovfstore.api.users import UserStore
     from ovfstore.engine.errors import InventoryError
+    from ovfstore.engine.users import UserService
 
     store = _users(db_url, data_dir)
-    assert isinstance(store, UserStore)
+    assert isinstance(store, UserService)
     try:
         store.remove(name)
     except InventoryError as exc:

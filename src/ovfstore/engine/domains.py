@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from uuid import UUID
 
 from sqlalchemy import select
 
-from ovfstore.agent.client import AgentClient
+from ovfstore.agent.client import AgentClient, DomainInfo
 from ovfstore.agent.errors import AgentError, AgentUnavailable
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import Conflict, InvalidInput
@@ -85,6 +86,21 @@ class DomainService:
         if attach_to is not None:
             return self.attach(domain.id, attach_to)
         return domain
+
+    def unknown_at(self, host: Host, path: str) -> list[DomainInfo]:
+        """Domains on storage at `path` (the domain's directory, or the directory holding it) that this
+        engine does not know: those are imported, not created."""
+        known = {d.id for d in self.inv.list_storage_domains()}
+        try:
+            found = self.agents.client(host).list_domains()
+        except AgentError as exc:
+            raise StorageError(f"cannot list the domains through host {host.name}: {exc}") from exc
+        wanted = os.path.normpath(path)
+        return [
+            d
+            for d in found
+            if d.id not in known and wanted in (os.path.normpath(d.path), os.path.dirname(os.path.normpath(d.path)))
+        ]
 
     def attach(self, domain_id: UUID, data_center_id: UUID) -> StorageDomain:
         """Attach a domain to a data center and activate it; the first data domain becomes the master.

@@ -12,6 +12,7 @@ from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.recovery import RecoveryService
 from ovfstore.engine.updater.service import OvfUpdater
+from ovfstore.engine.users import UserService
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Engine:
         self.updater = OvfUpdater(self.db, self.inventory, self.agents, config.updater)
         self.domains = DomainService(self.inventory, self.agents, self.updater)
         self.recovery = RecoveryService(self.inventory, self.agents, self.domains)
+        self.users = UserService(self.db)
 
     def start(self) -> None:
         """Bring the schema up to date, create oVirt's defaults if missing, start the updater."""

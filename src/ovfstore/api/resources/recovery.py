@@ -9,12 +9,11 @@ clients that do not know these elements skip them.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from ovfstore.api import views
 from ovfstore.api.resources.common import action_done, listing, name_keys
-from ovfstore.api.router import Call, Document, Router
+from ovfstore.api.router import Call, Document, Handler, Router
 from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
 from ovfstore.engine.recovery import (
@@ -60,27 +59,35 @@ def _entity_type(collection: str) -> EntityType:
     return EntityType.VM if collection == "vms" else EntityType.TEMPLATE
 
 
-def entities(collection: str) -> Any:
+def entities(collection: str) -> Handler:
     def handler(call: Call) -> Document:
         domain_id = call.id("sd", "storage domain")
-        inv = call.engine.inventory
-        inv.get_storage_domain(domain_id)
+        call.engine.inventory.get_storage_domain(domain_id)
         tag = collection[:-1]
         if call.flag("unregistered"):
             found = recovery_service(call).unregistered_entities(domain_id, _entity_type(collection))
             keys = name_keys({"status": lambda u: [u.vm_status.api_name]})
             return listing(call, tag, found, lambda u: unregistered_view(domain_id, u), keys, tag)
-        # Registered entities with a disk on this domain.
-        disk_ids = {d.id for d in inv.list_disks(domain_id)}
-        owners = inv.list_vms() if collection == "vms" else inv.list_templates()
-        here = [e for e in owners if any(a.disk_id in disk_ids for a in inv.list_attachments(e.id))]
-        view = views.vm if collection == "vms" else views.template
-        return listing(call, tag, here, view, name_keys(), tag)  # type: ignore[arg-type]
+        return _registered_on(call, domain_id, collection)
 
     return handler
 
 
-def entity(collection: str) -> Any:
+def _registered_on(call: Call, domain_id: UUID, collection: str) -> Document:
+    """Registered VMs or templates with a disk on the domain."""
+    inv = call.engine.inventory
+    disk_ids = {d.id for d in inv.list_disks(domain_id)}
+
+    def here(entity_id: UUID) -> bool:
+        return any(a.disk_id in disk_ids for a in inv.list_attachments(entity_id))
+
+    tag = collection[:-1]
+    if collection == "vms":
+        return listing(call, tag, [v for v in inv.list_vms() if here(v.id)], views.vm, name_keys(), tag)
+    return listing(call, tag, [t for t in inv.list_templates() if here(t.id)], views.template, name_keys(), tag)
+
+
+def entity(collection: str) -> Handler:
     def handler(call: Call) -> Document:
         domain_id = call.id("sd", "storage domain")
         entity_id = call.id("entity", collection[:-1])
@@ -205,7 +212,7 @@ def report_view(report: RegistrationReport) -> Node:
     }
 
 
-def register_entity(collection: str) -> Any:
+def register_entity(collection: str) -> Handler:
     def handler(call: Call) -> Document:
         domain_id = call.id("sd", "storage domain")
         entity_id = call.id("entity", collection[:-1])

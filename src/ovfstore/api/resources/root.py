@@ -15,7 +15,7 @@ def api_root(call: Call) -> Document:
     summary = {
         "hosts": (sum(h.status is HostStatus.UP for h in hosts), len(hosts)),
         "storage_domains": (sum(d.status is DomainStatus.ACTIVE for d in domains), len(domains)),
-        "users": (len(call.api.users.list()), len(call.api.users.list())),
+        "users": (len(call.engine.users.list()), len(call.engine.users.list())),
         "vms": (sum(v.status is VmStatus.UP for v in vms), len(vms)),
     }
     return Document("api", views.api_root(summary, utcnow(), call.user.id, BLANK_TEMPLATE_ID))

@@ -3,22 +3,17 @@ deactivate, detach, remove, `updateovfstore`, and their disks, OVF stores includ
 
 from __future__ import annotations
 
-import os
-from typing import Any
 from uuid import UUID
 
-from ovfstore.agent.errors import AgentError
-from ovfstore.api import views
+from ovfstore.api import search, views
 from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve
 from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.xmlio import Body
-from ovfstore.engine.domains import StorageError
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
-from ovfstore.engine.updater.status import domains_status
 from ovfstore.model import DomainClass, Host, HostStatus, StorageDomain, StorageType
 
 
-def _keys(call: Call) -> dict[str, Any]:
+def _keys(call: Call) -> search.Keys:
     dcs = {dc.id: dc.name for dc in call.engine.inventory.list_data_centers()}
     return name_keys(
         {
@@ -55,22 +50,6 @@ def _host(call: Call, body: Body) -> Host:
     return host
 
 
-def _existing_at(call: Call, host: Host, path: str) -> list[Any]:
-    """Domains already on storage at `path` (the domain's directory, or the directory holding it) that
-    this engine does not know: those are imported, not created."""
-    known = {d.id for d in call.engine.inventory.list_storage_domains()}
-    try:
-        found = call.engine.agents.client(host).list_domains()
-    except AgentError as exc:
-        raise StorageError(f"cannot list the domains through host {host.name}: {exc}") from exc
-    wanted = os.path.normpath(path)
-    return [
-        d
-        for d in found
-        if d.id not in known and wanted in (os.path.normpath(d.path), os.path.dirname(os.path.normpath(d.path)))
-    ]
-
-
 def add_domain(call: Call) -> Document:
     body = call.doc("storage_domain")
     engine = call.engine
@@ -82,7 +61,7 @@ def add_domain(call: Call) -> Document:
     if not path:
         raise InvalidInput("the domain needs <storage><path>...</path></storage>")
     domain_class = _domain_class(body.get("type") or "data")
-    existing = _existing_at(call, host, path)
+    existing = engine.domains.unknown_at(host, path)
     wants_import = bool(body.bool("import", False))
     if len(existing) > 1:
         ids = ", ".join(str(d.id) for d in existing)
@@ -173,7 +152,7 @@ def domain_disks(call: Call) -> Document:
         from ovfstore.api.resources.recovery import unregistered_disks
 
         return unregistered_disks(call, domain_id, base)
-    stores = views.stores_by_disk(domains_status(call.engine.db, domain_id))
+    stores = views.stores_by_disk(call.engine.updater.status(domain_id))
     disks = inv.list_disks(domain_id, include_ovf_stores=True)
     keys = name_keys({"alias": lambda d: [d.alias], "content_type": lambda d: [d.content_type.value]})
     keys["name"] = lambda d: [d.alias]
@@ -192,7 +171,7 @@ def domain_disk(call: Call) -> Document:
     disk = call.engine.inventory.get_disk(call.id("disk", "disk"))
     if domain_id not in disk.domain_ids:
         raise NotFound("disk", disk.id)
-    stores = views.stores_by_disk(domains_status(call.engine.db, domain_id))
+    stores = views.stores_by_disk(call.engine.updater.status(domain_id))
     base = views.href("storagedomains", domain_id, "disks")
     return Document("disk", views.disk(disk, store=stores.get(disk.id), domain_id=domain_id, base=base))
 
@@ -275,7 +254,7 @@ def deactivate_domain(call: Call) -> Document:
 def ovf_status(call: Call) -> Document:
     """ovfstore's own: how fresh every data domain's OVF stores are (what `ovfstore status` shows)."""
     domains = []
-    for st in domains_status(call.engine.db):
+    for st in call.engine.updater.status():
         domains.append(
             {
                 "id": st.domain_id,

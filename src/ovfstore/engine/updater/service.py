@@ -35,6 +35,7 @@ from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Changes, Inventory
 from ovfstore.engine.updater.domain import DomainResult, DomainStep, UpdateError
 from ovfstore.engine.updater.pool import PoolResult, Render, pool_step
+from ovfstore.engine.updater.status import DomainOvfStatus, domains_status
 from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,10 @@ class OvfUpdater:
                 "and retry, or go on knowing the domain's stores are not current"
             )
         return result
+
+    def status(self, domain_id: UUID | None = None) -> list[DomainOvfStatus]:
+        """How fresh the OVF stores of every data domain (or of one) are, as the database has it."""
+        return domains_status(self.db, domain_id)
 
     # --- one run -------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Users of the REST API and their passwords, kept only as salted scrypt hashes.
+"""Users of the REST API and their passwords, kept only as salted scrypt hashes: the engine's side of
+who may call it (the API keeps the tokens and the HTTP).
 
 Users are named as oVirt names them, `user@profile`; the only profile is `internal`, so a bare name means
 `name@internal`. Two roles: `admin` may do everything, `readonly` may only read (GET).
@@ -24,7 +25,6 @@ from ovfstore.model import utcnow
 
 ADMIN = "admin@internal"
 PROFILE = "internal"
-ADMIN_PASSWORD_ENV = "OVFSTORE_ADMIN_PASSWORD"
 
 # scrypt at n=2**14, r=8, p=1 costs 16 MiB and ~50 ms per check: slow enough to make guessing offline
 # expensive, fast enough for a token request (the SDK asks once per session, not per call).
@@ -79,6 +79,11 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, expected)
 
 
+def _check_rules(password: str) -> None:
+    if len(password) < 8:
+        raise InvalidInput("a password needs at least 8 characters")
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -87,7 +92,7 @@ def generate_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-class UserStore:
+class UserService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -105,8 +110,7 @@ class UserStore:
 
     def add(self, name: str, password: str, role: UserRole = UserRole.READONLY) -> User:
         name = full_name(name)
-        if len(password) < 8:
-            raise InvalidInput("a password needs at least 8 characters")
+        _check_rules(password)
         user = User(uuid4(), name, role)
         with self.db.write() as conn:
             if conn.execute(select(s.users.c.id).where(s.users.c.name == name)).first() is not None:
@@ -120,8 +124,7 @@ class UserStore:
 
     def set_password(self, name: str, password: str) -> None:
         name = full_name(name)
-        if len(password) < 8:
-            raise InvalidInput("a password needs at least 8 characters")
+        _check_rules(password)
         with self.db.write() as conn:
             done = conn.execute(
                 update(s.users).where(s.users.c.name == name).values(password_hash=hash_password(password))

@@ -1,18 +1,18 @@
-"""API users: the administrator's first-start password, salted hashes only, names as oVirt writes them."""
+"""The engine's API users: the first-start admin password, salted hashes only, names as oVirt writes them."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from ovfstore.api.users import ADMIN, UserRole, UserStore
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.errors import Conflict, InvalidInput
+from ovfstore.engine.users import ADMIN, UserRole, UserService
 
 
 def test_admin_password_is_set_once_and_stored_only_as_a_salted_hash(database: Database) -> None:
-    users = UserStore(database)
+    users = UserService(database)
     assert users.ensure_admin("first-password") is None  # chosen, so not shown
     assert users.ensure_admin("another-password") is None  # the first start decides
     users.add("reader", "first-password", UserRole.READONLY)  # same password, different salt
@@ -31,7 +31,7 @@ def test_admin_password_is_set_once_and_stored_only_as_a_salted_hash(database: D
 
 
 def test_generated_password_is_returned_once(database: Database) -> None:
-    users = UserStore(database)
+    users = UserService(database)
     generated = users.ensure_admin(None)
     assert generated is not None
     assert len(generated) >= 16
@@ -40,7 +40,7 @@ def test_generated_password_is_returned_once(database: Database) -> None:
 
 
 def test_refusals(database: Database) -> None:
-    users = UserStore(database)
+    users = UserService(database)
     users.add("ops", "long-enough", UserRole.ADMIN)
     with pytest.raises(Conflict):
         users.add("ops@internal", "long-enough")
