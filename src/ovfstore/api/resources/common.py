@@ -64,9 +64,10 @@ def action_done(extra: Node | None = None) -> Document:
     return Document("action", node)
 
 
-def changes(body: Body, fields: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
-    """Fields present in a PUT document: element path -> (model field, converter of the element's text)."""
-    found: dict[str, object] = {}
+def changes(body: Body, fields: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, Any]:
+    """Fields present in a PUT document: element path -> (model field, converter of the element's text).
+    The inventory's change sets check the values."""
+    found: dict[str, Any] = {}
     for path, (field_name, convert) in fields.items():
         text = body.text(path)
         if text is not None:
