@@ -6,8 +6,8 @@ from collections.abc import Callable
 from uuid import UUID
 
 from ovfstore.api import search, views
-from ovfstore.api.resources.common import changes, listing, name_keys, resolve, to_bool
-from ovfstore.api.router import Call, Document, Router
+from ovfstore.api.resources.common import action_done, changes, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.router import Call, Document, Handler, Router
 from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
 from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges, HostChanges, NetworkChanges, VnicProfileChanges
@@ -96,10 +96,14 @@ def _dc_names(call: Call) -> dict[UUID, str]:
     return {dc.id: dc.name for dc in call.engine.inventory.data_centers.list()}
 
 
-def list_clusters(call: Call) -> Document:
+def _dc_keys(call: Call) -> search.Keys:
+    """Search keys of what belongs to a data center (clusters, networks): name, id and `datacenter`."""
     names = _dc_names(call)
-    keys = name_keys({"datacenter": lambda c: [names.get(c.data_center_id, "")]})
-    return listing(call, "cluster", call.engine.inventory.clusters.list(), views.cluster, keys, "cluster")
+    return name_keys({"datacenter": lambda item: [names.get(item.data_center_id, "")]})
+
+
+def list_clusters(call: Call) -> Document:
+    return listing(call, "cluster", call.engine.inventory.clusters.list(), views.cluster, _dc_keys(call), "cluster")
 
 
 def get_cluster(call: Call) -> Document:
@@ -109,8 +113,7 @@ def get_cluster(call: Call) -> Document:
 def add_cluster(call: Call) -> Document:
     body = call.doc("cluster")
     inv = call.engine.inventory
-    dc = resolve(body, "data_center", inv.data_centers.list(), "data center")
-    assert dc is not None
+    dc = required(body, "data_center", inv.data_centers.list(), "data center")
     cluster = Cluster(
         name=body.get("name") or "",
         data_center_id=dc.id,
@@ -208,10 +211,8 @@ def remove_host(call: Call) -> None:
     call.engine.inventory.hosts.remove(call.id("host", "host"))
 
 
-def host_status(status: HostStatus) -> Callable[[Call], Document]:
+def host_status(status: HostStatus) -> Handler:
     def action(call: Call) -> Document:
-        from ovfstore.api.resources.common import action_done
-
         call.engine.inventory.hosts.update(call.id("host", "host"), HostChanges(status=status))
         return action_done()
 
@@ -222,9 +223,7 @@ def host_status(status: HostStatus) -> Callable[[Call], Document]:
 
 
 def list_networks(call: Call) -> Document:
-    names = _dc_names(call)
-    keys = name_keys({"datacenter": lambda n: [names.get(n.data_center_id, "")]})
-    return listing(call, "network", call.engine.inventory.networks.list(), views.network, keys, "network")
+    return listing(call, "network", call.engine.inventory.networks.list(), views.network, _dc_keys(call), "network")
 
 
 def get_network(call: Call) -> Document:
@@ -234,8 +233,7 @@ def get_network(call: Call) -> Document:
 def add_network(call: Call) -> Document:
     body = call.doc("network")
     inv = call.engine.inventory
-    dc = resolve(body, "data_center", inv.data_centers.list(), "data center")
-    assert dc is not None
+    dc = required(body, "data_center", inv.data_centers.list(), "data center")
     network = Network(
         name=body.get("name") or "",
         data_center_id=dc.id,
@@ -297,8 +295,7 @@ def get_profile(call: Call) -> Document:
 def add_profile(call: Call) -> Document:
     body = call.doc("vnic_profile")
     inv = call.engine.inventory
-    network = resolve(body, "network", inv.networks.list(), "network")
-    assert network is not None
+    network = required(body, "network", inv.networks.list(), "network")
     profile = VnicProfile(
         name=body.get("name") or "", network_id=network.id, description=body.get("description", "") or ""
     )

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ovfstore.api import views
-from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve, to_bool
-from ovfstore.api.router import Call, Document, Router
+from ovfstore.api import search, views
+from ovfstore.api.resources.common import action_done, changes, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.router import Call, Document, Handler, Router
 from ovfstore.api.xmlio import Body
 from ovfstore.engine.errors import InvalidInput, NotFound
 from ovfstore.engine.inventory import AttachmentChanges, DiskChanges, NicChanges, TemplateChanges, VmChanges
@@ -33,7 +33,7 @@ from ovfstore.model import (
 MIB = 1024 * 1024
 
 
-def _entity_keys(call: Call) -> dict[str, Any]:
+def _entity_keys(call: Call) -> search.Keys:
     inv = call.engine.inventory
     clusters = {c.id: c for c in inv.clusters.list()}
     dcs = {d.id: d.name for d in inv.data_centers.list()}
@@ -73,8 +73,19 @@ def _vm_changes(body: Body) -> dict[str, Any]:
                              ("memory_policy/max", "max_memory_mb")):  # fmt: skip
         size = body.int(path)
         if size is not None:
-            found[field_name] = max(1, size // MIB)
+            found[field_name] = _mib(path, size)
     return found
+
+
+def _mib(path: str, size: int) -> int:
+    """A memory size in bytes as the whole MiB the engine keeps; anything else is refused, not rounded."""
+    if size <= 0 or size % MIB:
+        whole = max(1, -(-size // MIB))
+        raise InvalidInput(
+            f"<{path}> is {size} bytes, not a positive whole number of MiB; send a multiple of {MIB} "
+            f"bytes (1 MiB), such as {whole * MIB} for {whole} MiB"
+        )
+    return size // MIB
 
 
 def _apply(entity: VmBase, found: dict[str, Any]) -> None:
@@ -96,14 +107,12 @@ def get_vm(call: Call) -> Document:
 def add_vm(call: Call) -> Document:
     body = call.doc("vm")
     inv = call.engine.inventory
-    cluster = resolve(body, "cluster", inv.clusters.list(), "cluster")
-    assert cluster is not None
+    cluster = required(body, "cluster", inv.clusters.list(), "cluster")
     template = resolve(body, "template", inv.templates.list(), "template", required=False)
     vm = Vm(name=body.get("name") or "", cluster_id=cluster.id)
     if template is not None:
         vm.template_id = template.id
     _apply(vm, _vm_changes(body))
-    vm.name = body.get("name") or ""
     return Document("vm", views.vm(inv.vms.add(vm)), 201)
 
 
@@ -111,9 +120,7 @@ def update_vm(call: Call) -> Document:
     body = call.doc("vm")
     found = _vm_changes(body)
     if body.find("cluster") is not None:
-        cluster = resolve(body, "cluster", call.engine.inventory.clusters.list(), "cluster")
-        assert cluster is not None
-        found["cluster_id"] = cluster.id
+        found["cluster_id"] = required(body, "cluster", call.engine.inventory.clusters.list(), "cluster").id
     return Document("vm", views.vm(call.engine.inventory.vms.update(call.id("vm", "VM"), VmChanges(**found))))
 
 
@@ -121,7 +128,7 @@ def remove_vm(call: Call) -> None:
     call.engine.inventory.vms.remove(call.id("vm", "VM"), remove_disks=not call.flag("detach_only"))
 
 
-def run_status(status: VmStatus, verb: str) -> Any:
+def run_status(status: VmStatus, verb: str) -> Handler:
     def action(call: Call) -> Document:
         vm = call.engine.inventory.vms.get(call.id("vm", "VM"))
         with call.api.jobs.run(f"{verb} VM {vm.name}", call.user.id):
@@ -152,8 +159,7 @@ def add_template(call: Call) -> Document:
             "with <name> and <cluster>, then attach disks to it"
         )
     inv = call.engine.inventory
-    cluster = resolve(body, "cluster", inv.clusters.list(), "cluster")
-    assert cluster is not None
+    cluster = required(body, "cluster", inv.clusters.list(), "cluster")
     template = Template(name=body.get("name") or "", cluster_id=cluster.id)
     _apply(template, _vm_changes(body))
     base_id = body.id("version/base_template")
@@ -182,7 +188,7 @@ def _owner(call: Call, owner: str) -> UUID:
     return call.engine.inventory.templates.get(call.id("entity", "template")).id
 
 
-def attachments(owner: str) -> Any:
+def attachments(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         inv = call.engine.inventory
@@ -194,7 +200,7 @@ def attachments(owner: str) -> Any:
     return handler
 
 
-def attachment(owner: str) -> Any:
+def attachment(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         disk_id = call.id("disk", "disk attachment")
@@ -215,7 +221,7 @@ def _interface(text: str | None) -> DiskInterface:
         ) from None
 
 
-def add_attachment(owner: str) -> Any:
+def add_attachment(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         body = call.doc("disk_attachment")
@@ -243,7 +249,7 @@ def add_attachment(owner: str) -> Any:
     return handler
 
 
-def update_attachment(owner: str) -> Any:
+def update_attachment(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         disk_id = call.id("disk", "disk attachment")
@@ -258,7 +264,7 @@ def update_attachment(owner: str) -> Any:
     return handler
 
 
-def remove_attachment(owner: str) -> Any:
+def remove_attachment(owner: str) -> Handler:
     def handler(call: Call) -> None:
         entity_id = _owner(call, owner)
         disk_id = call.id("disk", "disk attachment")
@@ -271,7 +277,7 @@ def remove_attachment(owner: str) -> Any:
     return handler
 
 
-def nics(owner: str) -> Any:
+def nics(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         return Document("nics", {"nic": [views.nic(n, owner) for n in call.engine.inventory.nics.list(entity_id)]})
@@ -288,7 +294,7 @@ def _nic(call: Call, owner: str) -> Nic:
     raise NotFound("NIC", nic_id)
 
 
-def get_nic(owner: str) -> Any:
+def get_nic(owner: str) -> Handler:
     return lambda call: Document("nic", views.nic(_nic(call, owner), owner))
 
 
@@ -314,7 +320,7 @@ def _nic_changes(call: Call, body: Body) -> dict[str, Any]:
     return found
 
 
-def add_nic(owner: str) -> Any:
+def add_nic(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         body = call.doc("nic")
@@ -326,7 +332,7 @@ def add_nic(owner: str) -> Any:
     return handler
 
 
-def update_nic(owner: str) -> Any:
+def update_nic(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         nic = _nic(call, owner)
         found = _nic_changes(call, call.doc("nic"))
@@ -335,7 +341,7 @@ def update_nic(owner: str) -> Any:
     return handler
 
 
-def remove_nic(owner: str) -> Any:
+def remove_nic(owner: str) -> Handler:
     def handler(call: Call) -> None:
         call.engine.inventory.nics.remove(_nic(call, owner).id)
 
