@@ -59,9 +59,6 @@ class AffinityGroupService(Service):
             tx.bump(lookups.group_members(tx.conn, group_id))
             tx.conn.execute(delete(g).where(g.c.id == group_id))
 
-    def list(self, cluster_id: UUID | None = None) -> list[AffinityGroup]:
-        return self._list(g, AffinityGroup, *([] if cluster_id is None else [g.c.cluster_id == cluster_id]))
-
     def add_member(self, group_id: UUID, entity_id: UUID) -> None:
         """Put a VM or template of the group's cluster in the group; a member already in stays."""
         with self._tx() as tx:
@@ -70,10 +67,6 @@ class AffinityGroupService(Service):
             if entity_id not in lookups.entities_in_cluster(tx.conn, group.cluster_id):
                 raise Conflict(f"{entity_id} is not in the cluster of affinity group {group.name!r}")
             _join(tx, gm, gm.c.group_id, group_id, entity_id)
-
-    def remove_member(self, group_id: UUID, entity_id: UUID) -> None:
-        with self._tx() as tx:
-            _leave(tx, gm, gm.c.group_id, group_id, entity_id)
 
 
 class AffinityLabelService(Service):
@@ -92,15 +85,6 @@ class AffinityLabelService(Service):
                 tx.bump(lookups.label_members(tx.conn, label_id))
             update_row(tx.conn, lb, label_id, effective)
         return new
-
-    def remove(self, label_id: UUID) -> None:
-        with self._tx() as tx:
-            one(tx.conn, lb, AffinityLabel, label_id, "affinity label")
-            tx.bump(lookups.label_members(tx.conn, label_id))
-            tx.conn.execute(delete(lb).where(lb.c.id == label_id))
-
-    def list(self) -> list[AffinityLabel]:
-        return self._list(lb, AffinityLabel)
 
     def add_member(self, label_id: UUID, entity_id: UUID) -> None:
         with self._tx() as tx:

@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import delete, insert
+from sqlalchemy import insert
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.rows import values
-from ovfstore.engine.errors import Conflict
 from ovfstore.engine.inventory import lookups
-from ovfstore.engine.inventory.base import Service, changed, check_name, one, unique_name, update_row
+from ovfstore.engine.inventory.base import Service, changed, check_name, unique_name, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
 from ovfstore.model import Role
 
@@ -41,13 +40,6 @@ class RoleService(Service):
                 tx.bump(lookups.entities_with_role(tx.conn, role_id))
             update_row(tx.conn, r, role_id, effective)
         return new
-
-    def remove(self, role_id: UUID) -> None:
-        with self._tx() as tx:
-            one(tx.conn, r, Role, role_id, "role")
-            if lookups.entities_with_role(tx.conn, role_id):
-                raise Conflict(f"role {role_id} is granted on VMs or templates; revoke those permissions first")
-            tx.conn.execute(delete(r).where(r.c.id == role_id))
 
     def list(self) -> list[Role]:
         return self._list(r, Role)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 
 from ovfstore.engine.db import schema as s
-from ovfstore.engine.db.rows import from_row, values
+from ovfstore.engine.db.rows import values
 from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.inventory import entities
 from ovfstore.engine.inventory.base import Service, exists, one, update_row
@@ -55,8 +55,3 @@ class SnapshotService(Service):
                 raise Conflict("the active snapshot is the VM's current state; it cannot be removed")
             tx.conn.execute(delete(sn).where(sn.c.id == snapshot_id))
             tx.bump([old.vm_id])
-
-    def list(self, vm_id: UUID) -> list[Snapshot]:
-        with self.db.read() as conn:
-            rows = conn.execute(select(sn).where(sn.c.vm_id == vm_id).order_by(sn.c.creation_date, sn.c.id))
-            return [from_row(Snapshot, r) for r in rows.mappings()]
