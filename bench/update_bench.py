@@ -35,7 +35,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.db.rows import entity_values, values
 from ovfstore.engine.hosts import AgentDirectory
-from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.inventory import DataCenterChanges, Inventory, VmChanges
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
     GIB,
@@ -65,7 +65,7 @@ def _populate(
     db: Database, inv: Inventory, domains: list[StorageDomain], cluster_id: uuid.UUID, vms: int
 ) -> list[uuid.UUID]:
     """Bulk insert: VM i has disks on domains i%4 and (i+1)%4, so each domain holds half the VMs."""
-    profile = inv.list_vnic_profiles()[0]
+    profile = inv.vnic_profiles.list()[0]
     ids = []
     batch: dict[str, list[dict[str, Any]]] = {k: [] for k in ("vm", "disk", "dd", "vol", "att", "nic")}
 
@@ -108,17 +108,19 @@ def setup(workdir: Path, db_url: str | None, vms: int) -> tuple[Setup, LocalAgen
     db.migrate()
     inv = Inventory(db)
     inv.bootstrap()
-    dc = inv.list_data_centers()[0]
-    inv.update_data_center(dc.id, mac_pool_start="56:6f:00:00:00:00", mac_pool_end="56:6f:ff:ff:ff:ff")
-    cluster = inv.list_clusters()[0]
-    inv.add_host(Host(name="host1", cluster_id=cluster.id, address=url))
+    dc = inv.data_centers.list()[0]
+    inv.data_centers.update(
+        dc.id, DataCenterChanges(mac_pool_start="56:6f:00:00:00:00", mac_pool_end="56:6f:ff:ff:ff:ff")
+    )
+    cluster = inv.clusters.list()[0]
+    inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=url))
     domains = []
     with AgentClient(url, secret) as client:
         for n in range(DOMAINS):
             domain = StorageDomain(name=f"sd{n}", path=str(root), data_center_id=dc.id, status=DomainStatus.ACTIVE)
             client.create_domain(domain.id, domain.name, parent=str(root))
             client.attach(domain.id, dc.id, master=n == 0)
-            domains.append(inv.add_storage_domain(domain))
+            domains.append(inv.storage_domains.add(domain))
     ids = _populate(db, inv, domains, cluster.id, vms)
     db.dispose()
     return Setup(str(db.url.render_as_string(hide_password=False)), url, secret, ids), agent
@@ -143,12 +145,12 @@ def engine_phase(setup: Setup, out: Any) -> None:
 
     written = timed("full_s")
     start = time.monotonic()
-    inv.update_vm(setup.vm_ids[0], description="changed once")
+    inv.vms.update(setup.vm_ids[0], VmChanges(description="changed once"))
     written += timed("one_change_s")
     figures["one_change_s"] = time.monotonic() - start
     start = time.monotonic()
     for vm_id in setup.vm_ids[1:101]:
-        inv.update_vm(vm_id, description="changed in a batch of 100")
+        inv.vms.update(vm_id, VmChanges(description="changed in a batch of 100"))
     commands = time.monotonic() - start
     written += timed("hundred_changes_s")
     figures["hundred_commands_s"] = commands

@@ -75,8 +75,8 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
         users = engine.users
         users.ensure_admin(ADMIN_PASSWORD)
         users.add("reader", READER_PASSWORD, UserRole.READONLY)
-        cluster = next(c for c in engine.inventory.list_clusters() if c.name == "Default")
-        host = engine.inventory.add_host(Host(name=host_name, cluster_id=cluster.id, address=agent.url))
+        cluster = next(c for c in engine.inventory.clusters.list() if c.name == "Default")
+        host = engine.inventory.hosts.add(Host(name=host_name, cluster_id=cluster.id, address=agent.url))
         server, thread, port = serve(create_app(engine))
 
         def shutdown() -> None:

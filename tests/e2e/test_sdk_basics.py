@@ -48,6 +48,23 @@ def test_faults(running: RunningEngine) -> None:
         conn.close()
 
 
+def test_memory_must_be_a_whole_number_of_mib(running: RunningEngine) -> None:
+    conn = running.connect()
+    try:
+        vms = conn.system_service().vms_service()
+        cluster, template = types.Cluster(name="Default"), types.Template(name="Blank")
+        with pytest.raises(sdk.Error, match="not a positive whole number of MiB; send a multiple of 1048576") as bad:
+            vms.add(types.Vm(name="odd", cluster=cluster, template=template, memory=2**30 + 1))
+        assert bad.value.code == 400
+        vm = vms.add(types.Vm(name="even", cluster=cluster, template=template, memory=2**30))
+        with pytest.raises(sdk.Error, match="<memory_policy/guaranteed> is 512 bytes") as bad:
+            vms.vm_service(vm.id).update(types.Vm(memory_policy=types.MemoryPolicy(guaranteed=512)))
+        assert bad.value.code == 400
+        assert vms.vm_service(vm.id).get().memory == 2**30
+    finally:
+        conn.close()
+
+
 def test_wrong_password_gets_the_sso_error(running: RunningEngine) -> None:
     conn = running.connect(password="wrong")
     with pytest.raises(sdk.AuthError, match="access_denied"):

@@ -90,7 +90,7 @@ def _build_primary(site: RunningEngine) -> dict[str, str]:
         disk = system.disks_service().add(
             types.Disk(name="rhel9_disk", provisioned_size=GIB, storage_domains=[types.StorageDomain(id=sd1.id)])
         )
-        site.engine.inventory.attach_disk(
+        site.engine.inventory.attachments.attach(
             DiskAttachment(entity_id=UUID(template.id), disk_id=UUID(disk.id), bootable=True)
         )
         ids = {

@@ -70,44 +70,46 @@ class World:
 
 
 def _disk(world_inv: Inventory, alias: str, domain: StorageDomain, *, shareable: bool = False) -> Disk:
-    return world_inv.add_disk(Disk(alias=alias, provisioned_size=10 * GIB, domain_ids=[domain.id], shareable=shareable))
+    return world_inv.disks.add(
+        Disk(alias=alias, provisioned_size=10 * GIB, domain_ids=[domain.id], shareable=shareable)
+    )
 
 
 @pytest.fixture
 def world(database: Database) -> World:
     inv = Inventory(database)
     inv.bootstrap()
-    dc = next(d for d in inv.list_data_centers() if d.name == "Default")
-    cluster = next(c for c in inv.list_clusters() if c.name == "Default")
-    network = next(n for n in inv.list_networks(dc.id) if n.name == "ovirtmgmt")
-    profile = inv.list_vnic_profiles(network.id)[0]
-    dc2 = inv.add_data_center(
+    dc = next(d for d in inv.data_centers.list() if d.name == "Default")
+    cluster = next(c for c in inv.clusters.list() if c.name == "Default")
+    network = next(n for n in inv.networks.list(dc.id) if n.name == "ovirtmgmt")
+    profile = inv.vnic_profiles.list(network.id)[0]
+    dc2 = inv.data_centers.add(
         DataCenter(name="dc2", mac_pool_start="56:6f:01:00:00:00", mac_pool_end="56:6f:01:00:00:ff")
     )
-    cluster2 = inv.add_cluster(Cluster(name="cluster2", data_center_id=dc2.id))
+    cluster2 = inv.clusters.add(Cluster(name="cluster2", data_center_id=dc2.id))
     active = DomainStatus.ACTIVE
-    sd1 = inv.add_storage_domain(
+    sd1 = inv.storage_domains.add(
         StorageDomain(name="sd1", path="/s/1", data_center_id=dc.id, status=active, master=True)
     )
-    sd2 = inv.add_storage_domain(StorageDomain(name="sd2", path="/s/2", data_center_id=dc.id, status=active))
-    sd3 = inv.add_storage_domain(StorageDomain(name="sd3", path="/s/3", data_center_id=dc2.id, status=active))
+    sd2 = inv.storage_domains.add(StorageDomain(name="sd2", path="/s/2", data_center_id=dc.id, status=active))
+    sd3 = inv.storage_domains.add(StorageDomain(name="sd3", path="/s/3", data_center_id=dc2.id, status=active))
 
-    template = inv.add_template(Template(name="rhel9", cluster_id=cluster.id, os_type="rhel_9x64"))
+    template = inv.templates.add(Template(name="rhel9", cluster_id=cluster.id, os_type="rhel_9x64"))
     template_disk = _disk(inv, "rhel9_disk", sd1)
-    inv.attach_disk(DiskAttachment(entity_id=template.id, disk_id=template_disk.id, bootable=True))
+    inv.attachments.attach(DiskAttachment(entity_id=template.id, disk_id=template_disk.id, bootable=True))
 
-    vm1 = inv.add_vm(Vm(name="vm1", cluster_id=cluster.id, template_id=template.id))
-    vm2 = inv.add_vm(Vm(name="vm2", cluster_id=cluster.id))
-    vm3 = inv.add_vm(Vm(name="vm3", cluster_id=cluster.id))
+    vm1 = inv.vms.add(Vm(name="vm1", cluster_id=cluster.id, template_id=template.id))
+    vm2 = inv.vms.add(Vm(name="vm2", cluster_id=cluster.id))
+    vm3 = inv.vms.add(Vm(name="vm3", cluster_id=cluster.id))
     d1, d2, d3 = _disk(inv, "vm1_boot", sd1), _disk(inv, "vm1_data", sd2), _disk(inv, "vm2_boot", sd2)
     shared = _disk(inv, "shared", sd1, shareable=True)
-    inv.attach_disk(DiskAttachment(entity_id=vm1.id, disk_id=d1.id, bootable=True))
-    inv.attach_disk(DiskAttachment(entity_id=vm1.id, disk_id=d2.id))
-    inv.attach_disk(DiskAttachment(entity_id=vm2.id, disk_id=d3.id, bootable=True))
-    inv.attach_disk(DiskAttachment(entity_id=vm1.id, disk_id=shared.id))
-    inv.attach_disk(DiskAttachment(entity_id=vm2.id, disk_id=shared.id))
-    nic1 = inv.add_nic(Nic(entity_id=vm1.id, name="nic1", vnic_profile_id=profile.id))
-    inv.add_nic(Nic(entity_id=vm2.id, name="nic1", vnic_profile_id=profile.id))
+    inv.attachments.attach(DiskAttachment(entity_id=vm1.id, disk_id=d1.id, bootable=True))
+    inv.attachments.attach(DiskAttachment(entity_id=vm1.id, disk_id=d2.id))
+    inv.attachments.attach(DiskAttachment(entity_id=vm2.id, disk_id=d3.id, bootable=True))
+    inv.attachments.attach(DiskAttachment(entity_id=vm1.id, disk_id=shared.id))
+    inv.attachments.attach(DiskAttachment(entity_id=vm2.id, disk_id=shared.id))
+    nic1 = inv.nics.add(Nic(entity_id=vm1.id, name="nic1", vnic_profile_id=profile.id))
+    inv.nics.add(Nic(entity_id=vm2.id, name="nic1", vnic_profile_id=profile.id))
     return World(
         inv=inv, dc=dc, cluster=cluster, dc2=dc2, cluster2=cluster2, sd1=sd1, sd2=sd2, sd3=sd3,
         profile_id=profile.id, network_id=network.id, template=template, template_disk=template_disk,

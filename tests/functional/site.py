@@ -64,14 +64,14 @@ class Site:
         domain.data_center_id = self.dc.id
         domain.status = DomainStatus.ACTIVE
         domain.master = not self.domains
-        self.inv.add_storage_domain(domain)
+        self.inv.storage_domains.add(domain)
         self.domains[name] = domain
         return domain
 
     def add_vm(self, name: str, *domains: str, shareable: bool = False, size: int = GIB) -> Vm:
-        vm = self.inv.add_vm(Vm(name=name, cluster_id=self.cluster.id, os_type="rhel_9x64"))
+        vm = self.inv.vms.add(Vm(name=name, cluster_id=self.cluster.id, os_type="rhel_9x64"))
         for i, domain in enumerate(domains):
-            disk = self.inv.add_disk(
+            disk = self.inv.disks.add(
                 Disk(
                     alias=f"{name}_disk{i}",
                     provisioned_size=size,
@@ -79,12 +79,12 @@ class Site:
                     shareable=shareable,
                 )
             )
-            self.inv.attach_disk(DiskAttachment(entity_id=vm.id, disk_id=disk.id, bootable=i == 0))
+            self.inv.attachments.attach(DiskAttachment(entity_id=vm.id, disk_id=disk.id, bootable=i == 0))
         return vm
 
     def materialize(self, disk_id: UUID) -> None:
         """Create the disk's volumes on storage (tests build volume chains in the inventory first)."""
-        disk = self.inv.get_disk(disk_id)
+        disk = self.inv.disks.get(disk_id)
         with self.agent.client() as client:
             for domain_id in disk.domain_ids:
                 create_volumes(client, domain_id, disk)
@@ -138,9 +138,9 @@ def build_site(
     agent = agent_factory(roots=(root,))
     inv = Inventory(database)
     inv.bootstrap()
-    dc = next(d for d in inv.list_data_centers() if d.name == "Default")
-    cluster = next(c for c in inv.list_clusters() if c.name == "Default")
-    host = inv.add_host(Host(name="host1", cluster_id=cluster.id, address=agent.url))
+    dc = next(d for d in inv.data_centers.list() if d.name == "Default")
+    cluster = next(c for c in inv.clusters.list() if c.name == "Default")
+    host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
     agents = AgentDirectory(database, AgentConfig(secret=agent.secret, timeout_s=30))
     updater = OvfUpdater(database, inv, agents, config or UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1))
     return Site(database, inv, agent, root, dc, cluster, host, updater)
@@ -174,9 +174,9 @@ def fresh_engine(db_url: str, agent: AgentProcess) -> FreshEngine:
     db.migrate()
     inv = Inventory(db)
     inv.bootstrap()
-    dc = inv.list_data_centers()[0]
-    cluster = inv.list_clusters()[0]
-    host = inv.add_host(Host(name="dr-host", cluster_id=cluster.id, address=agent.url))
+    dc = inv.data_centers.list()[0]
+    cluster = inv.clusters.list()[0]
+    host = inv.hosts.add(Host(name="dr-host", cluster_id=cluster.id, address=agent.url))
     agents = AgentDirectory(db, AgentConfig(secret=agent.secret, timeout_s=30))
     updater = OvfUpdater(db, inv, agents, UpdaterConfig())
     domains = DomainService(inv, agents, updater)

@@ -12,6 +12,7 @@ import pytest
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService
 from ovfstore.engine.errors import Conflict
+from ovfstore.engine.inventory import VmChanges
 from ovfstore.engine.updater.domain import UpdateError
 from ovfstore.engine.updater.status import domains_status
 from ovfstore.model import DomainStatus, StorageDomain
@@ -60,7 +61,7 @@ def test_deactivate_writes_the_stores_first(site: Site) -> None:
     site.add_domain("sd1")
     vm = site.add_vm("vm", "sd1")
     site.updater.run_once()
-    site.inv.update_vm(vm.id, description="last words")
+    site.inv.vms.update(vm.id, VmChanges(description="last words"))
 
     domain = _service(site).deactivate(site.domains["sd1"].id)
 
@@ -75,7 +76,7 @@ def test_deactivate_refuses_when_the_stores_cannot_be_written(site: Site) -> Non
     site.agent.kill(signal.SIGKILL)
     with pytest.raises(UpdateError, match="could not be updated"):
         _service(site).deactivate(site.domains["sd1"].id)
-    assert site.inv.get_storage_domain(site.domains["sd1"].id).status is DomainStatus.ACTIVE
+    assert site.inv.storage_domains.get(site.domains["sd1"].id).status is DomainStatus.ACTIVE
     forced = _service(site).deactivate(site.domains["sd1"].id, force=True)
     assert forced.status is DomainStatus.MAINTENANCE
 
@@ -92,19 +93,19 @@ def test_detach_leaves_a_self_describing_domain(site: Site) -> None:
 
     with pytest.raises(Conflict, match="disks on other domains"):
         service.detach(sd2)
-    site.inv.forget_entity(split.id)
-    site.inv.update_vm(leaving.id, description="detached with its domain")
+    site.inv.entities.forget(split.id)
+    site.inv.vms.update(leaving.id, VmChanges(description="detached with its domain"))
 
     detached = service.detach(sd2)
 
     assert (detached.status, detached.data_center_id) == (DomainStatus.UNATTACHED, None)
     assert _metadata(site, detached)["POOL_UUID"] == ""
-    assert {v.id for v in site.inv.list_vms()} == {staying.id}
+    assert {v.id for v in site.inv.vms.list()} == {staying.id}
     contents = [s.contents for s in site.stores_on_disk("sd2")]
     assert all(c is not None and b"detached with its domain" in c.ovfs[leaving.id] for c in contents)
 
     service.remove(sd2)
-    assert sd2 not in {d.id for d in site.inv.list_storage_domains()}
+    assert sd2 not in {d.id for d in site.inv.storage_domains.list()}
     assert (site.root / str(sd2) / "dom_md" / "metadata").exists(), "removing forgets; the data stays"
 
 
@@ -124,4 +125,4 @@ def test_create_disk_makes_its_volumes_on_storage(site: Site) -> None:
     site.agent.kill(signal.SIGKILL)
     with pytest.raises(StorageError, match="not reachable"):
         service.create_disk(Disk(alias="lost", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
-    assert [d.alias for d in site.inv.list_disks()] == ["data"], "refused by storage: not kept in the inventory"
+    assert [d.alias for d in site.inv.disks.list()] == ["data"], "refused by storage: not kept in the inventory"

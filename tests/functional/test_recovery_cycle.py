@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from ovfstore.engine.db.database import Database
+from ovfstore.engine.inventory import VmChanges
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery import RegistrationOptions
 from ovfstore.engine.recovery.compare import compare_inventories
@@ -44,20 +45,20 @@ def _protect(site: Site) -> dict[str, Any]:
     site.add_domain("sd1")
     site.add_domain("sd2")
     sd1, sd2 = site.domains["sd1"].id, site.domains["sd2"].id
-    profile = inv.list_vnic_profiles()[0]
-    role = inv.add_role(Role(name="VmOperator"))
-    group = inv.add_affinity_group(AffinityGroup(name="spread", cluster_id=site.cluster.id, positive=False))
-    label = inv.add_affinity_label(AffinityLabel(name="gpu"))
+    profile = inv.vnic_profiles.list()[0]
+    role = inv.roles.add(Role(name="VmOperator"))
+    group = inv.affinity_groups.add(AffinityGroup(name="spread", cluster_id=site.cluster.id, positive=False))
+    label = inv.affinity_labels.add(AffinityLabel(name="gpu"))
 
-    template = inv.add_template(
+    template = inv.templates.add(
         Template(name="rhel9", cluster_id=site.cluster.id, os_type="rhel_9x64", memory_mb=2048, max_memory_mb=8192,
                  description="golden image", bios_type=BiosType.Q35_OVMF)
     )  # fmt: skip
-    tdisk = inv.add_disk(Disk(alias="rhel9_root", provisioned_size=10 * GIB, domain_ids=[sd1], description="root"))
-    inv.attach_disk(DiskAttachment(entity_id=template.id, disk_id=tdisk.id, bootable=True))
-    inv.add_nic(Nic(entity_id=template.id, name="nic1", vnic_profile_id=profile.id))
+    tdisk = inv.disks.add(Disk(alias="rhel9_root", provisioned_size=10 * GIB, domain_ids=[sd1], description="root"))
+    inv.attachments.attach(DiskAttachment(entity_id=template.id, disk_id=tdisk.id, bootable=True))
+    inv.nics.add(Nic(entity_id=template.id, name="nic1", vnic_profile_id=profile.id))
 
-    web = inv.add_vm(
+    web = inv.vms.add(
         Vm(name="web", cluster_id=site.cluster.id, template_id=template.id, os_type="rhel_9x64", memory_mb=4096,
            max_memory_mb=16384, min_memory_mb=2048, cpu_sockets=2, cpu_cores=2, cpu_threads=2, high_availability=True,
            priority=100, description="front end", comment="pets, not cattle", display_type=DisplayType.QXL,
@@ -66,32 +67,34 @@ def _protect(site: Site) -> dict[str, Any]:
     root = Disk(alias="web_root", provisioned_size=20 * GIB, domain_ids=[sd1], description="system")
     base = Volume(disk_id=root.id, capacity=root.provisioned_size)
     root.volumes = [base]
-    inv.add_disk(root)
-    data = inv.add_disk(Disk(alias="web_data", provisioned_size=50 * GIB, domain_ids=[sd2], wipe_after_delete=True))
-    inv.attach_disk(DiskAttachment(entity_id=web.id, disk_id=root.id, bootable=True, interface=DiskInterface.VIRTIO))
-    inv.attach_disk(DiskAttachment(entity_id=web.id, disk_id=data.id, read_only=True))
-    snap = inv.add_snapshot(Snapshot(vm_id=web.id, type=SnapshotType.REGULAR, description="before upgrade"))
-    inv.add_snapshot(Snapshot(vm_id=web.id, type=SnapshotType.ACTIVE, description="Active VM"))
-    inv.add_volume(Volume(disk_id=root.id, parent_id=base.id, capacity=root.provisioned_size, format=VolumeFormat.COW,
-                          snapshot_id=snap.id))  # fmt: skip
-    inv.add_nic(Nic(entity_id=web.id, name="nic1", vnic_profile_id=profile.id, interface=NicInterface.VIRTIO))
-    inv.add_nic(
+    inv.disks.add(root)
+    data = inv.disks.add(Disk(alias="web_data", provisioned_size=50 * GIB, domain_ids=[sd2], wipe_after_delete=True))
+    inv.attachments.attach(
+        DiskAttachment(entity_id=web.id, disk_id=root.id, bootable=True, interface=DiskInterface.VIRTIO)
+    )
+    inv.attachments.attach(DiskAttachment(entity_id=web.id, disk_id=data.id, read_only=True))
+    snap = inv.snapshots.add(Snapshot(vm_id=web.id, type=SnapshotType.REGULAR, description="before upgrade"))
+    inv.snapshots.add(Snapshot(vm_id=web.id, type=SnapshotType.ACTIVE, description="Active VM"))
+    inv.disks.add_volume(Volume(disk_id=root.id, parent_id=base.id, capacity=root.provisioned_size,
+                                format=VolumeFormat.COW, snapshot_id=snap.id))  # fmt: skip
+    inv.nics.add(Nic(entity_id=web.id, name="nic1", vnic_profile_id=profile.id, interface=NicInterface.VIRTIO))
+    inv.nics.add(
         Nic(entity_id=web.id, name="nic2", vnic_profile_id=profile.id, interface=NicInterface.E1000, linked=False)
     )
-    inv.add_permission(web.id, "alice@internal", role.id)
-    inv.add_affinity_group_member(group.id, web.id)
-    inv.add_affinity_label_member(label.id, web.id)
-    inv.set_vm_status(web.id, VmStatus.UP)
+    inv.permissions.add(web.id, "alice@internal", role.id)
+    inv.affinity_groups.add_member(group.id, web.id)
+    inv.affinity_labels.add_member(label.id, web.id)
+    inv.vms.set_status(web.id, VmStatus.UP)
 
     # A VM from Blank on the other domain, and one whose template lives on the other domain.
     db = site.add_vm("db", "sd2")
-    inv.update_vm(db.id, memory_mb=8192, max_memory_mb=16384, cpu_sockets=4)
-    worker = inv.add_vm(Vm(name="worker", cluster_id=site.cluster.id, template_id=template.id))
-    wdisk = inv.add_disk(Disk(alias="worker_root", provisioned_size=5 * GIB, domain_ids=[sd2]))
-    inv.attach_disk(DiskAttachment(entity_id=worker.id, disk_id=wdisk.id, bootable=True))
-    inv.add_nic(Nic(entity_id=worker.id, name="eth0", vnic_profile_id=profile.id))
+    inv.vms.update(db.id, VmChanges(memory_mb=8192, max_memory_mb=16384, cpu_sockets=4))
+    worker = inv.vms.add(Vm(name="worker", cluster_id=site.cluster.id, template_id=template.id))
+    wdisk = inv.disks.add(Disk(alias="worker_root", provisioned_size=5 * GIB, domain_ids=[sd2]))
+    inv.attachments.attach(DiskAttachment(entity_id=worker.id, disk_id=wdisk.id, bootable=True))
+    inv.nics.add(Nic(entity_id=worker.id, name="eth0", vnic_profile_id=profile.id))
 
-    for disk in inv.list_disks():
+    for disk in inv.disks.list():
         site.materialize(disk.id)
     report = site.updater.run_once()
     assert all(r.ok for r in report.domains.values()), report.domains
@@ -118,9 +121,9 @@ def test_protect_lose_the_engine_import_register_compare(
     fresh = fresh_engine(empty_db_url, old.agent)
     inv, recovery, domains, updater = fresh.inv, fresh.recovery, fresh.domains, fresh.updater
     dc, cluster, host = fresh.dc, fresh.cluster, fresh.host
-    inv.add_role(Role(name="VmOperator"))
-    inv.add_affinity_group(AffinityGroup(name="spread", cluster_id=cluster.id, positive=False))
-    inv.add_affinity_label(AffinityLabel(name="gpu"))
+    inv.roles.add(Role(name="VmOperator"))
+    inv.affinity_groups.add(AffinityGroup(name="spread", cluster_id=cluster.id, positive=False))
+    inv.affinity_labels.add(AffinityLabel(name="gpu"))
 
     imported = {}
     for name, directory in domain_dirs.items():
@@ -135,7 +138,7 @@ def test_protect_lose_the_engine_import_register_compare(
 
     dry = recovery.register_all(imported["sd1"].id, RegistrationOptions(), dry_run=True)
     assert {r.name: r.outcome for r in dry} == {"rhel9": "would_register", "web": "would_register"}
-    assert inv.list_vms() == [], "a dry run changes nothing"
+    assert inv.vms.list() == [], "a dry run changes nothing"
 
     reports = recovery.register_all(imported["sd1"].id, RegistrationOptions())
     reports += recovery.register_all(imported["sd2"].id, RegistrationOptions())

@@ -57,7 +57,7 @@ def test_an_ovirt_domain_is_imported_and_its_vms_come_back(engine: FreshEngine, 
     result = engine.recovery.register(domain.id, uuid.UUID(V2V_VM), RegistrationOptions(cluster_id=engine.cluster.id))
     assert result.outcome == "registered"
     assert any("DPG_VMNetwork" in w for w in result.warnings), "an unknown network is reported, not fatal"
-    vm = engine.inv.get_vm(uuid.UUID(V2V_VM))
+    vm = engine.inv.vms.get(uuid.UUID(V2V_VM))
     assert (vm.name, vm.memory_mb, vm.cpu_cores) == ("sevenofnine", 16384, 8)
     engine.close()
 
@@ -123,7 +123,7 @@ def test_stores_that_cannot_be_read_refuse_the_attach_and_change_nothing(engine:
     finally:
         for lease in leases:
             lease.close()
-    assert engine.inv.get_storage_domain(domain.id).status is DomainStatus.UNATTACHED
+    assert engine.inv.storage_domains.get(domain.id).status is DomainStatus.UNATTACHED
     assert "POOL_UUID=\n" in (directory / "dom_md" / "metadata").read_text(), "storage untouched too"
     assert engine.recovery.unregistered_entities(domain.id) == []
 

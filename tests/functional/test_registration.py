@@ -12,6 +12,7 @@ import pytest
 
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.errors import NotFound
+from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges
 from ovfstore.engine.recovery import RegistrationOptions, RegistrationRefused, VnicProfileMapping
 from ovfstore.model import (
     GIB,
@@ -55,26 +56,26 @@ def _protect_and_recover(
     site.add_domain("sd1")
     site.add_domain("sd2")
     inv = site.inv
-    profile = inv.list_vnic_profiles()[0]
-    role = inv.add_role(Role(name="VmOperator"))
-    group = inv.add_affinity_group(AffinityGroup(name="spread", cluster_id=site.cluster.id))
-    label = inv.add_affinity_label(AffinityLabel(name="gpu"))
-    template = inv.add_template(Template(name="tmpl", cluster_id=site.cluster.id))
-    tdisk = inv.add_disk(Disk(alias="tmpl_root", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
-    inv.attach_disk(DiskAttachment(entity_id=template.id, disk_id=tdisk.id, bootable=True))
-    app = inv.add_vm(Vm(name="app", cluster_id=site.cluster.id, template_id=template.id))
+    profile = inv.vnic_profiles.list()[0]
+    role = inv.roles.add(Role(name="VmOperator"))
+    group = inv.affinity_groups.add(AffinityGroup(name="spread", cluster_id=site.cluster.id))
+    label = inv.affinity_labels.add(AffinityLabel(name="gpu"))
+    template = inv.templates.add(Template(name="tmpl", cluster_id=site.cluster.id))
+    tdisk = inv.disks.add(Disk(alias="tmpl_root", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
+    inv.attachments.attach(DiskAttachment(entity_id=template.id, disk_id=tdisk.id, bootable=True))
+    app = inv.vms.add(Vm(name="app", cluster_id=site.cluster.id, template_id=template.id))
     for i, sd in enumerate(("sd1", "sd2")):
-        disk = inv.add_disk(Disk(alias=f"app_disk{i}", provisioned_size=GIB, domain_ids=[site.domains[sd].id]))
-        inv.attach_disk(DiskAttachment(entity_id=app.id, disk_id=disk.id, bootable=i == 0))
-    lun = inv.add_disk(
+        disk = inv.disks.add(Disk(alias=f"app_disk{i}", provisioned_size=GIB, domain_ids=[site.domains[sd].id]))
+        inv.attachments.attach(DiskAttachment(entity_id=app.id, disk_id=disk.id, bootable=i == 0))
+    lun = inv.disks.add(
         Disk(alias="app_lun", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc")
     )
-    inv.attach_disk(DiskAttachment(entity_id=app.id, disk_id=lun.id))
-    nic = inv.add_nic(Nic(entity_id=app.id, name="nic1", vnic_profile_id=profile.id))
-    inv.add_permission(app.id, "bob@internal", role.id)
-    inv.add_affinity_group_member(group.id, app.id)
-    inv.add_affinity_label_member(label.id, app.id)
-    for disk in inv.list_disks():
+    inv.attachments.attach(DiskAttachment(entity_id=app.id, disk_id=lun.id))
+    nic = inv.nics.add(Nic(entity_id=app.id, name="nic1", vnic_profile_id=profile.id))
+    inv.permissions.add(app.id, "bob@internal", role.id)
+    inv.affinity_groups.add_member(group.id, app.id)
+    inv.affinity_labels.add_member(label.id, app.id)
+    for disk in inv.disks.list():
         if disk.storage_type is DiskStorageType.IMAGE:
             site.materialize(disk.id)
     assert all(r.ok for r in site.updater.run_once().domains.values())
@@ -120,7 +121,7 @@ def test_a_vm_before_its_template_is_refused(recovered: Recovered) -> None:
 def test_an_id_that_already_exists_is_refused(recovered: Recovered) -> None:
     e = recovered.engine
     # The same template was recreated by hand after the domain was read: same id, another name.
-    e.inv.add_template(Template(id=recovered.ids["template"], name="tmpl-by-hand", cluster_id=e.cluster.id))
+    e.inv.templates.add(Template(id=recovered.ids["template"], name="tmpl-by-hand", cluster_id=e.cluster.id))
     with pytest.raises(RegistrationRefused, match="is already registered here; register it as a clone"):
         _register_template(recovered)
 
@@ -128,22 +129,22 @@ def test_an_id_that_already_exists_is_refused(recovered: Recovered) -> None:
 def test_a_name_already_used_is_refused_unless_renamed(recovered: Recovered) -> None:
     e = recovered.engine
     _register_template(recovered)
-    e.inv.add_vm(Vm(name="app", cluster_id=e.cluster.id))
+    e.inv.vms.add(Vm(name="app", cluster_id=e.cluster.id))
     with pytest.raises(RegistrationRefused, match="the name 'app' is already used"):
         e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
     report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(name="app-restored"))
     assert (report.outcome, report.renamed_from) == ("registered", "app")
-    assert e.inv.get_vm(recovered.ids["app"]).name == "app-restored"
+    assert e.inv.vms.get(recovered.ids["app"]).name == "app-restored"
 
 
 def test_a_missing_cluster_is_refused_and_a_cluster_mapping_resolves_it(recovered: Recovered) -> None:
     e = recovered.engine
-    e.inv.update_cluster(e.cluster.id, name="recovery")
+    e.inv.clusters.update(e.cluster.id, ClusterChanges(name="recovery"))
     with pytest.raises(RegistrationRefused, match="cluster 'Default' does not exist here"):
         _register_template(recovered)
     options = RegistrationOptions(cluster_mappings={"Default": "recovery"})
     e.recovery.register(recovered.sd1.id, recovered.ids["template"], options)
-    assert e.inv.get_template(recovered.ids["template"]).cluster_id == e.cluster.id
+    assert e.inv.templates.get(recovered.ids["template"]).cluster_id == e.cluster.id
 
 
 def test_missing_disks_are_refused_unless_partial_import(half_recovered: Recovered) -> None:
@@ -156,19 +157,19 @@ def test_missing_disks_are_refused_unless_partial_import(half_recovered: Recover
     )
     assert report.outcome == "registered"
     assert len(report.dropped_disks) == 1
-    aliases = {e.inv.get_disk(a.disk_id).alias for a in e.inv.list_attachments(half_recovered.ids["app"])}
+    aliases = {e.inv.disks.get(a.disk_id).alias for a in e.inv.attachments.list(half_recovered.ids["app"])}
     assert aliases == {"app_disk0", "app_lun"}
 
 
 def test_macs_in_use_or_out_of_range_are_refused_unless_reassigned(recovered: Recovered) -> None:
     e = recovered.engine
     _register_template(recovered)
-    squatter = e.inv.add_vm(Vm(name="squatter", cluster_id=e.cluster.id))
-    e.inv.add_nic(Nic(entity_id=squatter.id, name="eth0", mac=recovered.old_macs["nic1"]))
+    squatter = e.inv.vms.add(Vm(name="squatter", cluster_id=e.cluster.id))
+    e.inv.nics.add(Nic(entity_id=squatter.id, name="eth0", mac=recovered.old_macs["nic1"]))
     with pytest.raises(RegistrationRefused, match="is already in use here; allow MAC reassignment"):
         e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
     report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(reassign_bad_macs=True))
-    (nic,) = e.inv.list_nics(recovered.ids["app"])
+    (nic,) = e.inv.nics.list(recovered.ids["app"])
     assert nic.mac is not None
     assert nic.mac != recovered.old_macs["nic1"]
     assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)]
@@ -177,7 +178,9 @@ def test_macs_in_use_or_out_of_range_are_refused_unless_reassigned(recovered: Re
 def test_a_mac_outside_the_pool_is_refused(recovered: Recovered) -> None:
     e = recovered.engine
     _register_template(recovered)
-    e.inv.update_data_center(e.dc.id, mac_pool_start="02:00:00:00:00:00", mac_pool_end="02:00:00:00:ff:ff")
+    e.inv.data_centers.update(
+        e.dc.id, DataCenterChanges(mac_pool_start="02:00:00:00:00:00", mac_pool_end="02:00:00:00:ff:ff")
+    )
     with pytest.raises(RegistrationRefused, match="outside this data center's pool"):
         e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
 
@@ -190,23 +193,23 @@ def test_clone_registers_a_copy_with_new_ids_and_macs(recovered: Recovered) -> N
     report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(clone=True, name="app2"))
     assert report.registered_id is not None
     assert report.registered_id != recovered.ids["app"]
-    clone = e.inv.get_vm(report.registered_id)
+    clone = e.inv.vms.get(report.registered_id)
     assert clone.name == "app2"
-    (nic,) = e.inv.list_nics(clone.id)
+    (nic,) = e.inv.nics.list(clone.id)
     assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)], "a clone never reuses a MAC"
     assert nic.mac is not None
     with pytest.raises(NotFound, match="does not exist"):
-        e.inv.get_vm(recovered.ids["app"])
+        e.inv.vms.get(recovered.ids["app"])
 
 
 def test_vnic_profile_role_affinity_and_lun_mappings(recovered: Recovered) -> None:
     e = recovered.engine
     _register_template(recovered)
-    net = e.inv.add_network(Network(name="prod", data_center_id=e.dc.id))
-    target = e.inv.add_vnic_profile(VnicProfile(name="prod-fast", network_id=net.id))
-    e.inv.add_role(Role(name="Operator2"))
-    group = e.inv.add_affinity_group(AffinityGroup(name="apart", cluster_id=e.cluster.id))
-    label = e.inv.add_affinity_label(AffinityLabel(name="nvidia"))
+    net = e.inv.networks.add(Network(name="prod", data_center_id=e.dc.id))
+    target = e.inv.vnic_profiles.add(VnicProfile(name="prod-fast", network_id=net.id))
+    e.inv.roles.add(Role(name="Operator2"))
+    group = e.inv.affinity_groups.add(AffinityGroup(name="apart", cluster_id=e.cluster.id))
+    label = e.inv.affinity_labels.add(AffinityLabel(name="nvidia"))
     options = RegistrationOptions(
         vnic_profile_mappings=[VnicProfileMapping("ovirtmgmt", "ovirtmgmt", target.id)],
         role_mappings={"VmOperator": "Operator2"},
@@ -217,10 +220,10 @@ def test_vnic_profile_role_affinity_and_lun_mappings(recovered: Recovered) -> No
     report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], options)
     assert report.warnings == []
     app = recovered.ids["app"]
-    (nic,) = e.inv.list_nics(app)
+    (nic,) = e.inv.nics.list(app)
     assert nic.vnic_profile_id == target.id
-    assert [(p.user_name, p.role_name) for p in e.inv.list_permissions(app)] == [("bob@internal", "Operator2")]
-    assert {d.lun_id for d in (e.inv.get_disk(a.disk_id) for a in e.inv.list_attachments(app))} >= {"36001405ddeeff"}
+    assert [(p.user_name, p.role_name) for p in e.inv.permissions.list(app)] == [("bob@internal", "Operator2")]
+    assert {d.lun_id for d in (e.inv.disks.get(a.disk_id) for a in e.inv.attachments.list(app))} >= {"36001405ddeeff"}
     from sqlalchemy import select
 
     from ovfstore.engine.db import schema
@@ -240,25 +243,25 @@ def test_without_mappings_names_fall_back_and_missing_ones_are_warned(recovered:
     assert report.outcome == "registered"
     assert any("role 'VmOperator'" in w for w in report.warnings)
     assert any("affinity group 'spread'" in w for w in report.warnings)
-    (nic,) = e.inv.list_nics(recovered.ids["app"])
-    profile = e.inv.get_vnic_profile(nic.vnic_profile_id) if nic.vnic_profile_id else None
+    (nic,) = e.inv.nics.list(recovered.ids["app"])
+    profile = e.inv.vnic_profiles.get(nic.vnic_profile_id) if nic.vnic_profile_id else None
     assert profile is not None
     assert profile.name == "ovirtmgmt", "found by its original network and profile names"
 
 
 def test_register_all_dry_run_reports_without_changing(recovered: Recovered) -> None:
     e = recovered.engine
-    e.inv.add_vm(Vm(name="app", cluster_id=e.cluster.id))
+    e.inv.vms.add(Vm(name="app", cluster_id=e.cluster.id))
     dry = e.recovery.register_all(recovered.sd1.id, RegistrationOptions(), dry_run=True)
     assert [(r.name, r.outcome) for r in dry] == [("tmpl", "would_register"), ("app", "refused")]
     assert "already used" in (dry[1].reason or "")
-    assert [t.name for t in e.inv.list_templates()] == ["Blank"]
+    assert [t.name for t in e.inv.templates.list()] == ["Blank"]
 
 
 def test_a_domain_of_another_data_center_is_not_used_for_disks(recovered: Recovered) -> None:
     e = recovered.engine
-    other = e.inv.add_data_center(DataCenter(name="other"))
-    e.inv.add_cluster(Cluster(name="other-cluster", data_center_id=other.id))
+    other = e.inv.data_centers.add(DataCenter(name="other"))
+    e.inv.clusters.add(Cluster(name="other-cluster", data_center_id=other.id))
     _register_template(recovered)
     with pytest.raises(RegistrationRefused, match="on no active domain of this data center"):
         e.recovery.register(

@@ -14,6 +14,7 @@ import pytest
 from ovfstore.engine import events
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db.database import Database
+from ovfstore.engine.inventory import DiskChanges, HostChanges, StorageDomainChanges, TemplateChanges, VmChanges
 from ovfstore.engine.updater.status import domains_status
 from ovfstore.model import DiskStatus, OvfStoreStatus, TemplateStatus, VmStatus
 from ovfstore.store.tarstream import EntityRef
@@ -63,7 +64,7 @@ def test_a_changed_vm_rewrites_its_domains_only(site: Site) -> None:
     old_ovf = site.stores_on_disk("sd1")[0].contents
     assert old_ovf is not None
 
-    site.inv.update_vm(on1.id, memory_mb=2048, max_memory_mb=8192, description="bigger")
+    site.inv.vms.update(on1.id, VmChanges(memory_mb=2048, max_memory_mb=8192, description="bigger"))
     report = site.updater.run_once()
 
     assert report.pool.regenerated == {on1.id}, "one new OVF, for the changed VM only"
@@ -83,7 +84,7 @@ def test_a_deleted_vm_disappears(site: Site) -> None:
     site.updater.run_once()
     assert gone.id in site.entities_in("sd2")
 
-    site.inv.remove_vm(gone.id)
+    site.inv.vms.remove(gone.id)
     report = site.updater.run_once()
 
     assert report.pool.removed == {gone.id}
@@ -93,14 +94,14 @@ def test_a_deleted_vm_disappears(site: Site) -> None:
 
 def test_a_locked_vm_is_skipped_until_consistent(site: Site) -> None:
     vm = site.add_vm("busy", "sd1")
-    disk_id = site.inv.list_attachments(vm.id)[0].disk_id
-    site.inv.update_disk(disk_id, status=DiskStatus.LOCKED)
+    disk_id = site.inv.attachments.list(vm.id)[0].disk_id
+    site.inv.disks.update(disk_id, DiskChanges(status=DiskStatus.LOCKED))
 
     report = site.updater.run_once()
     assert vm.id in report.pool.locked
     assert vm.id not in site.entities_in("sd1")
 
-    site.inv.update_disk(disk_id, status=DiskStatus.OK)
+    site.inv.disks.update(disk_id, DiskChanges(status=DiskStatus.OK))
     report = site.updater.run_once()
     assert report.pool.regenerated == {vm.id}
     assert vm.id in site.entities_in("sd1")
@@ -110,12 +111,12 @@ def test_image_locked_vms_and_locked_templates_are_skipped(site: Site) -> None:
     from ovfstore.model import Template
 
     vm = site.add_vm("vm", "sd1")
-    site.inv.set_vm_status(vm.id, VmStatus.IMAGE_LOCKED)
-    template = site.inv.add_template(Template(name="t", cluster_id=site.cluster.id, status=TemplateStatus.LOCKED))
+    site.inv.vms.set_status(vm.id, VmStatus.IMAGE_LOCKED)
+    template = site.inv.templates.add(Template(name="t", cluster_id=site.cluster.id, status=TemplateStatus.LOCKED))
     report = site.updater.run_once()
     assert {vm.id, template.id} <= report.pool.locked
-    site.inv.set_vm_status(vm.id, VmStatus.UP)
-    site.inv.update_template(template.id, status=TemplateStatus.OK)
+    site.inv.vms.set_status(vm.id, VmStatus.UP)
+    site.inv.templates.update(template.id, TemplateChanges(status=TemplateStatus.OK))
     site.updater.run_once()
     stores = site.stores_on_disk("sd1")
     newest = max(stores, key=lambda s: s.contents.manifest.generation if s.contents and s.contents.manifest else 0)
@@ -128,9 +129,9 @@ def test_a_vm_whose_disk_moved_leaves_the_old_domain(site: Site) -> None:
     vm = site.add_vm("mover", "sd1")
     site.updater.run_once()
     assert vm.id in site.entities_in("sd1")
-    disk_id = site.inv.list_attachments(vm.id)[0].disk_id
+    disk_id = site.inv.attachments.list(vm.id)[0].disk_id
 
-    site.inv.move_disk(disk_id, site.domains["sd1"].id, site.domains["sd2"].id)
+    site.inv.disks.move(disk_id, site.domains["sd1"].id, site.domains["sd2"].id)
     report = site.updater.run_once()
 
     assert set(report.domains) == {site.domains["sd1"].id, site.domains["sd2"].id}
@@ -145,7 +146,7 @@ def test_an_agent_killed_mid_write_leaves_a_complete_store(
     site.updater.run_once()
     good_before = {s.disk_id for s in site.stores_on_disk("sd1") if s.contents is not None}
     assert len(good_before) == 2
-    site.inv.update_vm(vms[0].id, description="changed")
+    site.inv.vms.update(vms[0].id, VmChanges(description="changed"))
 
     # Kill the real agent while the engine is in the middle of streaming the first store.
     step = site.updater.domain_step
@@ -177,7 +178,7 @@ def test_an_agent_killed_mid_write_leaves_a_complete_store(
 
     # A new agent on the same storage: the next run completes the update.
     replacement = agent_factory(roots=(site.root,), secret=site.agent.secret)
-    site.inv.update_host(site.host.id, address=replacement.url)
+    site.inv.hosts.update(site.host.id, HostChanges(address=replacement.url))
     report = site.updater.run_once()
     assert report.domains[site.domains["sd1"].id].ok
     assert all(s.contents is not None for s in site.stores_on_disk("sd1"))
@@ -211,7 +212,7 @@ def test_another_up_host_is_used_when_one_is_down(site: Site, agent_factory: Cal
 
     vm = site.add_vm("vm", "sd1")
     second = agent_factory(roots=(site.root,), secret=site.agent.secret)
-    site.inv.add_host(Host(name="host2", cluster_id=site.cluster.id, address=second.url))
+    site.inv.hosts.add(Host(name="host2", cluster_id=site.cluster.id, address=second.url))
     site.agent.kill(signal.SIGKILL)  # host1 (first by name) is gone
     report = site.updater.run_once()
     assert all(r.ok for r in report.domains.values()), report.domains
@@ -241,7 +242,7 @@ def test_two_update_now_calls_during_a_run_both_succeed(site: Site) -> None:
     for i in range(50):
         site.add_vm(f"vm{i}", "sd1", "sd2")
     site.updater.run_once()
-    site.inv.update_vm(site.inv.list_vms()[0].id, description="x")
+    site.inv.vms.update(site.inv.vms.list()[0].id, VmChanges(description="x"))
 
     step = site.updater.domain_step
     real_update = step.update
@@ -291,9 +292,9 @@ def test_a_failed_domain_that_goes_away_does_not_keep_the_updater_busy(site: Sit
     site.agent.kill(signal.SIGKILL)
     site.updater.run_once()
     assert spare.id in site.updater._backoff
-    site.inv.update_storage_domain(spare.id, status="maintenance")
-    site.inv.update_storage_domain(spare.id, data_center_id=None)
-    site.inv.remove_storage_domain(spare.id)
+    site.inv.storage_domains.update(spare.id, StorageDomainChanges(status="maintenance"))
+    site.inv.storage_domains.update(spare.id, StorageDomainChanges(data_center_id=None))
+    site.inv.storage_domains.remove(spare.id)
     site.updater.run_once()
     assert spare.id not in site.updater._backoff
     assert not site.updater._due(time.monotonic() + 1) or site.updater._backoff
@@ -305,7 +306,7 @@ def test_a_recreated_store_is_written_first(site: Site) -> None:
     first, second = sorted(site.stores_on_disk("sd1"), key=lambda st: str(st.disk_id))
     for suffix in ("", ".meta", ".lease"):  # the second store's volume vanishes from storage
         (site.domain_dir("sd1") / "images" / str(second.disk_id) / f"{second.volume_id}{suffix}").unlink()
-    site.inv.update_vm(vm.id, description="while one store was missing")
+    site.inv.vms.update(vm.id, VmChanges(description="while one store was missing"))
     report = site.updater.run_once()
     assert report.domains[site.domains["sd1"].id].written == [first.disk_id]
 

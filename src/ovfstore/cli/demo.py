@@ -91,9 +91,9 @@ def _run(base: Path, vm_count: int) -> bool:
     engine = _engine(base, "engine-a", agent)
     try:
         inv = engine.inventory
-        cluster = inv.list_clusters()[0]
-        dc = inv.get_data_center(cluster.data_center_id)
-        host = inv.add_host(Host(name="host1", cluster_id=cluster.id, address=agent.url))
+        cluster = inv.clusters.list()[0]
+        dc = inv.data_centers.get(cluster.data_center_id)
+        host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
         _done(t, f"agent at {agent.url}, data center {dc.name!r}")
 
         t = _step("Creating two storage domains and attaching them")
@@ -122,8 +122,8 @@ def _run(base: Path, vm_count: int) -> bool:
         t = _step("Starting a fresh engine B and importing both domains")
         engine = _engine(base, "engine-b", agent)
         inv = engine.inventory
-        cluster = inv.list_clusters()[0]
-        host = inv.add_host(Host(name="host1", cluster_id=cluster.id, address=agent.url))
+        cluster = inv.clusters.list()[0]
+        host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
         domains = []
         for name, domain_id in (("gold", gold.id), ("silver", silver.id)):
             imported = engine.recovery.import_domain(
@@ -137,7 +137,7 @@ def _run(base: Path, vm_count: int) -> bool:
         refused = _register_everything(engine, [d.id for d in domains])
         for entity in sorted(found, key=lambda e: (not e.high_availability, e.name)):
             if entity.vm_status is VmStatus.UP and entity.id in original:
-                inv.set_vm_status(entity.id, VmStatus.UP)
+                inv.vms.set_status(entity.id, VmStatus.UP)
         _done(t, f"{len(refused)} refused" if refused else "all registered")
         for line in refused:
             console.print(f"    [red]refused[/] {line}")
@@ -156,39 +156,39 @@ def _run(base: Path, vm_count: int) -> bool:
 
 def _build(engine: Engine, domains: list[StorageDomain], vm_count: int) -> list[UUID]:
     inv = engine.inventory
-    cluster = inv.list_clusters()[0]
-    profile = inv.list_vnic_profiles()[0]
+    cluster = inv.clusters.list()[0]
+    profile = inv.vnic_profiles.list()[0]
     templates = []
     for i, domain in enumerate(domains):
-        template = inv.add_template(
+        template = inv.templates.add(
             Template(name=f"{('rhel9', 'win2022')[i]}-template", cluster_id=cluster.id,
                      os_type=("rhel_9x64", "windows_2022")[i], memory_mb=2048, max_memory_mb=8192)
         )  # fmt: skip
         disk = engine.domains.create_disk(Disk(alias=f"{template.name}_root", provisioned_size=10 * GIB,
                                                domain_ids=[domain.id]))  # fmt: skip
-        inv.attach_disk(DiskAttachment(entity_id=template.id, disk_id=disk.id, bootable=True))
-        inv.add_nic(Nic(entity_id=template.id, name="nic1", vnic_profile_id=profile.id))
+        inv.attachments.attach(DiskAttachment(entity_id=template.id, disk_id=disk.id, bootable=True))
+        inv.nics.add(Nic(entity_id=template.id, name="nic1", vnic_profile_id=profile.id))
         templates.append(template)
     ids = [t.id for t in templates]
     for i in range(vm_count):
         home, other = domains[i % 2], domains[(i + 1) % 2]
-        vm = inv.add_vm(
+        vm = inv.vms.add(
             Vm(name=f"vm{i:02d}", cluster_id=cluster.id, template_id=templates[i % 2].id, memory_mb=1024 * (1 + i % 4),
                max_memory_mb=16384, cpu_sockets=1 + i % 2, cpu_cores=2, high_availability=i % 3 == 0,
                priority=100 if i % 3 == 0 else 1, description=f"demo VM {i}")
         )  # fmt: skip
         boot = engine.domains.create_disk(Disk(alias=f"vm{i:02d}_root", provisioned_size=20 * GIB,
                                                domain_ids=[home.id]))  # fmt: skip
-        inv.attach_disk(DiskAttachment(entity_id=vm.id, disk_id=boot.id, bootable=True))
+        inv.attachments.attach(DiskAttachment(entity_id=vm.id, disk_id=boot.id, bootable=True))
         if i % 2 == 0:  # every other VM also has a data disk on the other domain
             data = engine.domains.create_disk(Disk(alias=f"vm{i:02d}_data", provisioned_size=50 * GIB,
                                                    domain_ids=[other.id]))  # fmt: skip
-            inv.attach_disk(DiskAttachment(entity_id=vm.id, disk_id=data.id))
-        inv.add_nic(Nic(entity_id=vm.id, name="nic1", vnic_profile_id=profile.id))
+            inv.attachments.attach(DiskAttachment(entity_id=vm.id, disk_id=data.id))
+        inv.nics.add(Nic(entity_id=vm.id, name="nic1", vnic_profile_id=profile.id))
         if i % 4 == 1:
-            inv.add_snapshot(Snapshot(vm_id=vm.id, description="before patching"))
+            inv.snapshots.add(Snapshot(vm_id=vm.id, description="before patching"))
         if i % 2 == 1:
-            inv.set_vm_status(vm.id, VmStatus.UP)
+            inv.vms.set_status(vm.id, VmStatus.UP)
         ids.append(vm.id)
     return ids
 

@@ -19,6 +19,7 @@ import click
 
 from ovfstore.cli.agent import SECRET_ENV
 from ovfstore.cli.engine import DEFAULT_PORT
+from ovfstore.engine.inventory import HostChanges
 
 if TYPE_CHECKING:
     from ovfstore.engine.runtime import Engine
@@ -101,11 +102,11 @@ def _register_local_host(runtime: Engine, address: str) -> None:
     from ovfstore.model import Host, HostStatus
 
     inv = runtime.inventory
-    existing = next((h for h in inv.list_hosts() if h.name == LOCAL_HOST), None)
+    existing = next((h for h in inv.hosts.list() if h.name == LOCAL_HOST), None)
     if existing is not None:
-        inv.update_host(existing.id, address=address, status=HostStatus.UP)
+        inv.hosts.update(existing.id, HostChanges(address=address, status=HostStatus.UP))
         return
-    cluster = next((c for c in inv.list_clusters() if c.name == "Default"), None)
+    cluster = next((c for c in inv.clusters.list() if c.name == "Default"), None)
     if cluster is None:
         raise click.ClickException("there is no Default cluster to put the local host in; add one through the API")
-    inv.add_host(Host(name=LOCAL_HOST, cluster_id=cluster.id, address=address, status=HostStatus.UP))
+    inv.hosts.add(Host(name=LOCAL_HOST, cluster_id=cluster.id, address=address, status=HostStatus.UP))

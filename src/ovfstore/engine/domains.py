@@ -20,7 +20,7 @@ from ovfstore.agent.errors import AgentError, AgentUnavailable
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.hosts import AgentDirectory
-from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.inventory import Inventory, StorageDomainChanges
 from ovfstore.engine.updater.domain import UpdateError
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
@@ -82,7 +82,7 @@ class DomainService:
         domain.data_center_id = None
         domain.status = DomainStatus.UNATTACHED
         domain.master = False
-        self.inv.add_storage_domain(domain)
+        self.inv.storage_domains.add(domain)
         if attach_to is not None:
             return self.attach(domain.id, attach_to)
         return domain
@@ -90,7 +90,7 @@ class DomainService:
     def unknown_at(self, host: Host, path: str) -> list[DomainInfo]:
         """Domains on storage at `path` (the domain's directory, or the directory holding it) that this
         engine does not know: those are imported, not created."""
-        known = {d.id for d in self.inv.list_storage_domains()}
+        known = {d.id for d in self.inv.storage_domains.list()}
         try:
             found = self.agents.client(host).list_domains()
         except AgentError as exc:
@@ -105,85 +105,85 @@ class DomainService:
     def attach(self, domain_id: UUID, data_center_id: UUID) -> StorageDomain:
         """Attach a domain to a data center and activate it; the first data domain becomes the master.
         Its OVF stores are created and written by the updater right after."""
-        domain = self.inv.get_storage_domain(domain_id)
-        self.inv.get_data_center(data_center_id)
+        domain = self.inv.storage_domains.get(domain_id)
+        self.inv.data_centers.get(data_center_id)
         if domain.data_center_id == data_center_id:
             return domain
         if domain.data_center_id is not None:
             raise Conflict(f"storage domain {domain.name!r} is attached to another data center; detach it first")
         master = domain.domain_class is DomainClass.DATA and not any(
-            d.master for d in self.inv.list_storage_domains(data_center_id)
+            d.master for d in self.inv.storage_domains.list(data_center_id)
         )
         client = self._client(data_center_id)
         if self.on_attach is not None:
             # Before storage is touched: a domain whose stores cannot be read stays as it was.
             self._call(self.on_attach, domain_id, client)
         self._call(client.attach, domain_id, data_center_id, master)
-        return self.inv.update_storage_domain(
-            domain_id, data_center_id=data_center_id, master=master, status=DomainStatus.ACTIVE
+        return self.inv.storage_domains.update(
+            domain_id, StorageDomainChanges(data_center_id=data_center_id, master=master, status=DomainStatus.ACTIVE)
         )
 
     def activate(self, domain_id: UUID) -> StorageDomain:
-        domain = self.inv.get_storage_domain(domain_id)
+        domain = self.inv.storage_domains.get(domain_id)
         if domain.data_center_id is None:
             raise Conflict(f"storage domain {domain.name!r} is not attached; attach it to a data center first")
-        return self.inv.update_storage_domain(domain_id, status=DomainStatus.ACTIVE)
+        return self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.ACTIVE))
 
     # --- leave ------------------------------------------------------------------------------------------
 
     def deactivate(self, domain_id: UUID, *, force: bool = False) -> StorageDomain:
         """Put an active domain into maintenance, after writing its OVF stores. If they cannot be written
         the domain stays active and the error is raised, unless `force`."""
-        domain = self.inv.get_storage_domain(domain_id)
+        domain = self.inv.storage_domains.get(domain_id)
         if domain.status is DomainStatus.MAINTENANCE:
             return domain
         if domain.status is not DomainStatus.ACTIVE:
             raise Conflict(f"storage domain {domain.name!r} is {domain.status.value}, not active")
-        self.inv.update_storage_domain(domain_id, status=DomainStatus.PREPARING_FOR_MAINTENANCE)
+        self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.PREPARING_FOR_MAINTENANCE))
         try:
             self.updater.prepare_for_deactivation(domain_id)
         except UpdateError:
             if not force:
-                self.inv.update_storage_domain(domain_id, status=DomainStatus.ACTIVE)
+                self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.ACTIVE))
                 raise
             log.warning("deactivating domain %s with stores that could not be updated", domain.name)
-        return self.inv.update_storage_domain(domain_id, status=DomainStatus.MAINTENANCE)
+        return self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.MAINTENANCE))
 
     def detach(self, domain_id: UUID, *, force: bool = False) -> StorageDomain:
         """Detach a domain (in maintenance, as oVirt requires) from its data center. Its stores are written
         once more first; then the VMs and templates that live on it leave the inventory, while their
         disks and OVFs stay on the domain, ready to be imported elsewhere."""
-        domain = self.inv.get_storage_domain(domain_id)
+        domain = self.inv.storage_domains.get(domain_id)
         if domain.data_center_id is None:
             return domain
         if domain.status is not DomainStatus.MAINTENANCE:
             raise Conflict(f"storage domain {domain.name!r} is {domain.status.value}; deactivate it first")
         leaving = self._entities_living_on(domain)
-        self.inv.update_storage_domain(domain_id, status=DomainStatus.DETACHING)
+        self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.DETACHING))
         try:
             self.updater.prepare_for_deactivation(domain_id)
             self._call(self._client(domain.data_center_id).detach, domain_id, domain.data_center_id)
         except (UpdateError, StorageError):
             if not force:
-                self.inv.update_storage_domain(domain_id, status=DomainStatus.MAINTENANCE)
+                self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.MAINTENANCE))
                 raise
         for entity_id in leaving:
-            self.inv.forget_entity(entity_id)
-        self.inv.forget_domain_disks(domain_id)
-        return self.inv.update_storage_domain(
-            domain_id, data_center_id=None, master=False, status=DomainStatus.UNATTACHED
+            self.inv.entities.forget(entity_id)
+        self.inv.disks.forget_domain(domain_id)
+        return self.inv.storage_domains.update(
+            domain_id, StorageDomainChanges(data_center_id=None, master=False, status=DomainStatus.UNATTACHED)
         )
 
     def remove(self, domain_id: UUID, *, destroy: bool = False) -> None:
         """Forget a detached domain. With `destroy` its directory is deleted from storage too (not done
         here: the agent keeps data unless an operator removes it by hand)."""
-        domain = self.inv.get_storage_domain(domain_id)
+        domain = self.inv.storage_domains.get(domain_id)
         if domain.data_center_id is not None:
             raise Conflict(f"storage domain {domain.name!r} is attached; detach it first")
         if destroy:
             raise InvalidInput("destroying a domain's data is not supported; remove it and delete the directory")
-        self.inv.forget_domain_disks(domain_id)
-        self.inv.remove_storage_domain(domain_id)
+        self.inv.disks.forget_domain(domain_id)
+        self.inv.storage_domains.remove(domain_id)
 
     # --- disks ----------------------------------------------------------------------------------------------
 
@@ -192,19 +192,19 @@ class DomainService:
         disk the inventory knows is then on storage too, where a recovery finds it. Storage first, so a
         failure leaves no disk in the inventory; an inventory refusal removes what was created."""
         if disk.storage_type is DiskStorageType.LUN or not disk.domain_ids:
-            return self.inv.add_disk(disk)
+            return self.inv.disks.add(disk)
         if not disk.volumes:
             disk.volumes = [Volume(disk_id=disk.id, capacity=disk.provisioned_size)]
         created: list[tuple[AgentClient, UUID]] = []
         try:
             for domain_id in disk.domain_ids:
-                domain = self.inv.get_storage_domain(domain_id)
+                domain = self.inv.storage_domains.get(domain_id)
                 if domain.data_center_id is None:
                     raise Conflict(f"storage domain {domain.name!r} is not attached; attach it before adding disks")
                 client = self._client(domain.data_center_id)
                 created.append((client, domain_id))
                 self._call(create_volumes, client, domain_id, disk)
-            return self.inv.add_disk(disk)
+            return self.inv.disks.add(disk)
         except Exception:
             for client, domain_id in created:
                 try:

@@ -50,6 +50,13 @@ def resolve(body: Body | None, path: str, candidates: Iterable[N], kind: str, *,
     raise NotFound(kind, ident if ident is not None else str(name))
 
 
+def required(body: Body | None, path: str, candidates: Iterable[N], kind: str) -> N:
+    """The object a request must name at `path`, by `id` attribute or by `<name>`."""
+    found = resolve(body, path, candidates, kind)
+    assert found is not None  # resolve refuses a missing required reference
+    return found
+
+
 def name_keys(extra: search.Keys | None = None) -> dict[str, Callable[[Any], Iterable[str]]]:
     keys: dict[str, Callable[[Any], Iterable[str]]] = {"name": lambda item: [getattr(item, "name", "")]}
     keys["id"] = lambda item: [str(getattr(item, "id", ""))]
@@ -64,9 +71,10 @@ def action_done(extra: Node | None = None) -> Document:
     return Document("action", node)
 
 
-def changes(body: Body, fields: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, object]:
-    """Fields present in a PUT document: element path -> (model field, converter of the element's text)."""
-    found: dict[str, object] = {}
+def changes(body: Body, fields: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, Any]:
+    """Fields present in a PUT document: element path -> (model field, converter of the element's text).
+    The inventory's change sets check the values."""
+    found: dict[str, Any] = {}
     for path, (field_name, convert) in fields.items():
         text = body.text(path)
         if text is not None:

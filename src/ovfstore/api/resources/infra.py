@@ -6,10 +6,11 @@ from collections.abc import Callable
 from uuid import UUID
 
 from ovfstore.api import search, views
-from ovfstore.api.resources.common import changes, listing, name_keys, resolve, to_bool
-from ovfstore.api.router import Call, Document, Router
+from ovfstore.api.resources.common import action_done, changes, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.router import Call, Document, Handler, Router
 from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
+from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges, HostChanges, NetworkChanges, VnicProfileChanges
 from ovfstore.model import Cluster, DataCenter, DomainStatus, Host, HostStatus, Network, VnicProfile
 
 AGENT_PORT = 54324  # the host agent's default port (agent/config.py)
@@ -28,7 +29,7 @@ def _version(body: Body) -> str | None:
 def dc_status(call: Call, dc: DataCenter) -> str:
     """oVirt shows a data center `up` once its master domain is active, `maintenance` when its domains
     are all down, `uninitialized` before any domain is attached."""
-    domains = call.engine.inventory.list_storage_domains(dc.id)
+    domains = call.engine.inventory.storage_domains.list(dc.id)
     if any(d.status is DomainStatus.ACTIVE for d in domains):
         return "up"
     return "maintenance" if domains else "uninitialized"
@@ -40,12 +41,12 @@ def dc_view(call: Call) -> Callable[[DataCenter], Node]:
 
 def list_dcs(call: Call) -> Document:
     return listing(
-        call, "data_center", call.engine.inventory.list_data_centers(), dc_view(call), name_keys(), "data center"
+        call, "data_center", call.engine.inventory.data_centers.list(), dc_view(call), name_keys(), "data center"
     )
 
 
 def get_dc(call: Call) -> Document:
-    dc = call.engine.inventory.get_data_center(call.id("dc", "data center"))
+    dc = call.engine.inventory.data_centers.get(call.id("dc", "data center"))
     return Document("data_center", views.data_center(dc, status=dc_status(call, dc)))
 
 
@@ -58,7 +59,7 @@ def add_dc(call: Call) -> Document:
         local=bool(body.bool("local", False)),
     )
     dc.compatibility_version = _version(body) or dc.compatibility_version
-    dc = call.engine.inventory.add_data_center(dc)
+    dc = call.engine.inventory.data_centers.add(dc)
     return Document("data_center", views.data_center(dc, status=dc_status(call, dc)), 201)
 
 
@@ -68,48 +69,51 @@ def update_dc(call: Call) -> Document:
                            "local": ("local", to_bool)})  # fmt: skip
     if _version(body):
         found["compatibility_version"] = _version(body)
-    dc = call.engine.inventory.update_data_center(call.id("dc", "data center"), **found)
+    dc = call.engine.inventory.data_centers.update(call.id("dc", "data center"), DataCenterChanges(**found))
     return Document("data_center", views.data_center(dc, status=dc_status(call, dc)))
 
 
 def remove_dc(call: Call) -> None:
-    call.engine.inventory.remove_data_center(call.id("dc", "data center"))
+    call.engine.inventory.data_centers.remove(call.id("dc", "data center"))
 
 
 def dc_clusters(call: Call) -> Document:
     dc_id = call.id("dc", "data center")
-    call.engine.inventory.get_data_center(dc_id)
-    return listing(call, "cluster", call.engine.inventory.list_clusters(dc_id), views.cluster, name_keys(), "cluster")
+    call.engine.inventory.data_centers.get(dc_id)
+    return listing(call, "cluster", call.engine.inventory.clusters.list(dc_id), views.cluster, name_keys(), "cluster")
 
 
 def dc_networks(call: Call) -> Document:
     dc_id = call.id("dc", "data center")
-    call.engine.inventory.get_data_center(dc_id)
-    return listing(call, "network", call.engine.inventory.list_networks(dc_id), views.network, name_keys(), "network")
+    call.engine.inventory.data_centers.get(dc_id)
+    return listing(call, "network", call.engine.inventory.networks.list(dc_id), views.network, name_keys(), "network")
 
 
 # --- clusters -----------------------------------------------------------------------------------------------
 
 
 def _dc_names(call: Call) -> dict[UUID, str]:
-    return {dc.id: dc.name for dc in call.engine.inventory.list_data_centers()}
+    return {dc.id: dc.name for dc in call.engine.inventory.data_centers.list()}
+
+
+def _dc_keys(call: Call) -> search.Keys:
+    """Search keys of what belongs to a data center (clusters, networks): name, id and `datacenter`."""
+    names = _dc_names(call)
+    return name_keys({"datacenter": lambda item: [names.get(item.data_center_id, "")]})
 
 
 def list_clusters(call: Call) -> Document:
-    names = _dc_names(call)
-    keys = name_keys({"datacenter": lambda c: [names.get(c.data_center_id, "")]})
-    return listing(call, "cluster", call.engine.inventory.list_clusters(), views.cluster, keys, "cluster")
+    return listing(call, "cluster", call.engine.inventory.clusters.list(), views.cluster, _dc_keys(call), "cluster")
 
 
 def get_cluster(call: Call) -> Document:
-    return Document("cluster", views.cluster(call.engine.inventory.get_cluster(call.id("cluster", "cluster"))))
+    return Document("cluster", views.cluster(call.engine.inventory.clusters.get(call.id("cluster", "cluster"))))
 
 
 def add_cluster(call: Call) -> Document:
     body = call.doc("cluster")
     inv = call.engine.inventory
-    dc = resolve(body, "data_center", inv.list_data_centers(), "data center")
-    assert dc is not None
+    dc = required(body, "data_center", inv.data_centers.list(), "data center")
     cluster = Cluster(
         name=body.get("name") or "",
         data_center_id=dc.id,
@@ -118,7 +122,7 @@ def add_cluster(call: Call) -> Document:
     )
     cluster.cpu_type = body.get("cpu/type") or cluster.cpu_type
     cluster.compatibility_version = _version(body) or dc.compatibility_version
-    return Document("cluster", views.cluster(inv.add_cluster(cluster)), 201)
+    return Document("cluster", views.cluster(inv.clusters.add(cluster)), 201)
 
 
 def update_cluster(call: Call) -> Document:
@@ -128,12 +132,13 @@ def update_cluster(call: Call) -> Document:
     if _version(body):
         found["compatibility_version"] = _version(body)
     return Document(
-        "cluster", views.cluster(call.engine.inventory.update_cluster(call.id("cluster", "cluster"), **found))
+        "cluster",
+        views.cluster(call.engine.inventory.clusters.update(call.id("cluster", "cluster"), ClusterChanges(**found))),
     )
 
 
 def remove_cluster(call: Call) -> None:
-    call.engine.inventory.remove_cluster(call.id("cluster", "cluster"))
+    call.engine.inventory.clusters.remove(call.id("cluster", "cluster"))
 
 
 # --- hosts --------------------------------------------------------------------------------------------------
@@ -141,7 +146,7 @@ def remove_cluster(call: Call) -> None:
 
 def _host_keys(call: Call) -> search.Keys:
     inv = call.engine.inventory
-    clusters = {c.id: c for c in inv.list_clusters()}
+    clusters = {c.id: c for c in inv.clusters.list()}
     dcs = _dc_names(call)
     return name_keys(
         {
@@ -156,11 +161,11 @@ def _host_keys(call: Call) -> search.Keys:
 
 
 def list_hosts(call: Call) -> Document:
-    return listing(call, "host", call.engine.inventory.list_hosts(), views.host, _host_keys(call), "host")
+    return listing(call, "host", call.engine.inventory.hosts.list(), views.host, _host_keys(call), "host")
 
 
 def get_host(call: Call) -> Document:
-    return Document("host", views.host(call.engine.inventory.get_host(call.id("host", "host"))))
+    return Document("host", views.host(call.engine.inventory.hosts.get(call.id("host", "host"))))
 
 
 def agent_url(address: str) -> str:
@@ -178,9 +183,9 @@ def agent_url(address: str) -> str:
 def add_host(call: Call) -> Document:
     body = call.doc("host")
     inv = call.engine.inventory
-    cluster = resolve(body, "cluster", inv.list_clusters(), "cluster", required=False)
+    cluster = resolve(body, "cluster", inv.clusters.list(), "cluster", required=False)
     if cluster is None:
-        cluster = next((c for c in inv.list_clusters() if c.name == "Default"), None)
+        cluster = next((c for c in inv.clusters.list() if c.name == "Default"), None)
         if cluster is None:
             raise InvalidInput('the host needs <cluster id="..."/>; there is no Default cluster')
     host = Host(
@@ -189,7 +194,7 @@ def add_host(call: Call) -> Document:
         address=agent_url(body.get("address") or ""),
         description=body.get("description", "") or "",
     )
-    return Document("host", views.host(inv.add_host(host)), 201)
+    return Document("host", views.host(inv.hosts.add(host)), 201)
 
 
 def update_host(call: Call) -> Document:
@@ -197,18 +202,18 @@ def update_host(call: Call) -> Document:
     found = changes(
         body, {"name": ("name", str), "description": ("description", str), "address": ("address", agent_url)}
     )
-    return Document("host", views.host(call.engine.inventory.update_host(call.id("host", "host"), **found)))
+    return Document(
+        "host", views.host(call.engine.inventory.hosts.update(call.id("host", "host"), HostChanges(**found)))
+    )
 
 
 def remove_host(call: Call) -> None:
-    call.engine.inventory.remove_host(call.id("host", "host"))
+    call.engine.inventory.hosts.remove(call.id("host", "host"))
 
 
-def host_status(status: HostStatus) -> Callable[[Call], Document]:
+def host_status(status: HostStatus) -> Handler:
     def action(call: Call) -> Document:
-        from ovfstore.api.resources.common import action_done
-
-        call.engine.inventory.update_host(call.id("host", "host"), status=status)
+        call.engine.inventory.hosts.update(call.id("host", "host"), HostChanges(status=status))
         return action_done()
 
     return action
@@ -218,20 +223,17 @@ def host_status(status: HostStatus) -> Callable[[Call], Document]:
 
 
 def list_networks(call: Call) -> Document:
-    names = _dc_names(call)
-    keys = name_keys({"datacenter": lambda n: [names.get(n.data_center_id, "")]})
-    return listing(call, "network", call.engine.inventory.list_networks(), views.network, keys, "network")
+    return listing(call, "network", call.engine.inventory.networks.list(), views.network, _dc_keys(call), "network")
 
 
 def get_network(call: Call) -> Document:
-    return Document("network", views.network(call.engine.inventory.get_network(call.id("network", "network"))))
+    return Document("network", views.network(call.engine.inventory.networks.get(call.id("network", "network"))))
 
 
 def add_network(call: Call) -> Document:
     body = call.doc("network")
     inv = call.engine.inventory
-    dc = resolve(body, "data_center", inv.list_data_centers(), "data center")
-    assert dc is not None
+    dc = required(body, "data_center", inv.data_centers.list(), "data center")
     network = Network(
         name=body.get("name") or "",
         data_center_id=dc.id,
@@ -241,10 +243,10 @@ def add_network(call: Call) -> Document:
     )
     usages = [u.text() for u in body.findall("usages/usage")]
     network.vm_network = not body.has("usages") or "vm" in usages
-    network = inv.add_network(network)
+    network = inv.networks.add(network)
     # oVirt gives a new VM network a vNIC profile of the same name.
     if network.vm_network:
-        inv.add_vnic_profile(VnicProfile(name=network.name, network_id=network.id))
+        inv.vnic_profiles.add(VnicProfile(name=network.name, network_id=network.id))
     return Document("network", views.network(network), 201)
 
 
@@ -262,65 +264,67 @@ def update_network(call: Call) -> Document:
     body = call.doc("network")
     found = changes(body, {"name": ("name", str), "description": ("description", str), "mtu": ("mtu", int)})
     return Document(
-        "network", views.network(call.engine.inventory.update_network(call.id("network", "network"), **found))
+        "network",
+        views.network(call.engine.inventory.networks.update(call.id("network", "network"), NetworkChanges(**found))),
     )
 
 
 def remove_network(call: Call) -> None:
-    call.engine.inventory.remove_network(call.id("network", "network"))
+    call.engine.inventory.networks.remove(call.id("network", "network"))
 
 
 def network_profiles(call: Call) -> Document:
     network_id = call.id("network", "network")
-    call.engine.inventory.get_network(network_id)
-    profiles = call.engine.inventory.list_vnic_profiles(network_id)
+    call.engine.inventory.networks.get(network_id)
+    profiles = call.engine.inventory.vnic_profiles.list(network_id)
     return listing(call, "vnic_profile", profiles, views.vnic_profile, name_keys(), "vNIC profile")
 
 
 def list_profiles(call: Call) -> Document:
     inv = call.engine.inventory
-    networks = {n.id: n.name for n in inv.list_networks()}
+    networks = {n.id: n.name for n in inv.networks.list()}
     keys = name_keys({"network": lambda p: [networks.get(p.network_id, "")]})
-    return listing(call, "vnic_profile", inv.list_vnic_profiles(), views.vnic_profile, keys, "vNIC profile")
+    return listing(call, "vnic_profile", inv.vnic_profiles.list(), views.vnic_profile, keys, "vNIC profile")
 
 
 def get_profile(call: Call) -> Document:
-    profile = call.engine.inventory.get_vnic_profile(call.id("profile", "vNIC profile"))
+    profile = call.engine.inventory.vnic_profiles.get(call.id("profile", "vNIC profile"))
     return Document("vnic_profile", views.vnic_profile(profile))
 
 
 def add_profile(call: Call) -> Document:
     body = call.doc("vnic_profile")
     inv = call.engine.inventory
-    network = resolve(body, "network", inv.list_networks(), "network")
-    assert network is not None
+    network = required(body, "network", inv.networks.list(), "network")
     profile = VnicProfile(
         name=body.get("name") or "", network_id=network.id, description=body.get("description", "") or ""
     )
-    return Document("vnic_profile", views.vnic_profile(inv.add_vnic_profile(profile)), 201)
+    return Document("vnic_profile", views.vnic_profile(inv.vnic_profiles.add(profile)), 201)
 
 
 def update_profile(call: Call) -> Document:
     body = call.doc("vnic_profile")
     found = changes(body, {"name": ("name", str), "description": ("description", str)})
-    profile = call.engine.inventory.update_vnic_profile(call.id("profile", "vNIC profile"), **found)
+    profile = call.engine.inventory.vnic_profiles.update(
+        call.id("profile", "vNIC profile"), VnicProfileChanges(**found)
+    )
     return Document("vnic_profile", views.vnic_profile(profile))
 
 
 def remove_profile(call: Call) -> None:
-    call.engine.inventory.remove_vnic_profile(call.id("profile", "vNIC profile"))
+    call.engine.inventory.vnic_profiles.remove(call.id("profile", "vNIC profile"))
 
 
 # --- roles and jobs -----------------------------------------------------------------------------------------
 
 
 def list_roles(call: Call) -> Document:
-    return listing(call, "role", call.engine.inventory.list_roles(), views.role, name_keys(), "role")
+    return listing(call, "role", call.engine.inventory.roles.list(), views.role, name_keys(), "role")
 
 
 def get_role(call: Call) -> Document:
     role_id = call.id("role", "role")
-    for role in call.engine.inventory.list_roles():
+    for role in call.engine.inventory.roles.list():
         if role.id == role_id:
             return Document("role", views.role(role))
     raise NotFound("role", role_id)

@@ -62,7 +62,7 @@ def _entity_type(collection: str) -> EntityType:
 def entities(collection: str) -> Handler:
     def handler(call: Call) -> Document:
         domain_id = call.id("sd", "storage domain")
-        call.engine.inventory.get_storage_domain(domain_id)
+        call.engine.inventory.storage_domains.get(domain_id)
         tag = collection[:-1]
         if call.flag("unregistered"):
             found = recovery_service(call).unregistered_entities(domain_id, _entity_type(collection))
@@ -76,15 +76,15 @@ def entities(collection: str) -> Handler:
 def _registered_on(call: Call, domain_id: UUID, collection: str) -> Document:
     """Registered VMs or templates with a disk on the domain."""
     inv = call.engine.inventory
-    disk_ids = {d.id for d in inv.list_disks(domain_id)}
+    disk_ids = {d.id for d in inv.disks.list(domain_id)}
 
     def here(entity_id: UUID) -> bool:
-        return any(a.disk_id in disk_ids for a in inv.list_attachments(entity_id))
+        return any(a.disk_id in disk_ids for a in inv.attachments.list(entity_id))
 
     tag = collection[:-1]
     if collection == "vms":
-        return listing(call, tag, [v for v in inv.list_vms() if here(v.id)], views.vm, name_keys(), tag)
-    return listing(call, tag, [t for t in inv.list_templates() if here(t.id)], views.template, name_keys(), tag)
+        return listing(call, tag, [v for v in inv.vms.list() if here(v.id)], views.vm, name_keys(), tag)
+    return listing(call, tag, [t for t in inv.templates.list() if here(t.id)], views.template, name_keys(), tag)
 
 
 def entity(collection: str) -> Handler:
@@ -97,8 +97,8 @@ def entity(collection: str) -> Handler:
         except NotFound:
             inv = call.engine.inventory
             if collection == "vms":
-                return Document("vm", views.vm(inv.get_vm(entity_id)))
-            return Document("template", views.template(inv.get_template(entity_id)))
+                return Document("vm", views.vm(inv.vms.get(entity_id)))
+            return Document("template", views.template(inv.templates.get(entity_id)))
         if u.entity_type is not _entity_type(collection):
             raise NotFound(collection[:-1], entity_id)
         return Document(collection[:-1], unregistered_view(domain_id, u))
@@ -139,8 +139,8 @@ def _lun_id(disk: Body | None) -> str | None:
 def options_from(call: Call, body: Body) -> RegistrationOptions:
     """oVirt's register parameters as the recovery service's `RegistrationOptions`."""
     inv = call.engine.inventory
-    clusters = {c.id: c.name for c in inv.list_clusters()}
-    roles = {r.id: r.name for r in inv.list_roles()}
+    clusters = {c.id: c.name for c in inv.clusters.list()}
+    roles = {r.id: r.name for r in inv.roles.list()}
     cluster_id = body.id("cluster")
     if cluster_id is None and body.text("cluster/name"):
         name = body.text("cluster/name")
@@ -190,8 +190,8 @@ def options_from(call: Call, body: Body) -> RegistrationOptions:
 
 def _profile_by_name(call: Call, name: str, network: str | None) -> UUID:
     inv = call.engine.inventory
-    networks = {n.id: n.name for n in inv.list_networks()}
-    for p in inv.list_vnic_profiles():
+    networks = {n.id: n.name for n in inv.networks.list()}
+    for p in inv.vnic_profiles.list():
         if p.name == name and (network is None or networks.get(p.network_id) == network):
             return p.id
     raise NotFound("vNIC profile", name)
@@ -275,7 +275,7 @@ def register_all(call: Call) -> Document:
     the same options for all; one refusal does not stop the others. With `<dry_run>` VMs are checked
     against the templates that would be registered first."""
     domain_id = call.id("sd", "storage domain")
-    domain = call.engine.inventory.get_storage_domain(domain_id)
+    domain = call.engine.inventory.storage_domains.get(domain_id)
     body = call.doc("action")
     dry_run = bool(body.bool("dry_run", False))
     with call.api.jobs.run(f"Registering everything on Storage Domain {domain.name}", call.user.id):

@@ -9,9 +9,9 @@ from ovfstore.model import BLANK_TEMPLATE_ID, DomainStatus, HostStatus, VmStatus
 
 def api_root(call: Call) -> Document:
     inv = call.engine.inventory
-    vms = inv.list_vms()
-    hosts = inv.list_hosts()
-    domains = inv.list_storage_domains()
+    vms = inv.vms.list()
+    hosts = inv.hosts.list()
+    domains = inv.storage_domains.list()
     summary = {
         "hosts": (sum(h.status is HostStatus.UP for h in hosts), len(hosts)),
         "storage_domains": (sum(d.status is DomainStatus.ACTIVE for d in domains), len(domains)),

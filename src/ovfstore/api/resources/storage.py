@@ -10,11 +10,12 @@ from ovfstore.api.resources.common import action_done, changes, listing, name_ke
 from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.xmlio import Body
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
+from ovfstore.engine.inventory import StorageDomainChanges
 from ovfstore.model import DomainClass, Host, HostStatus, StorageDomain, StorageType
 
 
 def _keys(call: Call) -> search.Keys:
-    dcs = {dc.id: dc.name for dc in call.engine.inventory.list_data_centers()}
+    dcs = {dc.id: dc.name for dc in call.engine.inventory.data_centers.list()}
     return name_keys(
         {
             "datacenter": lambda d: [dcs.get(d.data_center_id, "")] if d.data_center_id else [],
@@ -27,18 +28,18 @@ def _keys(call: Call) -> search.Keys:
 
 
 def list_domains(call: Call) -> Document:
-    domains = call.engine.inventory.list_storage_domains()
+    domains = call.engine.inventory.storage_domains.list()
     return listing(call, "storage_domain", domains, views.storage_domain, _keys(call), "storage domain")
 
 
 def get_domain(call: Call) -> Document:
-    domain = call.engine.inventory.get_storage_domain(call.id("sd", "storage domain"))
+    domain = call.engine.inventory.storage_domains.get(call.id("sd", "storage domain"))
     return Document("storage_domain", views.storage_domain(domain))
 
 
 def _host(call: Call, body: Body) -> Host:
     """The host named in the request, or any up host: the domain is reached through its agent."""
-    hosts = call.engine.inventory.list_hosts()
+    hosts = call.engine.inventory.hosts.list()
     host = resolve(body, "host", hosts, "host", required=False)
     if host is None:
         up = [h for h in hosts if h.status is HostStatus.UP]
@@ -114,7 +115,9 @@ def update_domain(call: Call) -> Document:
     body = call.doc("storage_domain")
     found = changes(body, {"name": ("name", str), "description": ("description", str), "comment": ("comment", str),
                            "ovf_store_count": ("ovf_store_count", int)})  # fmt: skip
-    domain = call.engine.inventory.update_storage_domain(call.id("sd", "storage domain"), **found)
+    domain = call.engine.inventory.storage_domains.update(
+        call.id("sd", "storage domain"), StorageDomainChanges(**found)
+    )
     return Document("storage_domain", views.storage_domain(domain))
 
 
@@ -123,7 +126,7 @@ def remove_domain(call: Call) -> None:
     `destroy` (oVirt's "remove it from the engine even if storage fails": detach by force first)."""
     domain_id = call.id("sd", "storage domain")
     domains = call.engine.domains
-    domain = call.engine.inventory.get_storage_domain(domain_id)
+    domain = call.engine.inventory.storage_domains.get(domain_id)
     with call.api.jobs.run(f"Removing Storage Domain {domain.name}", call.user.id):
         if call.flag("destroy") and domain.data_center_id is not None:
             domains.deactivate(domain_id, force=True)
@@ -132,7 +135,7 @@ def remove_domain(call: Call) -> None:
 
 
 def update_ovf_store(call: Call) -> Document:
-    domain = call.engine.inventory.get_storage_domain(call.id("sd", "storage domain"))
+    domain = call.engine.inventory.storage_domains.get(call.id("sd", "storage domain"))
     with call.api.jobs.run(f"Updating OVF_STORE disks of Storage Domain {domain.name}", call.user.id):
         result = call.engine.updater.update_now(domain.id)
         if result.error:
@@ -146,14 +149,14 @@ def update_ovf_store(call: Call) -> Document:
 def domain_disks(call: Call) -> Document:
     domain_id = call.id("sd", "storage domain")
     inv = call.engine.inventory
-    inv.get_storage_domain(domain_id)
+    inv.storage_domains.get(domain_id)
     base = views.href("storagedomains", domain_id, "disks")
     if call.flag("unregistered"):
         from ovfstore.api.resources.recovery import unregistered_disks
 
         return unregistered_disks(call, domain_id, base)
     stores = views.stores_by_disk(call.engine.updater.status(domain_id))
-    disks = inv.list_disks(domain_id, include_ovf_stores=True)
+    disks = inv.disks.list(domain_id, include_ovf_stores=True)
     keys = name_keys({"alias": lambda d: [d.alias], "content_type": lambda d: [d.content_type.value]})
     keys["name"] = lambda d: [d.alias]
     return listing(
@@ -168,7 +171,7 @@ def domain_disks(call: Call) -> Document:
 
 def domain_disk(call: Call) -> Document:
     domain_id = call.id("sd", "storage domain")
-    disk = call.engine.inventory.get_disk(call.id("disk", "disk"))
+    disk = call.engine.inventory.disks.get(call.id("disk", "disk"))
     if domain_id not in disk.domain_ids:
         raise NotFound("disk", disk.id)
     stores = views.stores_by_disk(call.engine.updater.status(domain_id))
@@ -192,8 +195,8 @@ def add_domain_disk(call: Call) -> Document:
 
 def _attached(call: Call) -> tuple[UUID, StorageDomain]:
     dc_id = call.id("dc", "data center")
-    call.engine.inventory.get_data_center(dc_id)
-    domain = call.engine.inventory.get_storage_domain(call.id("sd", "storage domain"))
+    call.engine.inventory.data_centers.get(dc_id)
+    domain = call.engine.inventory.storage_domains.get(call.id("sd", "storage domain"))
     if domain.data_center_id != dc_id:
         raise NotFound("storage domain", domain.id)
     return dc_id, domain
@@ -201,8 +204,8 @@ def _attached(call: Call) -> tuple[UUID, StorageDomain]:
 
 def dc_domains(call: Call) -> Document:
     dc_id = call.id("dc", "data center")
-    call.engine.inventory.get_data_center(dc_id)
-    domains = call.engine.inventory.list_storage_domains(dc_id)
+    call.engine.inventory.data_centers.get(dc_id)
+    domains = call.engine.inventory.storage_domains.list(dc_id)
     return listing(
         call,
         "storage_domain",
@@ -220,9 +223,9 @@ def dc_domain(call: Call) -> Document:
 
 def attach_domain(call: Call) -> Document:
     dc_id = call.id("dc", "data center")
-    dc = call.engine.inventory.get_data_center(dc_id)
+    dc = call.engine.inventory.data_centers.get(dc_id)
     body = call.doc("storage_domain")
-    domain = resolve(body, ".", call.engine.inventory.list_storage_domains(), "storage domain")
+    domain = resolve(body, ".", call.engine.inventory.storage_domains.list(), "storage domain")
     if domain is None:  # resolve(".") reads the document's own id or name
         raise InvalidInput('attach needs <storage_domain id="..."/>')
     with call.api.jobs.run(f"Attaching Storage Domain {domain.name} to Data Center {dc.name}", call.user.id):

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from ovfstore.api import views
-from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve, to_bool
-from ovfstore.api.router import Call, Document, Router
+from ovfstore.api import search, views
+from ovfstore.api.resources.common import action_done, changes, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.router import Call, Document, Handler, Router
 from ovfstore.api.xmlio import Body
 from ovfstore.engine.errors import InvalidInput, NotFound
+from ovfstore.engine.inventory import AttachmentChanges, DiskChanges, NicChanges, TemplateChanges, VmChanges
 from ovfstore.model import (
     Disk,
     DiskAttachment,
@@ -32,10 +33,10 @@ from ovfstore.model import (
 MIB = 1024 * 1024
 
 
-def _entity_keys(call: Call) -> dict[str, Any]:
+def _entity_keys(call: Call) -> search.Keys:
     inv = call.engine.inventory
-    clusters = {c.id: c for c in inv.list_clusters()}
-    dcs = {d.id: d.name for d in inv.list_data_centers()}
+    clusters = {c.id: c for c in inv.clusters.list()}
+    dcs = {d.id: d.name for d in inv.data_centers.list()}
 
     def dc_of(e: VmBase) -> list[str]:
         cluster = clusters.get(e.cluster_id) if e.cluster_id else None
@@ -72,8 +73,19 @@ def _vm_changes(body: Body) -> dict[str, Any]:
                              ("memory_policy/max", "max_memory_mb")):  # fmt: skip
         size = body.int(path)
         if size is not None:
-            found[field_name] = max(1, size // MIB)
+            found[field_name] = _mib(path, size)
     return found
+
+
+def _mib(path: str, size: int) -> int:
+    """A memory size in bytes as the whole MiB the engine keeps; anything else is refused, not rounded."""
+    if size <= 0 or size % MIB:
+        whole = max(1, -(-size // MIB))
+        raise InvalidInput(
+            f"<{path}> is {size} bytes, not a positive whole number of MiB; send a multiple of {MIB} "
+            f"bytes (1 MiB), such as {whole * MIB} for {whole} MiB"
+        )
+    return size // MIB
 
 
 def _apply(entity: VmBase, found: dict[str, Any]) -> None:
@@ -85,46 +97,42 @@ def _apply(entity: VmBase, found: dict[str, Any]) -> None:
 
 
 def list_vms(call: Call) -> Document:
-    return listing(call, "vm", call.engine.inventory.list_vms(), views.vm, _entity_keys(call), "VM")
+    return listing(call, "vm", call.engine.inventory.vms.list(), views.vm, _entity_keys(call), "VM")
 
 
 def get_vm(call: Call) -> Document:
-    return Document("vm", views.vm(call.engine.inventory.get_vm(call.id("vm", "VM"))))
+    return Document("vm", views.vm(call.engine.inventory.vms.get(call.id("vm", "VM"))))
 
 
 def add_vm(call: Call) -> Document:
     body = call.doc("vm")
     inv = call.engine.inventory
-    cluster = resolve(body, "cluster", inv.list_clusters(), "cluster")
-    assert cluster is not None
-    template = resolve(body, "template", inv.list_templates(), "template", required=False)
+    cluster = required(body, "cluster", inv.clusters.list(), "cluster")
+    template = resolve(body, "template", inv.templates.list(), "template", required=False)
     vm = Vm(name=body.get("name") or "", cluster_id=cluster.id)
     if template is not None:
         vm.template_id = template.id
     _apply(vm, _vm_changes(body))
-    vm.name = body.get("name") or ""
-    return Document("vm", views.vm(inv.add_vm(vm)), 201)
+    return Document("vm", views.vm(inv.vms.add(vm)), 201)
 
 
 def update_vm(call: Call) -> Document:
     body = call.doc("vm")
     found = _vm_changes(body)
     if body.find("cluster") is not None:
-        cluster = resolve(body, "cluster", call.engine.inventory.list_clusters(), "cluster")
-        assert cluster is not None
-        found["cluster_id"] = cluster.id
-    return Document("vm", views.vm(call.engine.inventory.update_vm(call.id("vm", "VM"), **found)))
+        found["cluster_id"] = required(body, "cluster", call.engine.inventory.clusters.list(), "cluster").id
+    return Document("vm", views.vm(call.engine.inventory.vms.update(call.id("vm", "VM"), VmChanges(**found))))
 
 
 def remove_vm(call: Call) -> None:
-    call.engine.inventory.remove_vm(call.id("vm", "VM"), remove_disks=not call.flag("detach_only"))
+    call.engine.inventory.vms.remove(call.id("vm", "VM"), remove_disks=not call.flag("detach_only"))
 
 
-def run_status(status: VmStatus, verb: str) -> Any:
+def run_status(status: VmStatus, verb: str) -> Handler:
     def action(call: Call) -> Document:
-        vm = call.engine.inventory.get_vm(call.id("vm", "VM"))
+        vm = call.engine.inventory.vms.get(call.id("vm", "VM"))
         with call.api.jobs.run(f"{verb} VM {vm.name}", call.user.id):
-            call.engine.inventory.set_vm_status(vm.id, status)
+            call.engine.inventory.vms.set_status(vm.id, status)
         return action_done()
 
     return action
@@ -135,12 +143,12 @@ def run_status(status: VmStatus, verb: str) -> Any:
 
 def list_templates(call: Call) -> Document:
     return listing(
-        call, "template", call.engine.inventory.list_templates(), views.template, _entity_keys(call), "template"
+        call, "template", call.engine.inventory.templates.list(), views.template, _entity_keys(call), "template"
     )
 
 
 def get_template(call: Call) -> Document:
-    return Document("template", views.template(call.engine.inventory.get_template(call.id("template", "template"))))
+    return Document("template", views.template(call.engine.inventory.templates.get(call.id("template", "template"))))
 
 
 def add_template(call: Call) -> Document:
@@ -151,25 +159,24 @@ def add_template(call: Call) -> Document:
             "with <name> and <cluster>, then attach disks to it"
         )
     inv = call.engine.inventory
-    cluster = resolve(body, "cluster", inv.list_clusters(), "cluster")
-    assert cluster is not None
+    cluster = required(body, "cluster", inv.clusters.list(), "cluster")
     template = Template(name=body.get("name") or "", cluster_id=cluster.id)
     _apply(template, _vm_changes(body))
     base_id = body.id("version/base_template")
     if base_id is not None:
         template.base_template_id = base_id
         template.version_name = body.get("version/version_name", "") or ""
-    return Document("template", views.template(inv.add_template(template)), 201)
+    return Document("template", views.template(inv.templates.add(template)), 201)
 
 
 def update_template(call: Call) -> Document:
     found = _vm_changes(call.doc("template"))
-    template = call.engine.inventory.update_template(call.id("template", "template"), **found)
+    template = call.engine.inventory.templates.update(call.id("template", "template"), TemplateChanges(**found))
     return Document("template", views.template(template))
 
 
 def remove_template(call: Call) -> None:
-    call.engine.inventory.remove_template(call.id("template", "template"))
+    call.engine.inventory.templates.remove(call.id("template", "template"))
 
 
 # --- disk attachments and NICs of either ----------------------------------------------------------------------
@@ -177,29 +184,29 @@ def remove_template(call: Call) -> None:
 
 def _owner(call: Call, owner: str) -> UUID:
     if owner == "vms":
-        return call.engine.inventory.get_vm(call.id("entity", "VM")).id
-    return call.engine.inventory.get_template(call.id("entity", "template")).id
+        return call.engine.inventory.vms.get(call.id("entity", "VM")).id
+    return call.engine.inventory.templates.get(call.id("entity", "template")).id
 
 
-def attachments(owner: str) -> Any:
+def attachments(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         inv = call.engine.inventory
-        found = inv.list_attachments(entity_id)
-        disks = {a.disk_id: inv.get_disk(a.disk_id) for a in found}
+        found = inv.attachments.list(entity_id)
+        disks = {a.disk_id: inv.disks.get(a.disk_id) for a in found}
         items = [views.attachment(a, owner, disks[a.disk_id]) for a in found]
         return Document("disk_attachments", {"disk_attachment": items})
 
     return handler
 
 
-def attachment(owner: str) -> Any:
+def attachment(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         disk_id = call.id("disk", "disk attachment")
-        for a in call.engine.inventory.list_attachments(entity_id):
+        for a in call.engine.inventory.attachments.list(entity_id):
             if a.disk_id == disk_id:
-                return Document("disk_attachment", views.attachment(a, owner, call.engine.inventory.get_disk(disk_id)))
+                return Document("disk_attachment", views.attachment(a, owner, call.engine.inventory.disks.get(disk_id)))
         raise NotFound("disk attachment", disk_id)
 
     return handler
@@ -214,7 +221,7 @@ def _interface(text: str | None) -> DiskInterface:
         ) from None
 
 
-def add_attachment(owner: str) -> Any:
+def add_attachment(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         body = call.doc("disk_attachment")
@@ -226,7 +233,7 @@ def add_attachment(owner: str) -> Any:
         if disk_id is None:
             disk_id = _create_disk(call, disk_body, None).id
         with inv.transaction():
-            made = inv.attach_disk(
+            made = inv.attachments.attach(
                 DiskAttachment(
                     entity_id=entity_id,
                     disk_id=disk_id,
@@ -237,12 +244,12 @@ def add_attachment(owner: str) -> Any:
                     pass_discard=bool(body.bool("pass_discard", False)),
                 )
             )
-        return Document("disk_attachment", views.attachment(made, owner, inv.get_disk(disk_id)), 201)
+        return Document("disk_attachment", views.attachment(made, owner, inv.disks.get(disk_id)), 201)
 
     return handler
 
 
-def update_attachment(owner: str) -> Any:
+def update_attachment(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         disk_id = call.id("disk", "disk attachment")
@@ -251,29 +258,29 @@ def update_attachment(owner: str) -> Any:
         found: dict[str, Any] = changes(body, {f: (f, to_bool) for f in flags})
         if body.text("interface") is not None:
             found["interface"] = _interface(body.text("interface"))
-        made = call.engine.inventory.update_attachment(entity_id, disk_id, **found)
-        return Document("disk_attachment", views.attachment(made, owner, call.engine.inventory.get_disk(disk_id)))
+        made = call.engine.inventory.attachments.update(entity_id, disk_id, AttachmentChanges(**found))
+        return Document("disk_attachment", views.attachment(made, owner, call.engine.inventory.disks.get(disk_id)))
 
     return handler
 
 
-def remove_attachment(owner: str) -> Any:
+def remove_attachment(owner: str) -> Handler:
     def handler(call: Call) -> None:
         entity_id = _owner(call, owner)
         disk_id = call.id("disk", "disk attachment")
         inv = call.engine.inventory
         with inv.transaction():
-            inv.detach_disk(entity_id, disk_id)
+            inv.attachments.detach(entity_id, disk_id)
             if call.query.get("detach_only", "true").lower() == "false":
-                inv.remove_disk(disk_id)
+                inv.disks.remove(disk_id)
 
     return handler
 
 
-def nics(owner: str) -> Any:
+def nics(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
-        return Document("nics", {"nic": [views.nic(n, owner) for n in call.engine.inventory.list_nics(entity_id)]})
+        return Document("nics", {"nic": [views.nic(n, owner) for n in call.engine.inventory.nics.list(entity_id)]})
 
     return handler
 
@@ -281,13 +288,13 @@ def nics(owner: str) -> Any:
 def _nic(call: Call, owner: str) -> Nic:
     entity_id = _owner(call, owner)
     nic_id = call.id("nic", "NIC")
-    for n in call.engine.inventory.list_nics(entity_id):
+    for n in call.engine.inventory.nics.list(entity_id):
         if n.id == nic_id:
             return n
     raise NotFound("NIC", nic_id)
 
 
-def get_nic(owner: str) -> Any:
+def get_nic(owner: str) -> Handler:
     return lambda call: Document("nic", views.nic(_nic(call, owner), owner))
 
 
@@ -307,36 +314,36 @@ def _nic_changes(call: Call, body: Body) -> dict[str, Any]:
         found["interface"] = _nic_interface(body.text("interface") or "")
     if body.find("vnic_profile") is not None:
         profile = resolve(
-            body, "vnic_profile", call.engine.inventory.list_vnic_profiles(), "vNIC profile", required=False
+            body, "vnic_profile", call.engine.inventory.vnic_profiles.list(), "vNIC profile", required=False
         )
         found["vnic_profile_id"] = profile.id if profile else None
     return found
 
 
-def add_nic(owner: str) -> Any:
+def add_nic(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         body = call.doc("nic")
         nic = Nic(entity_id=entity_id, name=body.get("name") or "")
         for key, value in _nic_changes(call, body).items():
             setattr(nic, key, value)
-        return Document("nic", views.nic(call.engine.inventory.add_nic(nic), owner), 201)
+        return Document("nic", views.nic(call.engine.inventory.nics.add(nic), owner), 201)
 
     return handler
 
 
-def update_nic(owner: str) -> Any:
+def update_nic(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         nic = _nic(call, owner)
         found = _nic_changes(call, call.doc("nic"))
-        return Document("nic", views.nic(call.engine.inventory.update_nic(nic.id, **found), owner))
+        return Document("nic", views.nic(call.engine.inventory.nics.update(nic.id, NicChanges(**found)), owner))
 
     return handler
 
 
-def remove_nic(owner: str) -> Any:
+def remove_nic(owner: str) -> Handler:
     def handler(call: Call) -> None:
-        call.engine.inventory.remove_nic(_nic(call, owner).id)
+        call.engine.inventory.nics.remove(_nic(call, owner).id)
 
     return handler
 
@@ -346,17 +353,17 @@ def remove_nic(owner: str) -> Any:
 
 def list_disks(call: Call) -> Document:
     inv = call.engine.inventory
-    domains = {d.id: d.name for d in inv.list_storage_domains()}
+    domains = {d.id: d.name for d in inv.storage_domains.list()}
     keys = name_keys(
         {"alias": lambda d: [d.alias], "storage.name": lambda d: [domains.get(i, "") for i in d.domain_ids],
          "status": lambda d: [d.status.value]}
     )  # fmt: skip
     keys["name"] = lambda d: [d.alias]
-    return listing(call, "disk", inv.list_disks(), views.disk, keys, "disk")
+    return listing(call, "disk", inv.disks.list(), views.disk, keys, "disk")
 
 
 def get_disk(call: Call) -> Document:
-    return Document("disk", views.disk(call.engine.inventory.get_disk(call.id("disk", "disk"))))
+    return Document("disk", views.disk(call.engine.inventory.disks.get(call.id("disk", "disk"))))
 
 
 def _create_disk(call: Call, body: Body, default_domain: UUID | None) -> Disk:
@@ -399,11 +406,13 @@ def update_disk(call: Call) -> Document:
     found = changes(body, {"alias": ("alias", str), "name": ("alias", str), "description": ("description", str),
                            "provisioned_size": ("provisioned_size", int), "shareable": ("shareable", to_bool),
                            "wipe_after_delete": ("wipe_after_delete", to_bool)})  # fmt: skip
-    return Document("disk", views.disk(call.engine.inventory.update_disk(call.id("disk", "disk"), **found)))
+    return Document(
+        "disk", views.disk(call.engine.inventory.disks.update(call.id("disk", "disk"), DiskChanges(**found)))
+    )
 
 
 def remove_disk(call: Call) -> None:
-    call.engine.inventory.remove_disk(call.id("disk", "disk"))
+    call.engine.inventory.disks.remove(call.id("disk", "disk"))
 
 
 def register(router: Router) -> None:

@@ -1,18 +1,14 @@
-"""What every inventory command shares: one transaction per command, the generation bumps made inside
-it, the change event sent after it commits, and checked updates of dataclass fields."""
+"""What every inventory service shares: one transaction per command, the generation bumps made inside
+it, and the change event sent to subscribers after it commits. `Transactions` is the one owner of that
+rule; each service (`Service`) runs its commands through it."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import logging
 import threading
-import types
-import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -22,6 +18,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.db.rows import from_row
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
+from ovfstore.engine.inventory.changes import ChangeSet, apply
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,7 +74,10 @@ class Tx:
         )
 
 
-class CommandsBase:
+class Transactions:
+    """The inventory's transactions and their subscribers. A command opens one here; after it commits,
+    every subscriber hears what changed (a rolled-back command tells nobody)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._listeners: list[Listener] = []
@@ -89,16 +89,8 @@ class CommandsBase:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """Run several commands as one: on this thread, every command inside joins this transaction, and
-        all of them commit together or not at all (registering a VM with its disks and NICs, say)."""
-        if getattr(self._local, "tx", None) is not None:
-            yield self._local.tx
-            return
-        with self._tx() as tx:
-            yield tx
-
-    @contextmanager
-    def _tx(self) -> Iterator[Tx]:
+        """The transaction of this thread's command. Commands run inside another's transaction join it,
+        and all of them commit together or not at all (registering a VM with its disks and NICs, say)."""
         current: Tx | None = getattr(self._local, "tx", None)
         if current is not None:
             yield current
@@ -111,39 +103,59 @@ class CommandsBase:
             self._local.tx = None
         changes = tx.changes
         if changes is not None:
-            for listener in self._listeners:
-                try:
-                    listener(changes)
-                except Exception:  # a listener must never undo or fail a committed command
-                    log.exception("inventory change listener %r failed", listener)
+            self._tell(changes)
 
-    # --- generic reads ---------------------------------------------------------------------------
+    def _tell(self, changes: Changes) -> None:
+        for listener in self._listeners:
+            try:
+                listener(changes)
+            except Exception:  # a listener must never undo or fail a committed command
+                log.exception("inventory change listener %r failed", listener)
 
-    @staticmethod
-    def _one(conn: Connection, table: Table, cls: type[T], ident: UUID, kind: str) -> T:
-        row = conn.execute(select(table).where(table.c.id == ident)).mappings().first()
-        if row is None:
-            raise NotFound(kind, ident)
-        return from_row(cls, row)
 
-    @staticmethod
-    def _all(conn: Connection, table: Table, cls: type[T], *where: Any) -> list[T]:
+class Service:
+    """Base of the inventory services: commands run in `_tx()`, reads in `self.db.read()`."""
+
+    def __init__(self, transactions: Transactions) -> None:
+        self.db = transactions.db
+        self._transactions = transactions
+
+    def _tx(self) -> AbstractContextManager[Tx]:
+        return self._transactions.transaction()
+
+    def _get(self, table: Table, cls: type[T], ident: UUID, kind: str) -> T:
+        with self.db.read() as conn:
+            return one(conn, table, cls, ident, kind)
+
+    def _list(self, table: Table, cls: type[T], *where: Any) -> list[T]:
+        """The rows of `table` matching `where`, by name."""
         query = select(table).where(*where).order_by(table.c.name)
-        return [from_row(cls, row) for row in conn.execute(query).mappings()]
+        with self.db.read() as conn:
+            return [from_row(cls, row) for row in conn.execute(query).mappings()]
 
-    def _unique_name(self, conn: Connection, table: Table, name: str, kind: str, *where: Any) -> None:
-        if exists(conn, table, table.c.name == name, *where):
-            raise Conflict(f"{kind} name {name!r} is already used; choose another name")
 
-    @staticmethod
-    def _update(conn: Connection, table: Table, ident: UUID, effective: Mapping[str, Any]) -> None:
-        if effective:
-            conn.execute(update(table).where(table.c.id == ident).values(**effective))
+def one(conn: Connection, table: Table, cls: type[T], ident: UUID, kind: str) -> T:
+    """The row of `table` with id `ident`, or NotFound naming it as a `kind`."""
+    row = conn.execute(select(table).where(table.c.id == ident)).mappings().first()
+    if row is None:
+        raise NotFound(kind, ident)
+    return from_row(cls, row)
 
 
 def exists(conn: Connection, table: Table, *where: Any) -> bool:
     """Whether `table` has a row matching `where`."""
     return conn.execute(select(table.c[0]).where(*where).limit(1)).first() is not None
+
+
+def unique_name(conn: Connection, table: Table, name: str, kind: str, *where: Any) -> None:
+    """Refuse `name` if a row of `table` matching `where` has it already."""
+    if exists(conn, table, table.c.name == name, *where):
+        raise Conflict(f"{kind} name {name!r} is already used; choose another name")
+
+
+def update_row(conn: Connection, table: Table, ident: UUID, effective: Mapping[str, Any]) -> None:
+    if effective:
+        conn.execute(update(table).where(table.c.id == ident).values(**effective))
 
 
 def check_name(name: str, kind: str) -> str:
@@ -154,77 +166,18 @@ def check_name(name: str, kind: str) -> str:
     return name
 
 
-def apply_changes(obj: T, changes: Mapping[str, Any], allowed: Iterable[str], kind: str) -> tuple[T, dict[str, Any]]:
-    """A copy of `obj` with `changes` applied, and the fields whose value really changed.
-
-    Values are coerced to the field's type (an enum from its value, a UUID from its string), so the
-    API can pass what it parsed. Fields that are not allowed are refused by name.
-    """
-    allowed = set(allowed)
-    hints = _hints(type(obj))
-    effective: dict[str, Any] = {}
-    for name, value in changes.items():
-        if name not in allowed:
-            known = ", ".join(sorted(allowed))
-            raise InvalidInput(f"{kind} field {name!r} cannot be changed; fields that can: {known}")
-        coerced = _coerce(hints[name], value, f"{kind} {name}")
-        if getattr(obj, name) != coerced:
-            effective[name] = coerced
-    return dataclasses.replace(obj, **effective), effective  # type: ignore[type-var]
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    cached = _HINTS.get(cls)
-    if cached is None:
-        cached = _HINTS[cls] = typing.get_type_hints(cls)
-    return cached
-
-
-_HINTS: dict[type[Any], dict[str, Any]] = {}
-
-
-def _coerce(hint: Any, value: Any, what: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(options[0], value, what)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list | tuple):
-            raise InvalidInput(f"{what} must be a list")
-        return [_coerce(item, v, what) for v in value]
-    try:
-        if isinstance(hint, type) and issubclass(hint, enum.Enum):
-            return hint(value)
-        if hint is UUID:
-            return value if isinstance(value, UUID) else UUID(str(value))
-        if hint is bool:
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if hint is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError
-            return value
-        if hint is str:
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if hint is datetime:
-            if not isinstance(value, datetime) or value.tzinfo is None:
-                raise TypeError
-            return value
-    except (TypeError, ValueError) as exc:
-        name = getattr(hint, "__name__", str(hint))
-        if isinstance(hint, type) and issubclass(hint, enum.Enum):
-            choices = ", ".join(str(m.value) for m in hint)
-            raise InvalidInput(f"{what}: {value!r} is not one of {choices}") from exc
-        raise InvalidInput(f"{what}: {value!r} is not a valid {name}") from exc
-    return value
-
-
 def chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def changed(
+    tx: Tx, table: Table, cls: type[T], ident: UUID, changes: ChangeSet, kind: str
+) -> tuple[T, T, dict[str, Any]]:
+    """The row before and after `changes`, and the fields that really change; a changed name must be a
+    valid one (uniqueness is the caller's, whose scope differs)."""
+    old = one(tx.conn, table, cls, ident, kind)
+    new, effective = apply(old, changes, kind)
+    if "name" in effective:
+        check_name(effective["name"], kind)
+    return old, new, effective

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from sqlalchemy import select
 
 from ovfstore.engine.db import schema as s
-from ovfstore.engine.inventory.base import CommandsBase
 from ovfstore.model import BLANK_TEMPLATE_ID, Cluster, DataCenter, Network, Role, Template, VnicProfile
+
+if TYPE_CHECKING:
+    from ovfstore.engine.inventory import Inventory
 
 DEFAULT = "Default"
 MANAGEMENT_NETWORK = "ovirtmgmt"
@@ -22,25 +25,21 @@ BUILTIN_ROLES = (
 )
 
 
-class DefaultsMixin(CommandsBase):
-    def bootstrap(self) -> None:
-        """Create whatever of oVirt's defaults is missing; running it again changes nothing."""
-        from ovfstore.engine.inventory import Inventory
-
-        assert isinstance(self, Inventory)
-        with self.db.read() as conn:
-            has_blank = conn.execute(select(s.vm_static.c.id).where(s.vm_static.c.id == BLANK_TEMPLATE_ID)).first()
-            roles = set(conn.execute(select(s.roles.c.name)).scalars())
-            has_any_dc = conn.execute(select(s.data_centers.c.id).limit(1)).first()
-        if not has_blank:
-            self.add_template(Template(id=BLANK_TEMPLATE_ID, name="Blank", description="Blank template"))
-        for role in BUILTIN_ROLES:
-            if role.name not in roles:
-                self.add_role(dataclasses.replace(role, id=uuid4()))
-        if not has_any_dc:
-            dc = self.add_data_center(DataCenter(name=DEFAULT, description="The default Data Center"))
-            self.add_cluster(Cluster(name=DEFAULT, data_center_id=dc.id, description="The default server cluster"))
-            network = self.add_network(
-                Network(name=MANAGEMENT_NETWORK, data_center_id=dc.id, description="Management Network")
-            )
-            self.add_vnic_profile(VnicProfile(name=MANAGEMENT_NETWORK, network_id=network.id))
+def bootstrap(inv: Inventory) -> None:
+    """Create whatever of oVirt's defaults is missing; running it again changes nothing."""
+    with inv.db.read() as conn:
+        has_blank = conn.execute(select(s.vm_static.c.id).where(s.vm_static.c.id == BLANK_TEMPLATE_ID)).first()
+        roles = set(conn.execute(select(s.roles.c.name)).scalars())
+        has_any_dc = conn.execute(select(s.data_centers.c.id).limit(1)).first()
+    if not has_blank:
+        inv.templates.add(Template(id=BLANK_TEMPLATE_ID, name="Blank", description="Blank template"))
+    for role in BUILTIN_ROLES:
+        if role.name not in roles:
+            inv.roles.add(dataclasses.replace(role, id=uuid4()))
+    if not has_any_dc:
+        dc = inv.data_centers.add(DataCenter(name=DEFAULT, description="The default Data Center"))
+        inv.clusters.add(Cluster(name=DEFAULT, data_center_id=dc.id, description="The default server cluster"))
+        network = inv.networks.add(
+            Network(name=MANAGEMENT_NETWORK, data_center_id=dc.id, description="Management Network")
+        )
+        inv.vnic_profiles.add(VnicProfile(name=MANAGEMENT_NETWORK, network_id=network.id))

@@ -1,104 +1,92 @@
-"""Commands on disks, their volume chains and their attachments to VMs and templates.
+"""Commands on disks and their volume chains.
 
 Every change to a disk that its owners' OVFs describe (alias, description, size, sharing, status,
-volumes, the domains holding it) bumps every VM and template the disk is attached to; an attachment's
-own settings bump only its entity.
+volumes, the domains holding it) bumps every VM and template the disk is attached to. A floating disk
+bumps nobody.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.rows import from_row, values
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import lookups
-from ovfstore.engine.inventory.base import CommandsBase, Tx, apply_changes, check_name, exists
+from ovfstore.engine.inventory.base import Service, Tx, check_name, one, update_row
+from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset, apply
 from ovfstore.model import (
     Disk,
-    DiskAttachment,
     DiskContentType,
+    DiskStatus,
     DiskStorageType,
     DomainClass,
     StorageDomain,
     Volume,
+    VolumeFormat,
+    VolumeLegality,
+    VolumeType,
 )
 
-DISK_FIELDS = ("alias", "description", "provisioned_size", "shareable", "wipe_after_delete", "status")
-ATTACHMENT_FIELDS = ("interface", "bootable", "read_only", "active", "pass_discard")
-VOLUME_FIELDS = ("actual_size", "legality", "format", "volume_type")
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiskChanges(ChangeSet):
+    alias: str | Unset = UNSET
+    description: str | Unset = UNSET
+    provisioned_size: int | Unset = UNSET
+    shareable: bool | Unset = UNSET
+    wipe_after_delete: bool | Unset = UNSET
+    status: DiskStatus | Unset = UNSET
 
 
-class DiskCommands(CommandsBase):
-    # --- disks -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeChanges(ChangeSet):
+    actual_size: int | Unset = UNSET
+    legality: VolumeLegality | Unset = UNSET
+    format: VolumeFormat | Unset = UNSET
+    volume_type: VolumeType | Unset = UNSET
 
-    def add_disk(self, disk: Disk) -> Disk:
+
+class DiskService(Service):
+    def add(self, disk: Disk) -> Disk:
         """Add a floating disk. An image disk without volumes gets one raw sparse volume of its size."""
-        check_name(disk.alias, "disk")
-        if disk.provisioned_size <= 0:
-            raise InvalidInput(f"disk {disk.alias!r}: provisioned_size must be a positive number of bytes")
-        if disk.storage_type is DiskStorageType.LUN:
-            if not disk.lun_id:
-                raise InvalidInput(f"direct LUN disk {disk.alias!r} needs its lun_id")
-            if disk.domain_ids or disk.volumes:
-                raise InvalidInput(f"direct LUN disk {disk.alias!r} lives on no storage domain and has no volumes")
-        else:
-            if not disk.domain_ids:
-                raise InvalidInput(f"disk {disk.alias!r} needs the storage domain to create it on")
-            if not disk.volumes:
-                disk.volumes = [Volume(disk_id=disk.id, capacity=disk.provisioned_size)]
-            _check_chain(disk)
+        _check_new(disk)
         with self._tx() as tx:
             if disk.domain_ids:
-                self._domains_data_center(tx, disk.domain_ids, disk.alias)
-            tx.conn.execute(insert(s.disks).values(values(disk, s.disks)))
-            if disk.domain_ids:
-                rows = [{"disk_id": disk.id, "domain_id": d} for d in disk.domain_ids]
-                tx.conn.execute(insert(s.disk_domains), rows)
-            if disk.volumes:
-                tx.conn.execute(insert(s.volumes), [values(v, s.volumes) for v in disk.volumes])
+                domains_data_center(tx, disk.domain_ids, disk.alias)
+            _insert(tx, disk)
         return disk
 
-    def update_disk(self, disk_id: UUID, **changes: Any) -> Disk:
+    def update(self, disk_id: UUID, changes: DiskChanges) -> Disk:
         """Change a disk. Its size can only grow (the leaf volume grows with it); locking or unlocking
         it (`status`) is a change too, since the updater skips entities with a locked disk."""
         with self._tx() as tx:
-            old = self._disk(tx, disk_id)
-            new, effective = apply_changes(old, changes, DISK_FIELDS, "disk")
+            old = load(tx, disk_id)
+            new, effective = apply(old, changes, "disk")
             if "alias" in effective:
                 check_name(new.alias, "disk")
             if "provisioned_size" in effective:
-                if new.provisioned_size < old.provisioned_size:
-                    raise InvalidInput(
-                        f"disk {old.alias!r} cannot shrink from {old.provisioned_size} to "
-                        f"{new.provisioned_size} bytes; only extending is supported"
-                    )
-                leaf = old.leaf
-                if leaf is not None:
-                    tx.conn.execute(
-                        update(s.volumes).where(s.volumes.c.id == leaf.id).values(capacity=new.provisioned_size)
-                    )
-                    leaf.capacity = new.provisioned_size
+                _grow(tx, old, new.provisioned_size)
             if effective.get("shareable") is False and len(lookups.entities_with_disk(tx.conn, disk_id)) > 1:
                 raise Conflict(f"disk {old.alias!r} is attached to several VMs; it must stay shareable")
-            self._update(tx.conn, s.disks, disk_id, effective)
+            update_row(tx.conn, s.disks, disk_id, effective)
             if effective:
                 tx.bump(lookups.entities_with_disk(tx.conn, disk_id))
         return new
 
-    def move_disk(self, disk_id: UUID, source_domain_id: UUID, target_domain_id: UUID) -> Disk:
+    def move(self, disk_id: UUID, source_domain_id: UUID, target_domain_id: UUID) -> Disk:
         """The disk's volumes now live on `target` instead of `source` (a completed move)."""
         with self._tx() as tx:
-            disk = self._disk(tx, disk_id)
+            disk = load(tx, disk_id)
             if source_domain_id not in disk.domain_ids:
                 raise Conflict(f"disk {disk.alias!r} is not on storage domain {source_domain_id}")
             if target_domain_id in disk.domain_ids:
                 raise Conflict(f"disk {disk.alias!r} is already on storage domain {target_domain_id}")
             domains = [d for d in disk.domain_ids if d != source_domain_id] + [target_domain_id]
-            self._domains_data_center(tx, [*domains, source_domain_id], disk.alias)
+            domains_data_center(tx, [*domains, source_domain_id], disk.alias)
             dd = s.disk_domains
             tx.conn.execute(delete(dd).where(dd.c.disk_id == disk_id, dd.c.domain_id == source_domain_id))
             tx.conn.execute(insert(dd).values(disk_id=disk_id, domain_id=target_domain_id))
@@ -106,25 +94,25 @@ class DiskCommands(CommandsBase):
             disk.domain_ids = domains
         return disk
 
-    def copy_disk(self, disk_id: UUID, target_domain_id: UUID) -> Disk:
+    def copy(self, disk_id: UUID, target_domain_id: UUID) -> Disk:
         """The disk now has a copy on `target` too (template disks are copied to several domains)."""
         with self._tx() as tx:
-            disk = self._disk(tx, disk_id)
+            disk = load(tx, disk_id)
             if target_domain_id in disk.domain_ids:
                 raise Conflict(f"disk {disk.alias!r} is already on storage domain {target_domain_id}")
-            self._domains_data_center(tx, [*disk.domain_ids, target_domain_id], disk.alias)
+            domains_data_center(tx, [*disk.domain_ids, target_domain_id], disk.alias)
             tx.conn.execute(insert(s.disk_domains).values(disk_id=disk_id, domain_id=target_domain_id))
             tx.bump(lookups.entities_with_disk(tx.conn, disk_id))
             disk.domain_ids.append(target_domain_id)
         return disk
 
-    def remove_disk(self, disk_id: UUID) -> None:
+    def remove(self, disk_id: UUID) -> None:
         with self._tx() as tx:
-            self._disk(tx, disk_id)
+            load(tx, disk_id)
             tx.bump(lookups.entities_with_disk(tx.conn, disk_id))
             tx.conn.execute(delete(s.disks).where(s.disks.c.id == disk_id))
 
-    def forget_domain_disks(self, domain_id: UUID) -> None:
+    def forget_domain(self, domain_id: UUID) -> None:
         """Drop the disks a detached domain holds: disks only there go; copies elsewhere (template disks)
         lose this domain. Its OVF store disks stay: they belong to the domain and come back with it."""
         dd, st = s.disk_domains, s.ovf_stores
@@ -143,11 +131,11 @@ class DiskCommands(CommandsBase):
             if here - elsewhere:
                 tx.conn.execute(delete(s.disks).where(s.disks.c.id.in_(here - elsewhere)))
 
-    def get_disk(self, disk_id: UUID) -> Disk:
+    def get(self, disk_id: UUID) -> Disk:
         with self.db.read() as conn:
-            return self._load_disks(conn, [disk_id])[0]
+            return load_disks(conn, [disk_id])[0]
 
-    def list_disks(self, domain_id: UUID | None = None, *, include_ovf_stores: bool = False) -> list[Disk]:
+    def list(self, domain_id: UUID | None = None, *, include_ovf_stores: bool = False) -> list[Disk]:
         query = select(s.disks.c.id)
         if domain_id is not None:
             dd = s.disk_domains
@@ -155,14 +143,14 @@ class DiskCommands(CommandsBase):
         if not include_ovf_stores:
             query = query.where(s.disks.c.content_type != DiskContentType.OVF_STORE.value)
         with self.db.read() as conn:
-            return self._load_disks(conn, [r[0] for r in conn.execute(query.order_by(s.disks.c.alias))])
+            return load_disks(conn, [r[0] for r in conn.execute(query.order_by(s.disks.c.alias))])
 
     # --- volumes -----------------------------------------------------------------------------------
 
     def add_volume(self, volume: Volume) -> Volume:
         """Add a layer on top of the disk's chain (what a snapshot does): its parent must be the leaf."""
         with self._tx() as tx:
-            disk = self._disk(tx, volume.disk_id)
+            disk = load(tx, volume.disk_id)
             if disk.storage_type is DiskStorageType.LUN:
                 raise Conflict(f"direct LUN disk {disk.alias!r} has no volumes")
             leaf = disk.leaf
@@ -176,11 +164,11 @@ class DiskCommands(CommandsBase):
             tx.bump(lookups.entities_with_disk(tx.conn, disk.id))
         return volume
 
-    def update_volume(self, volume_id: UUID, **changes: Any) -> Volume:
+    def update_volume(self, volume_id: UUID, changes: VolumeChanges) -> Volume:
         with self._tx() as tx:
-            old = self._volume(tx, volume_id)
-            new, effective = apply_changes(old, changes, VOLUME_FIELDS, "volume")
-            self._update(tx.conn, s.volumes, volume_id, effective)
+            old = one(tx.conn, s.volumes, Volume, volume_id, "volume")
+            new, effective = apply(old, changes, "volume")
+            update_row(tx.conn, s.volumes, volume_id, effective)
             if effective:
                 tx.bump(lookups.entities_with_disk(tx.conn, old.disk_id))
         return new
@@ -189,7 +177,7 @@ class DiskCommands(CommandsBase):
         """Merge a volume away: its child, if any, takes its parent. The base of a one-volume chain
         cannot go; remove the disk instead."""
         with self._tx() as tx:
-            volume = self._volume(tx, volume_id)
+            volume = one(tx.conn, s.volumes, Volume, volume_id, "volume")
             v = s.volumes
             count = len(lookups.ids(tx.conn, select(v.c.id).where(v.c.disk_id == volume.disk_id)))
             if count == 1:
@@ -198,117 +186,85 @@ class DiskCommands(CommandsBase):
             tx.conn.execute(delete(v).where(v.c.id == volume_id))
             tx.bump(lookups.entities_with_disk(tx.conn, volume.disk_id))
 
-    # --- attachments -------------------------------------------------------------------------------
 
-    def attach_disk(self, attachment: DiskAttachment) -> DiskAttachment:
-        with self._tx() as tx:
-            lookups.entity_type(tx.conn, attachment.entity_id)
-            disk = self._disk(tx, attachment.disk_id)
-            if disk.content_type is DiskContentType.OVF_STORE:
-                raise Conflict(f"disk {disk.alias!r} is an OVF store; it cannot be attached to a VM")
-            owners = lookups.entities_with_disk(tx.conn, disk.id)
-            if attachment.entity_id in owners:
-                raise Conflict(f"disk {disk.alias!r} is already attached to {attachment.entity_id}")
-            if owners and not disk.shareable:
-                raise Conflict(f"disk {disk.alias!r} is attached elsewhere and is not shareable")
-            entity_dc = lookups.entity_data_center(tx.conn, attachment.entity_id)
-            if disk.domain_ids:
-                disk_dc = self._domains_data_center(tx, disk.domain_ids, disk.alias)
-                if entity_dc is not None and disk_dc != entity_dc:
-                    raise Conflict(
-                        f"disk {disk.alias!r} is on a storage domain of data center {disk_dc}, but the VM "
-                        f"is in data center {entity_dc}; copy or move the disk to a domain of the VM's "
-                        "data center first"
-                    )
-            if attachment.bootable:
-                self._check_single_boot_disk(tx, attachment.entity_id, disk.id)
-            tx.conn.execute(insert(s.disk_attachments).values(values(attachment, s.disk_attachments)))
-            tx.bump([attachment.entity_id])
-        return attachment
+def load(tx: Tx, disk_id: UUID) -> Disk:
+    return load_disks(tx.conn, [disk_id])[0]
 
-    def update_attachment(self, entity_id: UUID, disk_id: UUID, **changes: Any) -> DiskAttachment:
-        with self._tx() as tx:
-            old = self._attachment(tx, entity_id, disk_id)
-            new, effective = apply_changes(old, changes, ATTACHMENT_FIELDS, "disk attachment")
-            if effective.get("bootable"):
-                self._check_single_boot_disk(tx, entity_id, disk_id)
-            if effective:
-                da = s.disk_attachments
-                tx.conn.execute(
-                    update(da).where(da.c.entity_id == entity_id, da.c.disk_id == disk_id).values(**effective)
-                )
-                tx.bump([entity_id])
-        return new
 
-    def detach_disk(self, entity_id: UUID, disk_id: UUID) -> None:
-        with self._tx() as tx:
-            self._attachment(tx, entity_id, disk_id)
-            da = s.disk_attachments
-            tx.conn.execute(delete(da).where(da.c.entity_id == entity_id, da.c.disk_id == disk_id))
-            tx.bump([entity_id])
+def load_disks(conn: Connection, disk_ids: list[UUID]) -> list[Disk]:
+    """The disks with their domains and their volumes in chain order, in the order asked."""
+    if not disk_ids:
+        return []
+    found = {
+        row["id"]: from_row(Disk, row)
+        for row in conn.execute(select(s.disks).where(s.disks.c.id.in_(disk_ids))).mappings()
+    }
+    for disk_id in disk_ids:
+        if disk_id not in found:
+            raise NotFound("disk", disk_id)
+    dd, v = s.disk_domains, s.volumes
+    for row in conn.execute(select(dd).where(dd.c.disk_id.in_(disk_ids)).order_by(dd.c.domain_id)):
+        found[row.disk_id].domain_ids.append(row.domain_id)
+    for volume in conn.execute(select(v).where(v.c.disk_id.in_(disk_ids))).mappings():
+        found[volume["disk_id"]].volumes.append(from_row(Volume, volume))
+    for disk in found.values():
+        disk.volumes = disk.chain() or disk.volumes
+    return [found[d] for d in disk_ids]
 
-    def list_attachments(self, entity_id: UUID) -> list[DiskAttachment]:
-        da = s.disk_attachments
-        with self.db.read() as conn:
-            rows = conn.execute(select(da).where(da.c.entity_id == entity_id).order_by(da.c.disk_id))
-            return [from_row(DiskAttachment, r) for r in rows.mappings()]
 
-    # --- helpers -----------------------------------------------------------------------------------
+def domains_data_center(tx: Tx, domain_ids: list[UUID], alias: str) -> UUID:
+    """The one data center all `domain_ids` belong to; they must be data domains attached to it."""
+    dcs = lookups.domain_data_centers(tx.conn, domain_ids)
+    for domain_id in domain_ids:
+        domain = one(tx.conn, s.storage_domains, StorageDomain, domain_id, "storage domain")
+        if domain.domain_class is not DomainClass.DATA:
+            raise Conflict(f"storage domain {domain.name!r} is not a data domain; disks live on data domains")
+        if dcs[domain_id] is None:
+            raise Conflict(f"storage domain {domain.name!r} is not attached to a data center; attach it first")
+    distinct = set(dcs.values())
+    if len(distinct) != 1:
+        raise Conflict(f"disk {alias!r} would span storage domains of different data centers")
+    (dc,) = distinct
+    assert dc is not None
+    return dc
 
-    def _disk(self, tx: Tx, disk_id: UUID) -> Disk:
-        return self._load_disks(tx.conn, [disk_id])[0]
 
-    @staticmethod
-    def _load_disks(conn: Any, disk_ids: list[UUID]) -> list[Disk]:
-        if not disk_ids:
-            return []
-        found = {
-            row["id"]: from_row(Disk, row)
-            for row in conn.execute(select(s.disks).where(s.disks.c.id.in_(disk_ids))).mappings()
-        }
-        for disk_id in disk_ids:
-            if disk_id not in found:
-                raise NotFound("disk", disk_id)
-        dd, v = s.disk_domains, s.volumes
-        for row in conn.execute(select(dd).where(dd.c.disk_id.in_(disk_ids)).order_by(dd.c.domain_id)):
-            found[row.disk_id].domain_ids.append(row.domain_id)
-        for row in conn.execute(select(v).where(v.c.disk_id.in_(disk_ids))).mappings():
-            found[row["disk_id"]].volumes.append(from_row(Volume, row))
-        for disk in found.values():
-            disk.volumes = disk.chain() or disk.volumes
-        return [found[d] for d in disk_ids]
+def _insert(tx: Tx, disk: Disk) -> None:
+    """Write a disk with its domains and volumes."""
+    tx.conn.execute(insert(s.disks).values(values(disk, s.disks)))
+    if disk.domain_ids:
+        rows = [{"disk_id": disk.id, "domain_id": d} for d in disk.domain_ids]
+        tx.conn.execute(insert(s.disk_domains), rows)
+    if disk.volumes:
+        tx.conn.execute(insert(s.volumes), [values(v, s.volumes) for v in disk.volumes])
 
-    def _volume(self, tx: Tx, volume_id: UUID) -> Volume:
-        return self._one(tx.conn, s.volumes, Volume, volume_id, "volume")
 
-    def _attachment(self, tx: Tx, entity_id: UUID, disk_id: UUID) -> DiskAttachment:
-        da = s.disk_attachments
-        row = tx.conn.execute(select(da).where(da.c.entity_id == entity_id, da.c.disk_id == disk_id)).mappings().first()
-        if row is None:
-            raise NotFound("disk attachment", f"{entity_id}/{disk_id}")
-        return from_row(DiskAttachment, row)
+def _grow(tx: Tx, old: Disk, size: int) -> None:
+    if size < old.provisioned_size:
+        raise InvalidInput(
+            f"disk {old.alias!r} cannot shrink from {old.provisioned_size} to {size} bytes; only extending is supported"
+        )
+    leaf = old.leaf
+    if leaf is not None:
+        tx.conn.execute(update(s.volumes).where(s.volumes.c.id == leaf.id).values(capacity=size))
+        leaf.capacity = size
 
-    def _check_single_boot_disk(self, tx: Tx, entity_id: UUID, disk_id: UUID) -> None:
-        da = s.disk_attachments
-        where = (da.c.entity_id == entity_id, da.c.bootable.is_(True), da.c.disk_id != disk_id)
-        if exists(tx.conn, da, *where):
-            raise Conflict(f"{entity_id} already has a bootable disk; a VM boots from one disk only")
 
-    def _domains_data_center(self, tx: Tx, domain_ids: list[UUID], alias: str) -> UUID:
-        """The one data center all `domain_ids` belong to; they must be data domains attached to it."""
-        dcs = lookups.domain_data_centers(tx.conn, domain_ids)
-        for domain_id in domain_ids:
-            domain = self._one(tx.conn, s.storage_domains, StorageDomain, domain_id, "storage domain")
-            if domain.domain_class is not DomainClass.DATA:
-                raise Conflict(f"storage domain {domain.name!r} is not a data domain; disks live on data domains")
-            if dcs[domain_id] is None:
-                raise Conflict(f"storage domain {domain.name!r} is not attached to a data center; attach it first")
-        distinct = set(dcs.values())
-        if len(distinct) != 1:
-            raise Conflict(f"disk {alias!r} would span storage domains of different data centers")
-        (dc,) = distinct
-        assert dc is not None
-        return dc
+def _check_new(disk: Disk) -> None:
+    check_name(disk.alias, "disk")
+    if disk.provisioned_size <= 0:
+        raise InvalidInput(f"disk {disk.alias!r}: provisioned_size must be a positive number of bytes")
+    if disk.storage_type is DiskStorageType.LUN:
+        if not disk.lun_id:
+            raise InvalidInput(f"direct LUN disk {disk.alias!r} needs its lun_id")
+        if disk.domain_ids or disk.volumes:
+            raise InvalidInput(f"direct LUN disk {disk.alias!r} lives on no storage domain and has no volumes")
+        return
+    if not disk.domain_ids:
+        raise InvalidInput(f"disk {disk.alias!r} needs the storage domain to create it on")
+    if not disk.volumes:
+        disk.volumes = [Volume(disk_id=disk.id, capacity=disk.provisioned_size)]
+    _check_chain(disk)
 
 
 def _check_chain(disk: Disk) -> None:

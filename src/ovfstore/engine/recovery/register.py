@@ -107,23 +107,23 @@ class Registrar:
         original_id = plan.report.entity_id
         with self.inv.transaction() as tx:
             if isinstance(entity, Template):
-                self.inv.add_template(entity)
+                self.inv.templates.add(entity)
             else:
-                self.inv.add_vm(entity)
+                self.inv.vms.add(entity)
             for disk, attachment, exists in plan.disks:
                 if not exists:
-                    self.inv.add_disk(disk)
-                self.inv.attach_disk(attachment)
+                    self.inv.disks.add(disk)
+                self.inv.attachments.attach(attachment)
             for nic in plan.nics:
-                self.inv.add_nic(nic)
+                self.inv.nics.add(nic)
             for snapshot in plan.snapshots:
-                self.inv.add_snapshot(snapshot)
+                self.inv.snapshots.add(snapshot)
             for user, role_id in plan.permissions:
-                self.inv.add_permission(entity.id, user, role_id)
+                self.inv.permissions.add(entity.id, user, role_id)
             for group_id in plan.groups:
-                self.inv.add_affinity_group_member(group_id, entity.id)
+                self.inv.affinity_groups.add_member(group_id, entity.id)
             for label_id in plan.labels:
-                self.inv.add_affinity_label_member(label_id, entity.id)
+                self.inv.affinity_labels.add_member(label_id, entity.id)
             u, ud = s.unregistered_entities, s.unregistered_disks
             tx.conn.execute(delete(u).where(u.c.entity_id == original_id))
             registered = [d.id for d, _, exists in plan.disks if not exists]

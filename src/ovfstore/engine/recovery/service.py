@@ -108,7 +108,7 @@ class RecoveryService:
             raise InvalidInput(f"no storage domain found at {path}: {exc}") from exc
         if info.domain_class != "Data":
             raise InvalidInput(f"the domain at {path} is a {info.domain_class} domain; only data domains are imported")
-        known = {d.id: d for d in self.inv.list_storage_domains()}
+        known = {d.id: d for d in self.inv.storage_domains.list()}
         if info.id in known:
             raise Conflict(f"storage domain {info.id} is already known here as {known[info.id].name!r}")
         if info.pool_id is not None:
@@ -129,7 +129,7 @@ class RecoveryService:
             path=os.path.dirname(info.path.rstrip("/")),
             description=info.description,
         )
-        return self.inv.add_storage_domain(domain)
+        return self.inv.storage_domains.add(domain)
 
     def scan_through(self, domain_id: UUID, client: AgentClient) -> ScanReport:
         report = DomainScan(self.inv.db, client, domain_id, self.clock()).run()
@@ -143,7 +143,7 @@ class RecoveryService:
 
     def scan(self, domain_id: UUID, host: Host) -> ScanReport:
         """Read the domain's stores again (e.g. after a store was repaired)."""
-        self.inv.get_storage_domain(domain_id)
+        self.inv.storage_domains.get(domain_id)
         return self.scan_through(domain_id, self.agents.client(host))
 
     # --- what was found ------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class RecoveryService:
 
     def register_disk(self, domain_id: UUID, disk_id: UUID) -> Disk:
         """Register a disk found on the domain as a floating disk of this engine."""
-        domain = self.inv.get_storage_domain(domain_id)
+        domain = self.inv.storage_domains.get(domain_id)
         if domain.status is not DomainStatus.ACTIVE:
             raise Conflict(f"storage domain {domain.name!r} is {domain.status.value}; attach and activate it first")
         found = {d.disk_id: d for d in self.unregistered_disks(domain_id)}
@@ -261,7 +261,7 @@ class RecoveryService:
             ],
         )
         with self.inv.transaction() as tx:
-            self.inv.add_disk(disk)
+            self.inv.disks.add(disk)
             ud = s.unregistered_disks
             tx.conn.execute(delete(ud).where(ud.c.disk_id == disk_id))
         return disk
