@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ovfstore.agent.process import LocalAgent
-from ovfstore.engine.config import AgentConfig, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery import RegistrationOptions
 from ovfstore.engine.recovery.compare import NOT_SURVIVING, compare_inventories
@@ -74,7 +74,7 @@ def _engine(base: Path, name: str, agent: LocalAgent) -> Engine:
     (base / name).mkdir(parents=True, exist_ok=True)
     config = EngineConfig(
         db_url=f"sqlite:///{base / name / 'engine.db'}",
-        agent=AgentConfig(secret=agent.secret, timeout_s=60),
+        agent=AgentAccess(secret=agent.secret, timeout_s=60),
         # A short debounce so the demo shows protection within about a second of a change.
         updater=UpdaterConfig(debounce_s=0.5),
     )

@@ -32,7 +32,7 @@ class UpdaterConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
+class AgentAccess:
     """How the engine reaches host agents."""
 
     # The shared secret every agent request carries; agents refuse requests without it.
