@@ -30,7 +30,7 @@ from sqlalchemy import insert
 from ovfstore.agent.client import AgentClient
 from ovfstore.agent.process import LocalAgent
 from ovfstore.engine import macs
-from ovfstore.engine.config import AgentConfig, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.db.rows import entity_values, values
@@ -130,7 +130,7 @@ def engine_phase(setup: Setup, out: Any) -> None:
     """Runs in its own process, so its peak RSS is the engine's alone."""
     db = Database(setup.db_url)
     inv = Inventory(db)
-    agents = AgentDirectory(db, AgentConfig(secret=setup.secret))
+    agents = AgentDirectory(db, AgentAccess(secret=setup.secret))
     updater = OvfUpdater(db, inv, agents, UpdaterConfig())
     figures: dict[str, float] = {}
 

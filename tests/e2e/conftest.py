@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from ovfstore.api.app import create_app
-from ovfstore.engine.config import AgentConfig, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.runtime import Engine, EngineConfig
 from ovfstore.engine.users import UserRole
 from ovfstore.model import Host
@@ -67,7 +67,7 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
         engine = Engine(
             EngineConfig(
                 db_url,
-                AgentConfig(secret=agent.secret, timeout_s=60),
+                AgentAccess(secret=agent.secret, timeout_s=60),
                 UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
             )
         )

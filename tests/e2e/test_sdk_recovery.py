@@ -1,4 +1,4 @@
-"""The disaster-recovery workflow of OVIRT-API.md, driven by the oVirt SDK against two running engines:
+"""The disaster-recovery workflow of docs/API.md, driven by the oVirt SDK against two running engines:
 a primary site builds VMs and templates and is lost; a fresh engine imports its domain by path,
 registers templates then VMs with cluster and vNIC mappings, partial import and MAC reassignment,
 starts the VMs that were up (highly available first), then fails back."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
-from ovfstore.engine.config import AgentConfig, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService, create_volumes
 from ovfstore.engine.hosts import AgentDirectory
@@ -141,7 +141,7 @@ def build_site(
     dc = next(d for d in inv.data_centers.list() if d.name == "Default")
     cluster = next(c for c in inv.clusters.list() if c.name == "Default")
     host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
-    agents = AgentDirectory(database, AgentConfig(secret=agent.secret, timeout_s=30))
+    agents = AgentDirectory(database, AgentAccess(secret=agent.secret, timeout_s=30))
     updater = OvfUpdater(database, inv, agents, config or UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1))
     return Site(database, inv, agent, root, dc, cluster, host, updater)
 
@@ -177,7 +177,7 @@ def fresh_engine(db_url: str, agent: AgentProcess) -> FreshEngine:
     dc = inv.data_centers.list()[0]
     cluster = inv.clusters.list()[0]
     host = inv.hosts.add(Host(name="dr-host", cluster_id=cluster.id, address=agent.url))
-    agents = AgentDirectory(db, AgentConfig(secret=agent.secret, timeout_s=30))
+    agents = AgentDirectory(db, AgentAccess(secret=agent.secret, timeout_s=30))
     updater = OvfUpdater(db, inv, agents, UpdaterConfig())
     domains = DomainService(inv, agents, updater)
     recovery = RecoveryService(inv, agents, domains)

@@ -1,4 +1,4 @@
-"""The oVirt domain builder writes what FORMATS.md says oVirt writes, and `storage/` reads it back."""
+"""The oVirt domain builder writes what docs/FORMATS.md says oVirt writes, and `storage/` reads it back."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from ovfstore.model import (
 from ovfstore.ovf import MAX_DOCUMENT_BYTES, OvfError, read_ovf, write_ovf
 from tests.unit.test_ovf_samples import fixed_sample
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "ovf"  # copies of shared/fixtures/ovf
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ovf"  # real OVFs written by oVirt and virt-v2v
 OVF = "http://schemas.dmtf.org/ovf/envelope/1/"
 
 

@@ -33,7 +33,7 @@ from tests.unit.test_ovf_samples import clone, fixed_sample, ovf_data
 #: Model fields the OVF document does not carry, and why. Reading sets them as `_normalise` does.
 NOT_CARRIED = {
     "VmBase.cluster_id": "ids are the engine's own; the cluster travels by name (ClusterName)",
-    "Vm.status": "run status travels in the store's metadata.json, not in the OVF (FORMATS.md 3)",
+    "Vm.status": "run status travels in the store's metadata.json, not in the OVF (docs/FORMATS.md 3)",
     "Template.status": "oVirt writes no template status; a registered template starts OK",
     "Disk.status": "storage state, decided by what registration finds on the domain",
     "Disk.content_type": "oVirt writes none: every disk attached to a VM or template holds data",

@@ -352,8 +352,7 @@ class _Hasher:
     """SHA-256 of what is sent, computed by a helper thread while the caller sends the chunk.
 
     hashlib releases the GIL on large buffers, so hashing overlaps the socket write instead of adding to
-    it: on the benchmark's 2 vCPUs a client sending to a null sink went from ~730-930 to ~860-1020
-    MiB/s. Updates stay in order: each waits for the previous one.
+    it (docs/PERFORMANCE.md). Updates stay in order: each waits for the previous one.
     """
 
     def __init__(self, enabled: bool = True) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Next to VDSM (54321) and ovirt-imageio (54322, 54323), so all three can run on one host.
+DEFAULT_PORT = 54324
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -14,12 +17,10 @@ class AgentConfig:
     secret: str
     # Loopback only unless an operator decides otherwise: the agent writes storage on request.
     host: str = "127.0.0.1"
-    # Next to VDSM (54321) and ovirt-imageio (54322, 54323), so all three can run on one host.
-    port: int = 54324
+    port: int = DEFAULT_PORT
     # Size of each aligned buffer of a connection (mapped at its first transfer, reused by the next
-    # ones, unmapped when it closes). Measured with bench/agent_bench.py (128 MiB upload, ext4 on virtio,
-    # 2 vCPUs, best of 5, two buffers then): 2 MiB ~460-480 MiB/s, 8 MiB ~710-780, 16 and 32 MiB no
-    # better within the noise; fewer, larger O_DIRECT writes also suit NFS and block storage. An upload
+    # ones, unmapped when it closes). 8 MiB is where bench/agent_bench.py stopped gaining from larger
+    # buffers (docs/PERFORMANCE.md); fewer, larger O_DIRECT writes also suit NFS and block storage. An upload
     # goes round four of them (agent.app.RING), so a connection that carried a transfer holds 32 MiB.
     buffer_size: int = 8 << 20
     # O_DIRECT keeps a store write from evicting the host's page cache and makes the final fsync short;

@@ -4,7 +4,7 @@ Built the way ovirt-imageio serves disk data: a threaded server from the standar
 `Content-Length` framing only, and a body read with `recv_into` a `memoryview` of a page-aligned buffer
 that the connection allocates once and reuses for every transfer it carries. That is one kernel copy
 from the socket to the buffer the disk write uses; an asyncio server adds a parser copy, a body queue
-and flow-control pauses, and was measured at a third of the disk's rate (docs/AGENT.md, "Performance").
+and flow-control pauses, and was measured far below the disk's rate (docs/PERFORMANCE.md).
 
 This module knows HTTP and nothing of storage; `app.py` routes requests and translates storage errors.
 """

@@ -223,7 +223,7 @@ def disk(d: Disk, *, store: StoreStatus | None = None, domain_id: UUID | None = 
 
 
 def store_text(store: StoreStatus | None, domain_id: UUID) -> str:
-    """The store's description as oVirt shows it: the JSON its volume carries (FORMATS.md section 2)."""
+    """The store's description as oVirt shows it: the JSON its volume carries (docs/FORMATS.md section 2)."""
     if store is None or store.last_updated is None or store.size is None:
         return store_description.never_written()
     return store_description.after_write(domain_id, store.size, store.last_updated)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ovfstore.agent.process import LocalAgent
-from ovfstore.engine.config import AgentConfig, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery import RegistrationOptions
 from ovfstore.engine.recovery.compare import NOT_SURVIVING, compare_inventories
@@ -73,7 +74,7 @@ def _engine(base: Path, name: str, agent: LocalAgent) -> Engine:
     (base / name).mkdir(parents=True, exist_ok=True)
     config = EngineConfig(
         db_url=f"sqlite:///{base / name / 'engine.db'}",
-        agent=AgentConfig(secret=agent.secret, timeout_s=60),
+        agent=AgentAccess(secret=agent.secret, timeout_s=60),
         # A short debounce so the demo shows protection within about a second of a change.
         updater=UpdaterConfig(debounce_s=0.5),
     )
@@ -82,19 +83,37 @@ def _engine(base: Path, name: str, agent: LocalAgent) -> Engine:
     return engine
 
 
+@dataclass(frozen=True, slots=True)
+class _Protected:
+    """What engine A leaves behind for engine B to recover: the domains and what they must bring back."""
+
+    domains: tuple[tuple[str, UUID], ...]  # name and id, the master first
+    original: dict[UUID, OvfData]
+    running: set[UUID]
+
+
 def _run(base: Path, vm_count: int) -> bool:
     storage = base / "storage"
     console.print(f"[bold]ovfstore demo[/] in {base}")
 
     t = _step("Starting a host agent and engine A")
     agent = LocalAgent([storage], base / "agent")
+    try:
+        protected = _protect(base, storage, agent, vm_count, t)
+        return _recover(base, storage, agent, protected)
+    finally:
+        agent.stop()
+
+
+def _protect(base: Path, storage: Path, agent: LocalAgent, vm_count: int, started: float) -> _Protected:
+    """Engine A: two domains, an inventory, every store up to date; then the engine is lost."""
     engine = _engine(base, "engine-a", agent)
     try:
         inv = engine.inventory
         cluster = inv.clusters.list()[0]
         dc = inv.data_centers.get(cluster.data_center_id)
         host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
-        _done(t, f"agent at {agent.url}, data center {dc.name!r}")
+        _done(started, f"agent at {agent.url}, data center {dc.name!r}")
 
         t = _step("Creating two storage domains and attaching them")
         gold = engine.domains.create(StorageDomain(name="gold", path=str(storage), data_center_id=dc.id), host)
@@ -117,15 +136,19 @@ def _run(base: Path, vm_count: int) -> bool:
         engine.stop()
     shutil.rmtree(base / "engine-a")
     _done(t, "only the storage domains remain")
+    return _Protected((("gold", gold.id), ("silver", silver.id)), original, running)
 
+
+def _recover(base: Path, storage: Path, agent: LocalAgent, protected: _Protected) -> bool:
+    """Engine B, fresh: import the domains, register everything, restart what ran, compare."""
+    t = _step("Starting a fresh engine B and importing both domains")
+    engine = _engine(base, "engine-b", agent)
     try:
-        t = _step("Starting a fresh engine B and importing both domains")
-        engine = _engine(base, "engine-b", agent)
         inv = engine.inventory
         cluster = inv.clusters.list()[0]
         host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
         domains = []
-        for name, domain_id in (("gold", gold.id), ("silver", silver.id)):
+        for name, domain_id in protected.domains:
             imported = engine.recovery.import_domain(
                 str(storage / str(domain_id)), host=host, name=name, force_detach=True
             )
@@ -136,7 +159,7 @@ def _run(base: Path, vm_count: int) -> bool:
         t = _step("Registering everything (templates first), then starting the VMs that were running")
         refused = _register_everything(engine, [d.id for d in domains])
         for entity in sorted(found, key=lambda e: (not e.high_availability, e.name)):
-            if entity.vm_status is VmStatus.UP and entity.id in original:
+            if entity.vm_status is VmStatus.UP and entity.id in protected.original:
                 inv.vms.set_status(entity.id, VmStatus.UP)
         _done(t, f"{len(refused)} refused" if refused else "all registered")
         for line in refused:
@@ -144,14 +167,13 @@ def _run(base: Path, vm_count: int) -> bool:
 
         t = _step("Comparing the recovered inventory with the original")
         with engine.db.read() as conn:
-            recovered = load_ovf_data(conn, list(original))
-        problems = compare_inventories(original, recovered)
+            recovered = load_ovf_data(conn, list(protected.original))
+        problems = compare_inventories(protected.original, recovered)
         _done(t)
         _wait_protected(engine)
-        return _summary(original, recovered, problems, running)
+        return _summary(protected.original, recovered, problems, protected.running)
     finally:
         engine.stop()
-        agent.stop()
 
 
 def _build(engine: Engine, domains: list[StorageDomain], vm_count: int) -> list[UUID]:

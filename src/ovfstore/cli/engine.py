@@ -3,14 +3,43 @@ other hosts), and manage the API's users."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ovfstore.cli.agent import SECRET_ENV
+from ovfstore.engine.settings import describe
+
+if TYPE_CHECKING:
+    from ovfstore.engine.settings import Settings
 
 DEFAULT_PORT = 8080  # plain HTTP; put a TLS proxy in front for anything beyond one host
+
+SETTINGS_EPILOG = (
+    "Engine settings, with their defaults: set them in the --config file (TOML, one [section] each), "
+    "override them with the environment variable named after each, or with a flag above where there is one.\n\n"
+    "\b\n" + describe()
+)
+
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file of engine settings (listed below).",
+)
+
+
+def load_settings(config_file: Path | None, agent_secret: str | None = None) -> Settings:
+    """The settings of the file, the environment and the flags, or a usage error saying what is wrong."""
+    import os
+
+    from ovfstore.engine.settings import SettingsError, load
+
+    flags = {"agent": {"secret": agent_secret}} if agent_secret is not None else {}
+    try:
+        return load(config_file, os.environ, flags)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 def _db_url(url: str | None, data_dir: str) -> str:
@@ -40,7 +69,8 @@ def engine() -> None:
     """Run the engine (inventory, OVF updater, REST API) and manage its users."""
 
 
-@engine.command()
+@engine.command(epilog=SETTINGS_EPILOG)
+@config_option
 @db_url_option
 @data_dir_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the API listens on.")
@@ -48,11 +78,17 @@ def engine() -> None:
 @click.option(
     "--agent-secret-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help=f"File holding the secret shared with the host agents (default: the {SECRET_ENV} environment variable).",
+    help="File holding the secret shared with the host agents (overrides [agent] secret).",
 )
 @click.option("--log-level", default="info", show_default=True)
 def serve(
-    db_url: str | None, data_dir: str, host: str, port: int, agent_secret_file: Path | None, log_level: str
+    config_file: Path | None,
+    db_url: str | None,
+    data_dir: str,
+    host: str,
+    port: int,
+    agent_secret_file: Path | None,
+    log_level: str,
 ) -> None:
     """Serve the REST API under /ovirt-engine/api until SIGINT or SIGTERM.
 
@@ -63,14 +99,11 @@ def serve(
 
     from ovfstore.api.server import prepare
     from ovfstore.api.server import serve as serve_api
-    from ovfstore.engine.config import AgentConfig
     from ovfstore.engine.runtime import Engine, EngineConfig
 
-    secret = agent_secret_file.read_text().strip() if agent_secret_file else os.environ.get(SECRET_ENV, "")
-    if not secret:
-        raise click.UsageError(f"no agent secret: pass --agent-secret-file FILE or set {SECRET_ENV}")
+    settings = load_settings(config_file, agent_secret_file.read_text().strip() if agent_secret_file else None)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    runtime = Engine(EngineConfig(_db_url(db_url, data_dir), AgentConfig(secret=secret)))
+    runtime = Engine(EngineConfig(_db_url(db_url, data_dir), settings.agent, settings.updater))
     prepare(runtime, click.echo)
     serve_api(
         runtime,

@@ -13,6 +13,7 @@ from lxml import etree
 from rich.console import Console
 from rich.table import Table
 
+from ovfstore.agent.config import DEFAULT_PORT as AGENT_PORT
 from ovfstore.cli.client import ApiClient, with_api, x
 
 Column = tuple[str, str]  # header, path in the element ("@id" for the id)
@@ -76,13 +77,12 @@ disk = _group("disk")
 job = _group("job")
 
 
-@host.command("add")
+@host.command("add", help=f"Add a host: ADDRESS is its agent's URL (http://host:{AGENT_PORT}).")
 @click.argument("name")
 @click.argument("address")
 @click.option("--cluster", "cluster_name", default="Default", show_default=True)
 @with_api
 def host_add(name: str, address: str, cluster_name: str, api: ApiClient) -> None:
-    """Add a host: ADDRESS is its agent's URL (http://host:54324)."""
     body = (
         f"<host><name>{x(name)}</name><address>{x(address)}</address>"
         f"<cluster><name>{x(cluster_name)}</name></cluster></host>"

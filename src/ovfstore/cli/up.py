@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ovfstore.cli.agent import SECRET_ENV
-from ovfstore.cli.engine import DEFAULT_PORT
+from ovfstore.cli.engine import DEFAULT_PORT, SETTINGS_EPILOG, config_option, load_settings
 from ovfstore.engine.inventory import HostChanges
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ def start_agent(data_dir: Path, storage_root: Path, secret: str) -> tuple[subpro
     return proc, int(port_file.read_text())
 
 
-@click.command()
+@click.command(epilog=SETTINGS_EPILOG)
+@config_option
 @click.option(
     "--data-dir",
     envvar="OVFSTORE_DATA_DIR",
@@ -61,24 +62,27 @@ def start_agent(data_dir: Path, storage_root: Path, secret: str) -> tuple[subpro
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the local agent may create and find storage domains (default: DATA_DIR/storage).",
 )
-def up(data_dir: Path, port: int, host: str, storage_root: Path | None) -> None:
-    """Run the engine and one local agent; print the API address and the credentials."""
+def up(config_file: Path | None, data_dir: Path, port: int, host: str, storage_root: Path | None) -> None:
+    """Run the engine and one local agent; print the API address and the credentials.
+
+    The local agent gets a new secret on every start, so [agent] secret is not used.
+    """
     import logging
 
     from ovfstore.api.server import prepare, serve
-    from ovfstore.engine.config import AgentConfig
     from ovfstore.engine.db.database import default_url
     from ovfstore.engine.runtime import Engine, EngineConfig
 
+    secret = secrets.token_urlsafe(32)
+    settings = load_settings(config_file, secret)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = data_dir.absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
     storage_root = (storage_root or data_dir / "storage").absolute()
     storage_root.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
     agent, agent_port = start_agent(data_dir, storage_root, secret)
     try:
-        runtime = Engine(EngineConfig(default_url(data_dir), AgentConfig(secret=secret)))
+        runtime = Engine(EngineConfig(default_url(data_dir), settings.agent, settings.updater))
         prepare(runtime, click.echo)
         _register_local_host(runtime, f"http://127.0.0.1:{agent_port}")
 

@@ -1,4 +1,8 @@
-"""The engine's settings, one typed object. Every default says why it is what it is."""
+"""The engine's settings, one typed object. Every default says why it is what it is.
+
+Each class is a section an operator sets (`[updater]`, `[agent]`) in the file, the environment or the flags
+that `engine/settings.py` reads; a field added here is a setting at once (docs/OPERATIONS.md).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ class UpdaterConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class AgentConfig:
+class AgentAccess:
     """How the engine reaches host agents."""
 
     # The shared secret every agent request carries; agents refuse requests without it.

@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import select
 
 from ovfstore.agent.client import AgentClient
-from ovfstore.engine.config import AgentConfig
+from ovfstore.engine.config import AgentAccess
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.db.rows import from_row
@@ -17,7 +17,7 @@ from ovfstore.model import Host, HostStatus
 
 
 class AgentDirectory:
-    def __init__(self, db: Database, config: AgentConfig) -> None:
+    def __init__(self, db: Database, config: AgentAccess) -> None:
         self.db = db
         self.config = config
         self._clients: dict[str, AgentClient] = {}

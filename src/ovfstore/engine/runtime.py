@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ovfstore.engine.config import AgentConfig, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService
 from ovfstore.engine.hosts import AgentDirectory
@@ -18,7 +18,7 @@ from ovfstore.engine.users import UserService
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     db_url: str
-    agent: AgentConfig
+    agent: AgentAccess
     updater: UpdaterConfig = field(default_factory=UpdaterConfig)
 
 

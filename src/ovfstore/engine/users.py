@@ -26,8 +26,9 @@ from ovfstore.model import utcnow
 ADMIN = "admin@internal"
 PROFILE = "internal"
 
-# scrypt at n=2**14, r=8, p=1 costs 16 MiB and ~50 ms per check: slow enough to make guessing offline
-# expensive, fast enough for a token request (the SDK asks once per session, not per call).
+# scrypt at n=2**14, r=8, p=1 costs 16 MiB and tens of milliseconds per check (docs/PERFORMANCE.md): slow
+# enough to make guessing offline expensive, fast enough for a token request (the SDK asks once per
+# session, not per call).
 _N, _R, _P = 2**14, 8, 1
 _MAXMEM = 64 * 1024 * 1024
 

@@ -1,7 +1,7 @@
 """Enumerations of the inventory, with oVirt's names and, where oVirt stores a number, its codes.
 
 String enums carry the lowercase names the oVirt REST API uses; `IntEnum`s carry the numeric codes that
-appear in OVF documents and in the store's VM status map (FORMATS.md sections 3 and 4).
+appear in OVF documents and in the store's VM status map (docs/FORMATS.md sections 3 and 4).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class DiskStorageType(StrEnum):
 
 
 class VmStatus(IntEnum):
-    """Run status with the codes of the store's `metadata.json` VM status map (FORMATS.md section 3)."""
+    """Run status with the codes of the store's `metadata.json` VM status map (docs/FORMATS.md section 3)."""
 
     DOWN = 0
     UP = 1

@@ -63,7 +63,7 @@ class OvfData:
         return self.entity.id
 
     def domain_ids(self) -> set[UUID]:
-        """The domains holding a non-shareable image disk of the entity (FORMATS.md section 3)."""
+        """The domains holding a non-shareable image disk of the entity (docs/FORMATS.md section 3)."""
         return {
             domain_id
             for d in self.disks

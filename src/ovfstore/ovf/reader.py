@@ -185,6 +185,18 @@ class _Vol:
     storage_ids: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _HardwareItems:
+    """The hardware section's items that describe the entity as a whole, by resource type."""
+
+    cpu: dict[str, str | None] | None = None
+    memory: dict[str, str | None] | None = None
+    usb: dict[str, str | None] | None = None
+    nics: list[dict[str, str | None]] = field(default_factory=list)
+    graphics: list[GraphicsType] = field(default_factory=list)
+    sound: bool = False
+
+
 class _Reader:
     def __init__(self, ovf_ns: str) -> None:
         self.a = _attrs(ovf_ns)
@@ -409,12 +421,16 @@ class _Reader:
     ) -> None:
         e = data.entity
         vols, luns = self.volume_descriptions(references, disk_section)
-        cpu: dict[str, str | None] | None = None
-        memory: dict[str, str | None] | None = None
-        usb: dict[str, str | None] | None = None
-        nics: list[dict[str, str | None]] = []
-        graphics: list[GraphicsType] = []
-        sound = False
+        items = self.hardware_items(section, vols)
+        self.processor_and_memory(e, items)
+        self.devices(e, items)
+        data.disks = self.disks(data, vols, luns)
+        data.nics = [self.nic(e.id, f, index, isinstance(e, Vm)) for index, f in enumerate(items.nics, 1)]
+        self.data_center(data, vols)
+
+    def hardware_items(self, section: Node, vols: dict[UUID, _Vol]) -> _HardwareItems:
+        """Sort the section's `Item`s by resource type; disk items join their volumes at once."""
+        items = _HardwareItems()
         for item in section[3]:
             if item[0] != "Item":
                 continue
@@ -423,23 +439,27 @@ class _Reader:
             if kind == RT_DISK:
                 self.disk_item(vols, item, f)
             elif kind == RT_NIC:
-                nics.append(f)
+                items.nics.append(f)
             elif kind == RT_CPU:
-                cpu = f
+                items.cpu = f
             elif kind == RT_MEMORY:
-                memory = f
+                items.memory = f
             elif kind == RT_USB:
-                usb = f
+                items.usb = f
             elif kind in (RT_VIDEO, RT_VIDEO_DMTF):
                 self.video = f.get("Device") or ""
             elif kind in (RT_GRAPHICS, RT_GRAPHICS_DMTF):
                 device = (f.get("Device") or "").lower()
                 if device in GRAPHICS_BY_DEVICE:
-                    graphics.append(GRAPHICS_BY_DEVICE[device])
+                    items.graphics.append(GRAPHICS_BY_DEVICE[device])
                 else:
                     self.warn(f"graphics device {device!r} is unknown: ignored")
             elif f.get("Type") == "sound":
-                sound = True
+                items.sound = True
+        return items
+
+    def processor_and_memory(self, e: Vm | Template, items: _HardwareItems) -> None:
+        cpu, memory = items.cpu, items.memory
         if cpu is None:
             self.warn("no CPU item: assumed 1 socket of 1 core")
         else:
@@ -451,6 +471,10 @@ class _Reader:
             self.warn(f"no memory item: assumed {e.memory_mb} MB")
         else:
             e.memory_mb = self.int_(memory.get(R_QUANTITY), "memory size", e.memory_mb, missing_warns=True)
+
+    def devices(self, e: Vm | Template, items: _HardwareItems) -> None:
+        """USB policy, display, graphics and sound card."""
+        usb = items.usb
         if usb is not None and usb.get(R_USB_POLICY):
             policy = (usb.get(R_USB_POLICY) or "").lower()
             e.usb_policy = USB_POLICY_BY_TEXT.get(policy, UsbPolicy.DISABLED)
@@ -458,14 +482,16 @@ class _Reader:
             e.display_type = DISPLAY_TYPE_BY_VIDEO_DEVICE.get(self.video.lower(), e.display_type)
         else:
             e.display_type = DisplayType.NONE
+        graphics = items.graphics
         if not graphics and self.video and _major(self.version) < 4:
             # Engines before 4.0 and other tools write no graphics devices; oVirt derives one.
             graphics = [GraphicsType.SPICE if self.video == "qxl" else GraphicsType.VNC]
             self.warn(f"no graphics device: assumed {graphics[0].name} from the video device")
         e.graphics = graphics
-        e.soundcard_enabled = sound
-        data.disks = self.disks(data, vols, luns)
-        data.nics = [self.nic(e.id, f, index, isinstance(e, Vm)) for index, f in enumerate(nics, 1)]
+        e.soundcard_enabled = items.sound
+
+    def data_center(self, data: OvfData, vols: dict[UUID, _Vol]) -> None:
+        """The data center the disks name (`StoragePoolId`), if any."""
         pools = {v.item.get(R_POOL_ID) for v in vols.values() if v.item is not None} - {None, "", _NULL}
         if pools:
             data.data_center_id = self.uuid(min(p for p in pools if p), "StoragePoolId")

@@ -1,6 +1,6 @@
 """The oVirt OVF dialect's names and value encodings, shared by the writer and the reader.
 
-Where the model's enums differ from what oVirt writes (FORMATS.md section 4 and oVirt's `OvfWriter`), the
+Where the model's enums differ from what oVirt writes (docs/FORMATS.md section 4 and oVirt's `OvfWriter`), the
 translation lives here and nowhere else: the model keeps its own codes, the document keeps oVirt's.
 """
 

@@ -30,8 +30,8 @@ def aligned_buffer(size: int) -> mmap.mmap:
     buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if size >= HUGE_PAGE and hasattr(mmap, "MADV_HUGEPAGE"):
         # Transparent huge pages where the kernel has them: the network copies into the buffer, the
-        # hash reads it and O_DIRECT pins it for the device with 512 times fewer pages to walk (about
-        # 5% more upload throughput, bench/agent_bench.py). Only a hint; refused, it changes nothing.
+        # hash reads it and O_DIRECT pins it for the device with 512 times fewer pages to walk (docs/AGENT.md,
+        # "Performance"). Only a hint; refused, it changes nothing.
         with contextlib.suppress(OSError):
             buf.madvise(mmap.MADV_HUGEPAGE)
     return buf

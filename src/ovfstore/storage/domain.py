@@ -1,4 +1,4 @@
-"""A file storage domain in VDSM's layout (FORMATS.md 1): create, verify, attach, list, volumes.
+"""A file storage domain in VDSM's layout (docs/FORMATS.md 1): create, verify, attach, list, volumes.
 
 Every path the agent touches is built here from validated UUIDs under a domain directory that itself
 lies under a configured storage root, so no request can name a file outside the roots.
@@ -35,7 +35,7 @@ FILE_STORAGE_TYPES = ("NFS", "LOCALFS", "POSIXFS", "GLUSTERFS")
 VOLUME_FORMATS = ("RAW", "COW")
 VOLUME_TYPES = ("SPARSE", "PREALLOCATED")
 # VDSM allocates 16 MiB for these on file domains; the agent has no sanlock or mailbox to feed, so it
-# leaves them empty (FORMATS.md allows it), which keeps a domain cheap to create.
+# leaves them empty (docs/FORMATS.md allows it), which keeps a domain cheap to create.
 _DOM_MD_EMPTY = ("ids", "leases", "inbox", "outbox", "xleases")
 
 

@@ -1,4 +1,4 @@
-"""Codecs of the VDSM metadata files (FORMATS.md 1.1 and 1.2), pure functions over bytes.
+"""Codecs of the VDSM metadata files (docs/FORMATS.md 1.1 and 1.2), pure functions over bytes.
 
 `dom_md/metadata` carries a SHA-1 `_SHA_CKSUM` over its sorted lines; a volume's `.meta` is sorted
 `KEY=VALUE` lines ended by `EOF`, at most 512 bytes. No I/O here: the domain module reads and writes

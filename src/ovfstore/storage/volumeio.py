@@ -27,7 +27,7 @@ class WriteResult:
 
 
 #: Bytes hashed per task of the hash thread: the hash follows the network within about this much, where
-#: hashing whole buffers left up to one buffer's hash (~4 ms for 8 MiB) to do after the last byte came.
+#: hashing whole buffers left up to one buffer's hash to do after the last byte came (docs/AGENT.md).
 HASH_SLICE = 1 << 20
 
 

@@ -1,5 +1,5 @@
 """The DESCRIPTION of an OVF store volume: a JSON object that tells readers whether the store holds a
-complete tar and how many bytes of the volume it uses (FORMATS.md section 2).
+complete tar and how many bytes of the volume it uses (docs/FORMATS.md section 2).
 
 - never written: `{"DiskAlias":"OVF_STORE","DiskDescription":"OVF_STORE"}`
 - being written: `{"Updated":false,"Last Updated":<previous or null>,"Storage Domains":[...],...}`

@@ -1,6 +1,6 @@
 """The store tar, written as a stream whose exact length is known before the first byte.
 
-Layout (FORMATS.md section 3): `info.json`, one `<id>.ovf` per entity, `metadata.json` (the VM status
+Layout (docs/FORMATS.md section 3): `info.json`, one `<id>.ovf` per entity, `metadata.json` (the VM status
 map), one `<id>.ovf` per unregistered entity, and last our `manifest.json`. POSIX ustar, flat names,
 mode 0644, owner 0/0, no record padding: the length is `sum(512 + roundup512(size)) + 1024`.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
+from ovfstore.agent.config import DEFAULT_PORT as AGENT_PORT
 from ovfstore.api import search, views
 from ovfstore.api.resources.common import action_done, changes, listing, name_keys, required, resolve, to_bool
 from ovfstore.api.router import Call, Document, Handler, Router
@@ -12,8 +13,6 @@ from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
 from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges, HostChanges, NetworkChanges, VnicProfileChanges
 from ovfstore.model import Cluster, DataCenter, DomainStatus, Host, HostStatus, Network, VnicProfile
-
-AGENT_PORT = 54324  # the host agent's default port (agent/config.py)
 
 
 def _version(body: Body) -> str | None:
@@ -169,10 +168,10 @@ def get_host(call: Call) -> Document:
 
 
 def agent_url(address: str) -> str:
-    """A host is the address of its agent: `http://h:54324`; a bare host name gets the agent's port."""
+    """A host is the address of its agent: `http://h:port`; a bare host name gets the agent's default port."""
     address = address.strip()
     if not address:
-        raise InvalidInput("a host needs <address>: its agent's URL (http://host:54324) or host name")
+        raise InvalidInput(f"a host needs <address>: its agent's URL (http://host:{AGENT_PORT}) or host name")
     if "://" not in address:
         address = f"http://{address}"
     if address.count(":") == 1:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 #: SQLite waits this long for a lock held by another connection before failing. The updater's longest
-#: transaction (the pool step over 10,000 VMs) takes well under a second; 30 s only fails a real hang.
+#: transaction (the pool step over 10,000 VMs) is far shorter (docs/PERFORMANCE.md); 30 s only fails a hang.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

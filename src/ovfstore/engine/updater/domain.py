@@ -1,7 +1,7 @@
 """The domain step: rewrite the OVF stores of one domain from the cache, through a host agent.
 
 The tar is built on the fly (`store.tarstream`), its length known before the first byte, and streamed
-into the stores one after another following FORMATS.md section 2: description `Updated:false`, data,
+into the stores one after another following docs/FORMATS.md section 2: description `Updated:false`, data,
 durable, description `Updated:true` with the size and date. Never-written and oldest stores first, the
 most recently written last, and a later one only after an earlier one succeeded: at every instant at
 least one store holds a complete, marked-good copy. A store counts as written only when the agent's
@@ -166,7 +166,7 @@ class DomainStep:
         self, client: AgentClient, domain_id: UUID, store: StoreVolume, tar: StoreTar,
         source: tuple[StoreVolume, WriteResult] | None, previous: str | None, now: datetime,
     ) -> WriteResult:  # fmt: skip
-        """One store, following FORMATS.md section 2: `Updated:false`, the data, durable, `Updated:true`.
+        """One store, following docs/FORMATS.md section 2: `Updated:false`, the data, durable, `Updated:true`.
         The agent client has compared the agent's SHA-256 of what reached the disk with what was meant."""
         client.set_description(domain_id, store.disk_id, store.volume_id, description.before_write(domain_id, previous))
         if source is None:
