@@ -20,7 +20,7 @@ class AgentConfig:
     # ones, unmapped when it closes). Measured with bench/agent_bench.py (128 MiB upload, ext4 on virtio,
     # 2 vCPUs, best of 5, two buffers then): 2 MiB ~460-480 MiB/s, 8 MiB ~710-780, 16 and 32 MiB no
     # better within the noise; fewer, larger O_DIRECT writes also suit NFS and block storage. An upload
-    # goes round four of them (agent.app.RING), so a connection that carried a transfer holds 32 MiB.
+    # goes round four of them (agent.handlers.transfer.RING), so a connection that carried a transfer holds 32 MiB.
     buffer_size: int = 8 << 20
     # O_DIRECT keeps a store write from evicting the host's page cache and makes the final fsync short;
     # the agent falls back to buffered I/O by itself where the filesystem refuses it.
