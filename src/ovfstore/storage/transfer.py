@@ -72,8 +72,8 @@ def write_volume(
             )
         if expected_sha256 is not None and written.sha256 != expected_sha256:
             raise DigestMismatch(
-                f"the {length} bytes written have SHA-256 {written.sha256}, not the expected {expected_sha256}; "
-                f"volume {vol} is left ILLEGAL: write the bytes again, or give the digest of what is written"
+                f"the {length} bytes written to volume {vol} have SHA-256 {written.sha256}, not the expected "
+                f"{expected_sha256}; it is left ILLEGAL until it is written again"
             )
         domain.write_volume_meta(img, vol, replace(meta, legality="LEGAL"))
     return written
@@ -112,8 +112,8 @@ def copy_volume(
                 )  # fmt: skip
             except DigestMismatch as e:
                 raise DigestMismatch(
-                    f"volume {src_vol} does not hold what was expected ({e}); write the copy in {vol} from "
-                    "the source of truth instead"
+                    f"volume {src_vol} does not hold what was expected: {e}; write volume {vol} from the "
+                    "source of truth instead of copying"
                 ) from e
 
 

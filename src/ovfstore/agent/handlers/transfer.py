@@ -17,7 +17,7 @@ from ovfstore.agent.handlers.locate import volume_of
 from ovfstore.agent.server import ClientGone, Connection, Request, Response, error_response, json_response
 from ovfstore.storage.backend import Backend
 from ovfstore.storage.domain import check_uuid
-from ovfstore.storage.errors import IncompleteTransfer, InvalidArgument
+from ovfstore.storage.errors import DigestMismatch, IncompleteTransfer, InvalidArgument
 from ovfstore.storage.transfer import WritePipeline, copy_volume, write_volume
 from ovfstore.storage.volumeio import WrittenData, read_views
 
@@ -60,6 +60,8 @@ def upload(config: AgentConfig, request: Request) -> Response:
             domain, img, vol, request.readinto, length, _pipeline(conn, conn.buffers(RING)),
             expected_sha256=expected, direct_io=config.direct_io,
         )  # fmt: skip
+    except DigestMismatch as e:
+        raise DigestMismatch(f"{e}: send the bytes again, or the digest of what is sent") from e
     except ClientGone as e:
         raise IncompleteTransfer(
             f"the client went away before sending all {length} bytes ({e}); the volume is marked ILLEGAL, send it again"
