@@ -92,7 +92,7 @@ def test_domains_in_an_nfs_mount_directory_are_found(client: AgentClient, agent:
     info = client.domain_info(sd)
     assert info.path == str((mount / str(sd)).resolve())
     assert info.metadata["REMOTE_PATH"] == "server:/exports/data"
-    with pytest.raises(errors.NotFound):
+    with pytest.raises(errors.ResourceNotFound):
         client.domain_info(u())
 
 
@@ -229,9 +229,9 @@ def test_volumes_images_descriptions_and_ovf_stores(client: AgentClient, agent: 
     client.delete_image(sd, disk_img)
     assert disk_img not in client.list_images(sd)
     assert not (agent.roots[0] / str(sd) / "images" / str(disk_img)).exists()
-    with pytest.raises(errors.NotFound):
+    with pytest.raises(errors.ResourceNotFound):
         client.delete_image(sd, disk_img)
-    with pytest.raises(errors.NotFound):
+    with pytest.raises(errors.ResourceNotFound):
         client.volume_info(sd, disk_img, disk_vol)
     (agent.roots[0] / str(sd) / "images" / f"_remove_me_{u()}").mkdir()
     assert disk_img not in client.list_images(sd)

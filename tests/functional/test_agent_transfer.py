@@ -234,6 +234,9 @@ def test_a_source_shorter_or_longer_than_announced_is_never_acknowledged(vols: V
     with pytest.raises(errors.IncompleteTransfer, match="ended after"):
         vols.client.upload(vols.sd, img, vol, chunked(good[:-1]), MiB)
     _wait_for(lambda: vols.legality(img, vol) == "ILLEGAL")
+    # The agent marks the volume before it reads the body, so ILLEGAL alone does not say that it has seen
+    # the client go and let go of the lease; only then can the volume be written again.
+    _wait_for(lambda: _lease_free(vols.path(img, vol)))
     vols.client.upload(vols.sd, img, vol, chunked(good), MiB)
     assert vols.legality(img, vol) == "LEGAL"
     with pytest.raises(errors.IncompleteTransfer, match="more than"):
@@ -289,6 +292,17 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in 30 s"
         time.sleep(0.02)
+
+
+def _lease_free(volume: Path) -> bool:
+    lease = os.open(str(volume) + ".lease", os.O_RDONLY)
+    try:
+        fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(lease)  # closing the descriptor releases a lock it took
+    return True
 
 
 def test_a_refused_upload_gets_its_answer_and_the_connection_carries_on(vols: Volumes) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from ovfstore.storage.backend import ALIGNMENT, Backend, aligned_buffer
 from ovfstore.storage.errors import CapacityExceeded, IncompleteTransfer, InvalidArgument
-from ovfstore.storage.volumeio import WriteResult, read_views, write_from
+from ovfstore.storage.volumeio import WrittenData, read_views, write_from
 
 BUF = 64 * 1024
 
@@ -30,7 +30,7 @@ def write(
     capacity: int = 1 << 20,
     piece: int = 10_000,
     hash_slice: int = 3 * 4096 + 5,
-) -> WriteResult:
+) -> WrittenData:
     """`write_from` as the agent runs it (a ring of three buffers, a hash thread and a write thread),
     from a source that hands out at most `piece` bytes per read, as a socket does."""
     source = io.BytesIO(data)
@@ -105,7 +105,7 @@ def _accepts_direct(path: str) -> bool:
 def test_write_then_read_back_exactly_with_direct_io(volume: str, size: int) -> None:
     data = os.urandom(size)
     result = write(volume, data)
-    assert result == WriteResult(size, hashlib.sha256(data).hexdigest())
+    assert result == WrittenData(size, hashlib.sha256(data).hexdigest())
     assert read(volume, 0, size) == data
     assert os.path.getsize(volume) == 1 << 20
 
@@ -157,7 +157,7 @@ def test_a_short_stream_is_incomplete(volume: str) -> None:
 def test_only_the_announced_length_is_read(volume: str) -> None:
     # What follows belongs to the next request; the agent answers a long body itself (tests/functional).
     data = os.urandom(300)
-    assert write(volume, data, length=200) == WriteResult(200, hashlib.sha256(data[:200]).hexdigest())
+    assert write(volume, data, length=200) == WrittenData(200, hashlib.sha256(data[:200]).hexdigest())
     assert read(volume, 0, 201) == data[:200] + b"\0"
 
 
@@ -167,7 +167,7 @@ def test_only_the_announced_length_is_read(volume: str) -> None:
 def test_the_digest_covers_the_bytes_in_order_however_they_arrive(volume: str, piece: int, hash_slice: int) -> None:
     data = os.urandom(BUF * 5 + 123) if piece > 1 else os.urandom(BUF + 77)
     result = write(volume, data, piece=piece, hash_slice=hash_slice)
-    assert result == WriteResult(len(data), hashlib.sha256(data).hexdigest())
+    assert result == WrittenData(len(data), hashlib.sha256(data).hexdigest())
     assert read(volume, 0, len(data)) == data
 
 
@@ -256,7 +256,7 @@ def test_slow_workers_hold_the_ring_back(volume: str) -> None:
     finally:
         hasher.shutdown()
         writer.shutdown()
-    assert result == WriteResult(len(data), hashlib.sha256(data).hexdigest())
+    assert result == WrittenData(len(data), hashlib.sha256(data).hexdigest())
     assert read(volume, 0, len(data)) == data
 
 

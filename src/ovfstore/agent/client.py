@@ -17,6 +17,7 @@ from uuid import UUID
 
 import httpx
 
+from ovfstore.agent import protocol
 from ovfstore.agent.errors import (
     AgentError,
     AgentUnavailable,
@@ -113,12 +114,12 @@ class Download:
                 yield chunk
         except httpx.HTTPError as e:
             raise IncompleteTransfer(
-                f"the download broke after {received} of {self.length} bytes: {e}", "incomplete_transfer"
+                f"the download broke after {received} of {self.length} bytes: {e}", protocol.INCOMPLETE_TRANSFER
             ) from e
         if received != self.length:
             raise IncompleteTransfer(
                 f"the agent sent {received} of {self.length} bytes; discard what was read",
-                "incomplete_transfer",
+                protocol.INCOMPLETE_TRANSFER,
             )
 
 
@@ -157,7 +158,9 @@ class AgentClient:
         try:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TransportError as e:
-            raise AgentUnavailable(f"the agent at {self._http.base_url} does not answer: {e}", "unavailable") from e
+            raise AgentUnavailable(
+                f"the agent at {self._http.base_url} does not answer: {e}", protocol.UNAVAILABLE
+            ) from e
         return self._answer(response)
 
     @staticmethod
@@ -285,7 +288,7 @@ class AgentClient:
             except httpx.TransportError as e:
                 raise AgentUnavailable(
                     f"the upload to {self._http.base_url} broke: {e}; nothing was acknowledged, send it again",
-                    "unavailable",
+                    protocol.UNAVAILABLE,
                 ) from e
             answer = self._answer(response)
             result = WriteResult(size=answer["size"], sha256=answer["sha256"])
@@ -295,7 +298,7 @@ class AgentClient:
             raise TransferCorrupted(
                 f"the agent wrote {result.size} bytes with SHA-256 {result.sha256}, {what} {length} "
                 f"with {sent}; send it again",
-                "transfer_corrupted",
+                protocol.TRANSFER_CORRUPTED,
             )
         return result
 
@@ -309,7 +312,7 @@ class AgentClient:
         if result != WriteResult(length, sha256):
             raise TransferCorrupted(
                 f"the agent copied {result.size} bytes with SHA-256 {result.sha256}, not {length} with {sha256}",
-                "transfer_corrupted",
+                protocol.TRANSFER_CORRUPTED,
             )
         return result
 
@@ -333,10 +336,14 @@ class AgentClient:
                     raise _error(response)
                 size = int(response.headers["content-length"])
                 if length is not None and size != length:
-                    raise IncompleteTransfer(f"asked {length} bytes, the agent offers {size}", "incomplete_transfer")
+                    raise IncompleteTransfer(
+                        f"asked {length} bytes, the agent offers {size}", protocol.INCOMPLETE_TRANSFER
+                    )
                 yield Download(response, size, self._chunk_size)
         except httpx.TransportError as e:
-            raise AgentUnavailable(f"the agent at {self._http.base_url} does not answer: {e}", "unavailable") from e
+            raise AgentUnavailable(
+                f"the agent at {self._http.base_url} does not answer: {e}", protocol.UNAVAILABLE
+            ) from e
 
 
 def _error(response: httpx.Response) -> AgentError:
@@ -344,7 +351,7 @@ def _error(response: httpx.Response) -> AgentError:
         body = response.json()
         code, message = str(body["error"]), str(body["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+        code, message = protocol.HTTP_ERROR, f"HTTP {response.status_code}: {response.text[:200]}"
     return from_answer(response.status_code, code, message)
 
 
@@ -397,7 +404,7 @@ def _exact(chunks: Iterable[bytes], length: int, digest: _Hasher) -> Iterator[by
             continue
         if held is not None or sent + len(chunk) > length:
             raise IncompleteTransfer(
-                f"the data source yields more than the announced {length} bytes", "incomplete_transfer"
+                f"the data source yields more than the announced {length} bytes", protocol.INCOMPLETE_TRANSFER
             )
         sent += len(chunk)
         digest.update(chunk)
@@ -406,6 +413,6 @@ def _exact(chunks: Iterable[bytes], length: int, digest: _Hasher) -> Iterator[by
         else:
             yield chunk
     if sent != length:
-        raise IncompleteTransfer(f"the data source ended after {sent} of {length} bytes", "incomplete_transfer")
+        raise IncompleteTransfer(f"the data source ended after {sent} of {length} bytes", protocol.INCOMPLETE_TRANSFER)
     if held is not None:
         yield held

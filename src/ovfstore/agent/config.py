@@ -21,7 +21,7 @@ class AgentConfig:
     # Size of each aligned buffer of a connection (mapped at its first transfer, reused by the next
     # ones, unmapped when it closes). 8 MiB is where bench/agent_bench.py stopped gaining from larger
     # buffers (docs/PERFORMANCE.md); fewer, larger O_DIRECT writes also suit NFS and block storage. An upload
-    # goes round four of them (agent.app.RING), so a connection that carried a transfer holds 32 MiB.
+    # goes round four of them (agent.handlers.transfer.RING), so a connection that carried a transfer holds 32 MiB.
     buffer_size: int = 8 << 20
     # O_DIRECT keeps a store write from evicting the host's page cache and makes the final fsync short;
     # the agent falls back to buffered I/O by itself where the filesystem refuses it.

@@ -5,7 +5,7 @@ AgentError                  anything the agent refused or could not do; `code`, 
 +-- AuthenticationFailed    401: missing or wrong secret
 +-- InvalidRequest          400, 403, 411, 416: the request can never succeed as sent
 |   +-- DescriptionTooLong  a description over 210 characters (50 for a domain), refused not cut
-+-- NotFound                404: domain, image or volume absent
++-- ResourceNotFound        404: domain, image or volume absent
 +-- Conflict                409: exists already, attached elsewhere, or locked by another writer
 |   +-- VolumeBusy          another transfer or update holds the volume's lease; retry later
 +-- CapacityExceeded        413: more bytes than the volume holds
@@ -17,9 +17,11 @@ AgentError                  anything the agent refused or could not do; `code`, 
 
 from __future__ import annotations
 
+from ovfstore.agent import protocol
+
 
 class AgentError(Exception):
-    def __init__(self, message: str, code: str = "agent_error", status: int | None = None) -> None:
+    def __init__(self, message: str, code: str = protocol.AGENT_ERROR, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
@@ -42,8 +44,8 @@ class DescriptionTooLong(InvalidRequest):
     pass
 
 
-class NotFound(AgentError):
-    pass
+class ResourceNotFound(AgentError):
+    """404: what the request names (a domain, image or volume; an endpoint) is not there."""
 
 
 class Conflict(AgentError):
@@ -75,18 +77,18 @@ class AgentInternalError(AgentError):
 
 
 _BY_CODE: dict[str, type[AgentError]] = {
-    "description_too_long": DescriptionTooLong,
-    "volume_busy": VolumeBusy,
-    "incomplete_transfer": IncompleteTransfer,
-    "capacity_exceeded": CapacityExceeded,
-    "transfer_corrupted": TransferCorrupted,
+    protocol.DESCRIPTION_TOO_LONG: DescriptionTooLong,
+    protocol.VOLUME_BUSY: VolumeBusy,
+    protocol.INCOMPLETE_TRANSFER: IncompleteTransfer,
+    protocol.CAPACITY_EXCEEDED: CapacityExceeded,
+    protocol.TRANSFER_CORRUPTED: TransferCorrupted,
 }
 
 _BY_STATUS: dict[int, type[AgentError]] = {
     400: InvalidRequest,
     401: AuthenticationFailed,
     403: InvalidRequest,
-    404: NotFound,
+    404: ResourceNotFound,
     409: Conflict,
     411: InvalidRequest,
     413: CapacityExceeded,

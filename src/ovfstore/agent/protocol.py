@@ -1,4 +1,8 @@
-"""What the agent and its client agree on beyond paths and JSON bodies (docs/AGENT.md, "HTTP API")."""
+"""What the agent and its client agree on beyond paths and JSON bodies (docs/AGENT.md, "HTTP API").
+
+The error codes are the `"error"` of an answer `{"error": code, "message": ...}`: the client maps them
+back to its exceptions, so they are a protocol and never change their spelling.
+"""
 
 from __future__ import annotations
 
@@ -9,3 +13,37 @@ import re
 EXPECTED_DIGEST_HEADER = "X-Expected-SHA256"
 #: A SHA-256 as both sides write it: 64 hexadecimal digits (either case).
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+# --- error codes the agent answers with ---------------------------------------------------------------
+
+INVALID_ARGUMENT = "invalid_argument"
+PATH_OUTSIDE_ROOTS = "path_outside_roots"
+DESCRIPTION_TOO_LONG = "description_too_long"
+INCOMPLETE_TRANSFER = "incomplete_transfer"
+UNAUTHENTICATED = "unauthenticated"
+NOT_FOUND = "not_found"
+DOMAIN_NOT_FOUND = "domain_not_found"
+IMAGE_NOT_FOUND = "image_not_found"
+VOLUME_NOT_FOUND = "volume_not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+ALREADY_EXISTS = "already_exists"
+WRONG_POOL = "wrong_pool"
+VOLUME_BUSY = "volume_busy"
+TRANSFER_CORRUPTED = "transfer_corrupted"
+LENGTH_REQUIRED = "length_required"
+CAPACITY_EXCEEDED = "capacity_exceeded"
+INVALID_METADATA = "invalid_metadata"
+CHECKSUM_MISMATCH = "checksum_mismatch"
+STORAGE_ERROR = "storage_error"
+IO_ERROR = "io_error"
+TOOL_FAILED = "tool_failed"
+INTERNAL_ERROR = "internal_error"
+
+# --- codes the client gives to failures that brought no such answer ----------------------------------
+
+#: The agent did not answer at all (refused, reset, timed out).
+UNAVAILABLE = "unavailable"
+#: An error status whose body is not an error answer of the agent (a proxy in between, a crash).
+HTTP_ERROR = "http_error"
+#: An `AgentError` raised without a more precise code.
+AGENT_ERROR = "agent_error"

@@ -27,6 +27,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ovfstore.agent import protocol
 from ovfstore.agent.config import AgentConfig
 from ovfstore.storage.backend import aligned_buffer
 
@@ -116,7 +117,7 @@ class Request:
         if self.chunked:
             # A body without a length can neither be streamed into a volume of a known size nor skipped.
             raise HTTPError(
-                411, "length_required", "send Content-Length with the exact number of bytes; chunked is refused"
+                411, protocol.LENGTH_REQUIRED, "send Content-Length with the exact number of bytes; chunked is refused"
             )
 
     @property
@@ -141,7 +142,7 @@ class Request:
     def json(self) -> Any:
         """The body as JSON (`HTTPError` 400 if it is not JSON)."""
         if self._remaining > MAX_JSON_BODY:
-            raise HTTPError(413, "invalid_argument", f"a JSON body is at most {MAX_JSON_BODY} bytes")
+            raise HTTPError(413, protocol.INVALID_ARGUMENT, f"a JSON body is at most {MAX_JSON_BODY} bytes")
         body = bytearray(self._remaining)
         view = memoryview(body)
         done = 0
@@ -150,7 +151,7 @@ class Request:
         try:
             return json.loads(body)
         except ValueError as e:
-            raise HTTPError(400, "invalid_argument", f"the request body is not JSON: {e}") from e
+            raise HTTPError(400, protocol.INVALID_ARGUMENT, f"the request body is not JSON: {e}") from e
 
     def start_response(self, status: int, headers: dict[str, str], length: int) -> None:
         self.started = True
@@ -234,13 +235,17 @@ class Connection(socketserver.BaseRequestHandler):
                 head = bytes(buf[:end])
                 del buf[: end + 4]
                 if _INVALID_HEAD.search(head):
-                    raise HTTPError(400, "invalid_argument", "Invalid HTTP request: control characters in the head")
+                    raise HTTPError(
+                        400, protocol.INVALID_ARGUMENT, "Invalid HTTP request: control characters in the head"
+                    )
                 return head
             if _INVALID_HEAD.search(buf, checked):
-                raise HTTPError(400, "invalid_argument", "Invalid HTTP request: control characters in the head")
+                raise HTTPError(400, protocol.INVALID_ARGUMENT, "Invalid HTTP request: control characters in the head")
             checked = len(buf)
             if len(buf) > MAX_HEAD:
-                raise HTTPError(431, "invalid_argument", f"Invalid HTTP request: the head exceeds {MAX_HEAD} bytes")
+                raise HTTPError(
+                    431, protocol.INVALID_ARGUMENT, f"Invalid HTTP request: the head exceeds {MAX_HEAD} bytes"
+                )
             try:
                 chunk = self.sock.recv(65536)
             except TimeoutError:
@@ -255,14 +260,16 @@ class Connection(socketserver.BaseRequestHandler):
         lines = head.decode("latin-1").split("\r\n")
         m = _REQUEST_LINE.match(lines[0])
         if not m:
-            raise HTTPError(400, "invalid_argument", f"Invalid HTTP request: bad request line {lines[0][:100]!r}")
+            raise HTTPError(
+                400, protocol.INVALID_ARGUMENT, f"Invalid HTTP request: bad request line {lines[0][:100]!r}"
+            )
         method, target, minor = m.groups()
         headers: dict[str, str] = {}
         lengths: set[str] = set()
         for line in lines[1:]:
             h = _HEADER.match(line)
             if not h:
-                raise HTTPError(400, "invalid_argument", f"Invalid HTTP request: bad header line {line[:100]!r}")
+                raise HTTPError(400, protocol.INVALID_ARGUMENT, f"Invalid HTTP request: bad header line {line[:100]!r}")
             name, value = h[1].lower(), h[2]
             if name == "content-length":
                 lengths.add(value)
@@ -274,7 +281,7 @@ class Connection(socketserver.BaseRequestHandler):
             value = lengths.pop()
             if lengths or not value.isdigit():
                 raise HTTPError(
-                    400, "invalid_argument", f"Content-Length {headers['content-length']!r} is not a byte count"
+                    400, protocol.INVALID_ARGUMENT, f"Content-Length {headers['content-length']!r} is not a byte count"
                 )
             length = int(value)
         request = Request(self, method, target, headers, length, keep_alive)
@@ -360,7 +367,7 @@ class Connection(socketserver.BaseRequestHandler):
         if req.started:
             return req.keep_alive
         if response is None:
-            response = error_response(500, "internal_error", "the agent started no answer; see its log")
+            response = error_response(500, protocol.INTERNAL_ERROR, "the agent started no answer; see its log")
         if req.chunked:
             self._answer_and_close(response)
             return False

@@ -66,9 +66,6 @@ class Backend:
     def seek(self, offset: int) -> None:
         self._pos = offset
 
-    def tell(self) -> int:
-        return self._pos
-
     def _aligned(self, buf: memoryview) -> bool:
         return self._pos % ALIGNMENT == 0 and len(buf) % ALIGNMENT == 0
 

@@ -60,7 +60,7 @@ def _is_uuid(name: str) -> bool:
 
 
 @dataclass(frozen=True)
-class VolumeInfo:
+class VolumeOnDisk:
     image: str
     volume: str
     meta: md.VolumeMetadata
@@ -207,14 +207,14 @@ class FileDomain:
         # Not-UUID names include `_remove_me_<id>`, images being deleted, which readers must skip.
         return sorted(e for e in os.listdir(images) if _is_uuid(e) and os.path.isdir(os.path.join(images, e)))
 
-    def volumes(self, img_id: str) -> list[VolumeInfo]:
+    def volumes(self, img_id: str) -> list[VolumeOnDisk]:
         img_dir = self._image_dir(img_id)
         if not os.path.isdir(img_dir):
             raise ImageNotFound(f"image {img_id} is not on storage domain {self.sd_id}")
         names = sorted(e[: -len(".meta")] for e in os.listdir(img_dir) if e.endswith(".meta"))
         return [self.volume_info(img_id, name) for name in names if _is_uuid(name)]
 
-    def all_volumes(self) -> list[VolumeInfo]:
+    def all_volumes(self) -> list[VolumeOnDisk]:
         result = []
         for img in self.images():
             try:
@@ -223,7 +223,7 @@ class FileDomain:
                 continue  # deleted while listing
         return result
 
-    def volume_info(self, img_id: str, vol_id: str) -> VolumeInfo:
+    def volume_info(self, img_id: str, vol_id: str) -> VolumeOnDisk:
         path = self.volume_path(img_id, vol_id)
         try:
             with open(self.volume_path(img_id, vol_id, ".meta"), "rb") as f:
@@ -231,7 +231,7 @@ class FileDomain:
             st = os.stat(path)
         except FileNotFoundError as e:
             raise VolumeNotFound(f"volume {vol_id} of image {img_id} is not on storage domain {self.sd_id}") from e
-        return VolumeInfo(img_id, vol_id, meta, st.st_size, st.st_blocks * 512)
+        return VolumeOnDisk(img_id, vol_id, meta, st.st_size, st.st_blocks * 512)
 
     def write_volume_meta(self, img_id: str, vol_id: str, meta: md.VolumeMetadata) -> None:
         """Replace the `.meta` atomically; callers hold the volume's lease lock."""
@@ -242,12 +242,12 @@ class FileDomain:
         return self.volume_path(img_id, vol_id, ".lease")
 
     @contextmanager
-    def volume_locked(self, img_id: str, vol_id: str, exclusive: bool = True) -> Iterator[VolumeInfo]:
+    def volume_locked(self, img_id: str, vol_id: str, exclusive: bool = True) -> Iterator[VolumeOnDisk]:
         self.volume_info(img_id, vol_id)  # a missing volume is "not found", not a missing lease file
         with locked(self.lease_path(img_id, vol_id), exclusive, f"volume {vol_id}"):
             yield self.volume_info(img_id, vol_id)  # as the previous lock holder left it
 
-    def set_description(self, img_id: str, vol_id: str, text: str) -> VolumeInfo:
+    def set_description(self, img_id: str, vol_id: str, text: str) -> VolumeOnDisk:
         md.check_volume_description(text)
         with self.volume_locked(img_id, vol_id) as info:
             self.write_volume_meta(img_id, vol_id, replace(info.meta, description=text))
@@ -258,25 +258,25 @@ class FileDomain:
         img_id: str,
         vol_id: str,
         capacity: int,
-        volume_format: str = "RAW",
+        format: str = "RAW",
         volume_type: str = "SPARSE",
         disk_type: str = "DATA",
         description: str = "",
         parent: str | None = None,
-    ) -> VolumeInfo:
+    ) -> VolumeOnDisk:
         img_dir = self._image_dir(img_id)
         path = self.volume_path(img_id, vol_id)
-        if volume_format not in VOLUME_FORMATS:
-            raise InvalidArgument(f"volume format {volume_format!r} is not one of {', '.join(VOLUME_FORMATS)}")
+        if format not in VOLUME_FORMATS:
+            raise InvalidArgument(f"volume format {format!r} is not one of {', '.join(VOLUME_FORMATS)}")
         if volume_type not in VOLUME_TYPES:
             raise InvalidArgument(f"volume type {volume_type!r} is not one of {', '.join(VOLUME_TYPES)}")
         if capacity <= 0 or capacity % 512:
             raise InvalidArgument(f"capacity {capacity} must be a positive multiple of 512 bytes")
-        if parent is not None and volume_format != "COW":
+        if parent is not None and format != "COW":
             raise InvalidArgument("only a COW (qcow2) volume can have a parent")
         meta = md.VolumeMetadata(
             capacity=capacity, ctime=int(time.time()), description=description, disk_type=disk_type,
-            domain=self.sd_id, format=volume_format, generation=0, image=img_id, legality="LEGAL",
+            domain=self.sd_id, format=format, generation=0, image=img_id, legality="LEGAL",
             parent=md.BLANK_UUID if parent is None else check_uuid(parent, "parent volume id"),
             sequence=0, type=volume_type, voltype="LEAF",
         )  # fmt: skip
@@ -287,7 +287,7 @@ class FileDomain:
             create_empty(path, FILE_MODE)
         except FileExistsError as e:
             raise AlreadyExists(f"volume {vol_id} already exists in image {img_id}") from e
-        if volume_format == "RAW":
+        if format == "RAW":
             with open(path, "r+b") as f:
                 if volume_type == "PREALLOCATED":
                     os.posix_fallocate(f.fileno(), 0, capacity)
@@ -304,7 +304,7 @@ class FileDomain:
                 self.write_volume_meta(img_id, parent_info.volume, replace(parent_info.meta, voltype="INTERNAL"))
         return self.volume_info(img_id, vol_id)
 
-    def _qemu_img_create(self, path: str, capacity: int, volume_type: str, parent: VolumeInfo | None) -> None:
+    def _qemu_img_create(self, path: str, capacity: int, volume_type: str, parent: VolumeOnDisk | None) -> None:
         cmd = ["qemu-img", "create", "-f", "qcow2", "-o", "compat=1.1"]
         if volume_type == "PREALLOCATED":
             cmd += ["-o", "preallocation=falloc"]

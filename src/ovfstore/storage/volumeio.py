@@ -21,7 +21,7 @@ from ovfstore.storage.errors import CapacityExceeded, IncompleteTransfer, Invali
 
 
 @dataclass(frozen=True)
-class WriteResult:
+class WrittenData:
     size: int
     sha256: str
 
@@ -68,7 +68,7 @@ def write_from(
     hasher: Executor,
     writer: Executor,
     hash_slice: int = HASH_SLICE,
-) -> WriteResult:
+) -> WrittenData:
     """Write exactly `length` bytes read by `readinto` at offset 0, fsync, and return size and SHA-256.
 
     `readinto(view)` fills part of `view` and returns how much; 0 means the source ended. `bufs` are two
@@ -111,7 +111,7 @@ def write_from(
         for tasks in pending:
             _finish(tasks)
         backend.flush()
-        return WriteResult(size=received, sha256=digest.hexdigest())
+        return WrittenData(size=received, sha256=digest.hexdigest())
     finally:
         # The workers may still use a buffer; they must finish before the caller reuses it.
         wait([task for tasks in pending for task in tasks])

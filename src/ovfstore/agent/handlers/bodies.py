@@ -1,0 +1,34 @@
+"""The JSON bodies of requests: one object, its fields checked for type before a handler uses them."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from ovfstore.agent.server import Request
+from ovfstore.storage.errors import InvalidArgument
+
+T = TypeVar("T")
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    """The body, which must be a JSON object (`InvalidArgument` otherwise)."""
+    data = request.json()
+    if not isinstance(data, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type[T], default: T | None = None) -> T:
+    """`data[name]` (or `default` when absent), which must be a `kind`; a bool is not an int here."""
+    value = data.get(name, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidArgument(f"field {name!r} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def optional_id(data: dict[str, Any], name: str) -> str | None:
+    """`data[name]`, an id or null (or absent)."""
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgument(f"field {name!r} must be a volume id or null, got {value!r}")
+    return value

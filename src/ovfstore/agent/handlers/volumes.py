@@ -1,0 +1,57 @@
+"""`/domains/{sd}/volumes` and `.../images/{img}/volumes[/{vol}]`: list, create, read, describe volumes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ovfstore.agent.config import AgentConfig
+from ovfstore.agent.handlers.bodies import field, json_object, optional_id
+from ovfstore.agent.handlers.locate import domain_of, image_of, volume_of
+from ovfstore.agent.server import Request, Response, json_response
+from ovfstore.storage.domain import VolumeOnDisk
+
+
+def volume_json(volume: VolumeOnDisk) -> dict[str, Any]:
+    # The `.meta` keys as VDSM writes them, so the engine reads the same names the format defines.
+    return {
+        "image": volume.image,
+        "volume": volume.volume,
+        "apparent_size": volume.apparent_size,
+        "actual_size": volume.actual_size,
+        "meta": volume.meta.to_dict(),
+    }
+
+
+def list_volumes(config: AgentConfig, request: Request) -> Response:
+    """The volumes of one image (`{img}` in the path), or of every image of the domain."""
+    domain = domain_of(config, request)
+    volumes = domain.volumes(image_of(request)) if "img" in request.params else domain.all_volumes()
+    return json_response([volume_json(v) for v in volumes])
+
+
+def create_volume(config: AgentConfig, request: Request) -> Response:
+    data = json_object(request)
+    domain = domain_of(config, request)
+    parent = optional_id(data, "parent")
+    volume = domain.create_volume(
+        field(data, "image", str),
+        field(data, "volume", str),
+        field(data, "capacity", int),
+        field(data, "format", str, "RAW"),
+        field(data, "type", str, "SPARSE"),
+        field(data, "disk_type", str, "DATA"),
+        field(data, "description", str, ""),
+        parent,
+    )
+    return json_response(volume_json(volume), 201)
+
+
+def volume_info(config: AgentConfig, request: Request) -> Response:
+    domain, img, vol = volume_of(config, request)
+    return json_response(volume_json(domain.volume_info(img, vol)))
+
+
+def set_description(config: AgentConfig, request: Request) -> Response:
+    data = json_object(request)
+    domain, img, vol = volume_of(config, request)
+    return json_response(volume_json(domain.set_description(img, vol, field(data, "description", str))))
