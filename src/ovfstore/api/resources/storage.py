@@ -12,7 +12,7 @@ from ovfstore.api import views
 from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve
 from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.xmlio import Body
-from ovfstore.engine.domains import StorageError
+from ovfstore.engine.domains import DomainCommandFailed
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.updater.status import domains_status
 from ovfstore.model import DomainClass, Host, HostStatus, StorageDomain, StorageType
@@ -62,7 +62,7 @@ def _existing_at(call: Call, host: Host, path: str) -> list[Any]:
     try:
         found = call.engine.agents.client(host).list_domains()
     except AgentError as exc:
-        raise StorageError(f"cannot list the domains through host {host.name}: {exc}") from exc
+        raise DomainCommandFailed(f"cannot list the domains through host {host.name}: {exc}") from exc
     wanted = os.path.normpath(path)
     return [
         d

@@ -7,6 +7,7 @@ own settings bump only its entity.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from ovfstore.model import (
     StorageDomain,
     Volume,
 )
+from ovfstore.store.description import OVF_STORE
 
 DISK_FIELDS = ("alias", "description", "provisioned_size", "shareable", "wipe_after_delete", "status")
 ATTACHMENT_FIELDS = ("interface", "bootable", "read_only", "active", "pass_discard")
@@ -309,6 +311,22 @@ class DiskCommands(CommandsBase):
         (dc,) = distinct
         assert dc is not None
         return dc
+
+    def add_store_disk(self, domain_id: UUID, disk_id: UUID, volume_id: UUID, capacity: int, created: datetime) -> Disk:
+        """Record an OVF store volume of a domain as a disk: one raw sparse volume, on that domain only.
+        No VM or template holds it and it may be on a domain being attached, so nothing is checked or
+        bumped. The store's own state (`ovf_stores`) is the updater's to record, in the same transaction
+        when the caller opened one (`transaction()`)."""
+        volume = Volume(id=volume_id, disk_id=disk_id, capacity=capacity, creation_date=created)
+        disk = Disk(
+            id=disk_id, alias=OVF_STORE, description=OVF_STORE, provisioned_size=capacity,
+            content_type=DiskContentType.OVF_STORE, domain_ids=[domain_id], volumes=[volume], creation_date=created,
+        )  # fmt: skip
+        with self._tx() as tx:
+            tx.conn.execute(insert(s.disks).values(values(disk, s.disks)))
+            tx.conn.execute(insert(s.disk_domains).values(disk_id=disk_id, domain_id=domain_id))
+            tx.conn.execute(insert(s.volumes).values(values(volume, s.volumes)))
+        return disk
 
 
 def _check_chain(disk: Disk) -> None:
