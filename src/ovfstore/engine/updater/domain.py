@@ -7,8 +7,9 @@ most recently written last, and a later one only after an earlier one succeeded:
 least one store holds a complete, marked-good copy. A store counts as written only when the agent's
 reported size and SHA-256 equal what was sent.
 
-Fail closed: when the agent cannot read the domain, answers an error, or goes away, nothing more is
-written, the domain stays outdated with the error recorded, and the caller tries another host later.
+Fail closed: when the agent cannot read the domain or answers an error, nothing more is written and
+the domain stays outdated with the error recorded, to be retried later; when the agent goes away, the
+same holds for this host and the next up host of the data center is tried (`failures`).
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ class DomainStep:
             row = conn.execute(select(s.storage_domains).where(s.storage_domains.c.id == result.domain_id))
             found = row.mappings().first()
             domain = from_row(StorageDomain, found) if found is not None else None
-            keeps_stores = domain is not None and (domain.ovf_store_count > 0 or records.of_domain(conn, domain.id))
+            keeps_stores = domain is not None and (
+                domain.ovf_store_count > 0 or bool(records.of_domain(conn, domain.id))
+            )
         if domain is None:
             result.skipped = "the domain no longer exists"
         elif domain.domain_class is not DomainClass.DATA or domain.data_center_id is None:
