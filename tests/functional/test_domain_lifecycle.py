@@ -110,7 +110,7 @@ def test_detach_leaves_a_self_describing_domain(site: Site) -> None:
 
 
 def test_create_disk_makes_its_volumes_on_storage(site: Site) -> None:
-    from ovfstore.engine.domains import StorageError
+    from ovfstore.engine.domains import DomainCommandFailed
     from ovfstore.model import GIB, Disk
 
     site.add_domain("sd1")
@@ -123,6 +123,6 @@ def test_create_disk_makes_its_volumes_on_storage(site: Site) -> None:
     assert '"DiskAlias":"data"' in (volume.parent / f"{leaf.id}.meta").read_text().replace(" ", "")
 
     site.agent.kill(signal.SIGKILL)
-    with pytest.raises(StorageError, match="not reachable"):
+    with pytest.raises(DomainCommandFailed, match="not reachable"):
         service.create_disk(Disk(alias="lost", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
     assert [d.alias for d in site.inv.disks.list()] == ["data"], "refused by storage: not kept in the inventory"

@@ -108,7 +108,7 @@ def _huge() -> bytes:
 def test_stores_that_cannot_be_read_refuse_the_attach_and_change_nothing(engine: FreshEngine, tmp_path: Path) -> None:
     import fcntl
 
-    from ovfstore.engine.domains import StorageError
+    from ovfstore.engine.domains import DomainCommandFailed
     from ovfstore.model import DomainStatus
 
     stores = [OvirtStore(), OvirtStore(last_updated="Wed Feb 17 00:23:07 IST 2016")]
@@ -118,7 +118,7 @@ def test_stores_that_cannot_be_read_refuse_the_attach_and_change_nothing(engine:
     try:
         for lease in leases:  # another writer holds both stores: the agent answers "busy"
             fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(StorageError, match=r"could not be read.*nothing was changed"):
+        with pytest.raises(DomainCommandFailed, match=r"could not be read.*nothing was changed"):
             engine.domains.attach(domain.id, engine.dc.id)
     finally:
         for lease in leases:

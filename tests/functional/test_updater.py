@@ -6,8 +6,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -15,9 +16,9 @@ from ovfstore.engine import events
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory import DiskChanges, HostChanges, StorageDomainChanges, TemplateChanges, VmChanges
+from ovfstore.engine.updater.contents import DocumentSpool
 from ovfstore.engine.updater.status import domains_status
 from ovfstore.model import DiskStatus, OvfStoreStatus, TemplateStatus, VmStatus
-from ovfstore.store.tarstream import EntityRef
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import Site, build_site
 
@@ -149,20 +150,20 @@ def test_an_agent_killed_mid_write_leaves_a_complete_store(
     site.inv.vms.update(vms[0].id, VmChanges(description="changed"))
 
     # Kill the real agent while the engine is in the middle of streaming the first store.
-    step = site.updater.domain_step
-    real_fetch = step._fetch
+    real_fetch = DocumentSpool.fetch
     calls = 0
 
-    def fetch_then_kill(ids: list[EntityRef]) -> object:
+    def fetch_then_kill(spool: DocumentSpool, ids: Sequence[UUID]) -> list[tuple[UUID, bytes]]:
         nonlocal calls
         calls += 1
         if calls == 2:
             site.agent.kill(signal.SIGKILL)
-        return real_fetch(ids)  # type: ignore[arg-type]
+        return real_fetch(spool, ids)
 
-    step._fetch = fetch_then_kill  # type: ignore[assignment,method-assign]
-    report = site.updater.run_once()
-    step._fetch = real_fetch  # type: ignore[method-assign]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DocumentSpool, "fetch", fetch_then_kill)
+        report = site.updater.run_once()
+    assert calls >= 2, "the agent was not killed while the store streamed"
 
     result = report.domains[site.domains["sd1"].id]
     assert result.error is not None

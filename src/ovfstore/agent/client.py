@@ -26,6 +26,7 @@ from ovfstore.agent.errors import (
     from_answer,
 )
 from ovfstore.agent.protocol import EXPECTED_DIGEST_HEADER, SHA256_HEX
+from ovfstore.store.selection import is_store
 
 Id = UUID | str
 BLANK_UUID = UUID(int=0)
@@ -83,8 +84,7 @@ class VolumeInfo:
 
     @property
     def is_ovf_store(self) -> bool:
-        # Engines before 4.2 wrote DISKTYPE=2; the description names a store in every version.
-        return self.disk_type in ("OVFS", "2") or "OVF_STORE" in self.description
+        return is_store(self.disk_type, self.description)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VolumeInfo:

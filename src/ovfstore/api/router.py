@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ovfstore.api.xmlio import MAX_BODY, Body, Node, to_json, to_xml
-from ovfstore.engine.domains import StorageError
+from ovfstore.engine.domains import DomainCommandFailed
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.updater.domain import UpdateError
 from ovfstore.engine.users import User
@@ -154,7 +154,7 @@ def to_fault(exc: Exception) -> Fault:
         return Fault(400, "Bad Request", str(exc))
     if isinstance(exc, Conflict | UpdateError):
         return Fault(409, "Operation Failed", str(exc))
-    if isinstance(exc, StorageError):
+    if isinstance(exc, DomainCommandFailed):
         return Fault(409, "Operation Failed", f"the storage operation failed on the host: {exc}")
     log.exception("unexpected error in the API")
     return Fault(500, "Internal Server Error", f"{exc.__class__.__name__}: {exc}; see the engine's log")

@@ -46,7 +46,7 @@ _AGENT_TYPES = {
 _CLASSES = {DomainClass.DATA: "Data", DomainClass.ISO: "Iso", DomainClass.EXPORT: "Backup"}
 
 
-class StorageError(Exception):
+class DomainCommandFailed(Exception):
     """A storage operation failed on the host; the inventory was left as it was."""
 
 
@@ -94,7 +94,7 @@ class DomainService:
         try:
             found = self.agents.client(host).list_domains()
         except AgentError as exc:
-            raise StorageError(f"cannot list the domains through host {host.name}: {exc}") from exc
+            raise DomainCommandFailed(f"cannot list the domains through host {host.name}: {exc}") from exc
         wanted = os.path.normpath(path)
         return [
             d
@@ -163,7 +163,7 @@ class DomainService:
         try:
             self.updater.prepare_for_deactivation(domain_id)
             self._call(self._client(domain.data_center_id).detach, domain_id, domain.data_center_id)
-        except (UpdateError, StorageError):
+        except (UpdateError, DomainCommandFailed):
             if not force:
                 self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.MAINTENANCE))
                 raise
@@ -246,7 +246,7 @@ class DomainService:
     def _client(self, data_center_id: UUID) -> AgentClient:
         hosts = self.agents.up_hosts(data_center_id)
         if not hosts:
-            raise StorageError("no host of the data center is up; bring a host up first")
+            raise DomainCommandFailed("no host of the data center is up; bring a host up first")
         return self.agents.client(hosts[0])
 
     @staticmethod
@@ -255,9 +255,9 @@ class DomainService:
         try:
             return fn(*args, **kwargs)
         except AgentUnavailable as exc:
-            raise StorageError(f"the host agent is not reachable: {exc}") from exc
+            raise DomainCommandFailed(f"the host agent is not reachable: {exc}") from exc
         except AgentError as exc:
-            raise StorageError(str(exc)) from exc
+            raise DomainCommandFailed(str(exc)) from exc
 
 
 def create_volumes(client: AgentClient, domain_id: UUID, disk: Disk) -> None:

@@ -19,8 +19,9 @@ from uuid import UUID
 from ovfstore.store import description
 from ovfstore.store.tarread import OnOvf, StoreReadError, StoreSummary, scan_store
 
-#: VDSM's DISKTYPE of an OVF store since oVirt 4.2, and the older numeric one.
-STORE_DISK_TYPES = ("OVFS", "2")
+#: VDSM's DISKTYPE of an OVF store since oVirt 4.2 (what this project writes), and the older numeric one.
+STORE_DISK_TYPE = "OVFS"
+STORE_DISK_TYPES = (STORE_DISK_TYPE, "2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,8 @@ class StoreVolume:
 
 
 def is_store(disk_type: str, volume_description: str) -> bool:
+    """Whether a volume is an OVF store: by its DISKTYPE, or by its description, which names a store in
+    every version (engines before 4.2 marked stores only so). The one definition of the rule."""
     return disk_type in STORE_DISK_TYPES or description.is_store_description(volume_description)
 
 

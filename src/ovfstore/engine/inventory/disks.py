@@ -8,6 +8,7 @@ bumps nobody.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -30,6 +31,7 @@ from ovfstore.model import (
     VolumeLegality,
     VolumeType,
 )
+from ovfstore.store.description import OVF_STORE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,6 +187,20 @@ class DiskService(Service):
             tx.conn.execute(update(v).where(v.c.parent_id == volume_id).values(parent_id=volume.parent_id))
             tx.conn.execute(delete(v).where(v.c.id == volume_id))
             tx.bump(lookups.entities_with_disk(tx.conn, volume.disk_id))
+
+    def add_store_disk(self, domain_id: UUID, disk_id: UUID, volume_id: UUID, capacity: int, created: datetime) -> Disk:
+        """Record an OVF store volume of a domain as a disk: one raw sparse volume, on that domain only.
+        No VM or template holds it and it may be on a domain being attached, so nothing is checked or
+        bumped. The store's own state (`ovf_stores`) is the updater's to record, in the same transaction
+        when the caller opened one (`transaction()`)."""
+        volume = Volume(id=volume_id, disk_id=disk_id, capacity=capacity, creation_date=created)
+        disk = Disk(
+            id=disk_id, alias=OVF_STORE, description=OVF_STORE, provisioned_size=capacity,
+            content_type=DiskContentType.OVF_STORE, domain_ids=[domain_id], volumes=[volume], creation_date=created,
+        )  # fmt: skip
+        with self._tx() as tx:
+            _insert(tx, disk)
+        return disk
 
 
 def load(tx: Tx, disk_id: UUID) -> Disk:

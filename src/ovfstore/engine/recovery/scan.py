@@ -21,9 +21,9 @@ from sqlalchemy import Connection, delete, insert, select, update
 from ovfstore.agent.client import AgentClient, VolumeInfo
 from ovfstore.agent.errors import AgentError
 from ovfstore.engine.db import schema as s
-from ovfstore.engine.db.database import Database
-from ovfstore.engine.domains import StorageError
-from ovfstore.engine.updater.stores import record_store
+from ovfstore.engine.domains import DomainCommandFailed
+from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.updater import records
 from ovfstore.model import (
     EntityType,
     OvfStoreStatus,
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 
-class ScanError(StorageError):
+class ScanError(DomainCommandFailed):
     """The domain's stores could not be read; nothing was recorded and nothing may be written."""
 
 
@@ -56,8 +56,8 @@ class ScanReport:
 
 
 class DomainScan:
-    def __init__(self, db: Database, client: AgentClient, domain_id: UUID, now: datetime) -> None:
-        self.db = db
+    def __init__(self, inventory: Inventory, client: AgentClient, domain_id: UUID, now: datetime) -> None:
+        self.inv = inventory
         self.client = client
         self.domain_id = domain_id
         self.now = now
@@ -84,7 +84,8 @@ class DomainScan:
                     "domain %s: store %s passed over: %s", self.domain_id, verdict.volume.disk_id, verdict.error
                 )
         report.chosen = selection.choose(report.stores)
-        with self.db.write() as conn:
+        with self.inv.transaction() as tx:
+            conn = tx.conn
             known = set(conn.execute(select(s.vm_static.c.id)).scalars())
             conn.execute(delete(s.unregistered_entities).where(s.unregistered_entities.c.domain_id == self.domain_id))
             references = self._load_entities(conn, report, known)
@@ -200,16 +201,17 @@ class DomainScan:
         (`ovfstore inspect --export` may still save documents from them)."""
         if report.chosen is None:
             return
-        known = set(conn.execute(select(s.ovf_stores.c.disk_id)).scalars())
+        known = records.known_disk_ids(conn)
         for verdict in report.stores:
             volume = verdict.volume
             if volume.disk_id in known:
                 continue
             # Our next write continues the domain's store generations, above what it holds.
-            record_store(
-                conn, self.domain_id, volume.disk_id, volume.volume_id, volume.capacity, self.now,
-                status=OvfStoreStatus.OUTDATED, generation=max((v.generation or 0) for v in report.stores),
-                size=verdict.description.size, last_updated=verdict.last_updated, error=verdict.error,
+            self.inv.disks.add_store_disk(self.domain_id, volume.disk_id, volume.volume_id, volume.capacity, self.now)
+            records.add(
+                conn, self.domain_id, volume.disk_id, self.now, status=OvfStoreStatus.OUTDATED,
+                generation=max((v.generation or 0) for v in report.stores), size=verdict.description.size,
+                last_updated=verdict.last_updated, error=verdict.error,
             )  # fmt: skip
             report.adopted_stores += 1
 

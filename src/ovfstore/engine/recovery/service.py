@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from ovfstore.agent.client import AgentClient
 from ovfstore.agent.errors import AgentError, CorruptMetadata
 from ovfstore.engine.db import schema as s
-from ovfstore.engine.domains import DomainService, StorageError
+from ovfstore.engine.domains import DomainCommandFailed, DomainService
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
@@ -120,7 +120,7 @@ class RecoveryService:
             try:
                 client.detach(info.id, info.pool_id, force=True)
             except AgentError as exc:
-                raise StorageError(f"detaching the domain from its stale data center failed: {exc}") from exc
+                raise DomainCommandFailed(f"detaching the domain from its stale data center failed: {exc}") from exc
         domain = StorageDomain(
             id=info.id,
             name=name or info.description or f"imported-{str(info.id)[:8]}",
@@ -132,7 +132,7 @@ class RecoveryService:
         return self.inv.storage_domains.add(domain)
 
     def scan_through(self, domain_id: UUID, client: AgentClient) -> ScanReport:
-        report = DomainScan(self.inv.db, client, domain_id, self.clock()).run()
+        report = DomainScan(self.inv, client, domain_id, self.clock()).run()
         log.info(
             "domain %s: %d entities (%d unreadable, %d already known) from %s, %d unregistered disks, "
             "%d stores adopted",
@@ -140,11 +140,6 @@ class RecoveryService:
             report.disks, report.adopted_stores,
         )  # fmt: skip
         return report
-
-    def scan(self, domain_id: UUID, host: Host) -> ScanReport:
-        """Read the domain's stores again (e.g. after a store was repaired)."""
-        self.inv.storage_domains.get(domain_id)
-        return self.scan_through(domain_id, self.agents.client(host))
 
     # --- what was found ------------------------------------------------------------------------------------
 
@@ -238,7 +233,7 @@ class RecoveryService:
         row = found[disk_id]
         hosts = self.agents.up_hosts(domain.data_center_id) if domain.data_center_id else []
         if not hosts:
-            raise StorageError("no host of the data center is up; bring a host up first")
+            raise DomainCommandFailed("no host of the data center is up; bring a host up first")
         volumes = {v.volume: v for v in self.agents.client(hosts[0]).list_volumes(domain_id, disk_id)}
         disk = Disk(
             id=disk_id,

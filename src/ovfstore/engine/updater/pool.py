@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, or_, select
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory.base import chunks
 from ovfstore.engine.ovfsource import BATCH, load_ovf_data
+from ovfstore.engine.updater import records
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     DiskStatus,
     DomainClass,
     EntityType,
     OvfData,
-    OvfStoreStatus,
     SnapshotStatus,
     TemplateStatus,
     Vm,
@@ -76,18 +76,27 @@ def pool_step(db: Database, render: Render, now: datetime) -> PoolResult:
     return result
 
 
-def _outdated_entities(conn: Connection) -> dict[UUID, int]:
+def _outdated_entities_query() -> Select[tuple[UUID, int]]:
+    """VMs and templates whose OVF the cache lacks or holds at an older generation: the one definition."""
     vm, c = s.vm_static, s.ovf_cache
-    query = (
+    return (
         select(vm.c.id, vm.c.db_generation)
         .select_from(vm.outerjoin(c, c.c.entity_id == vm.c.id))
         .where(
             vm.c.id != BLANK_TEMPLATE_ID,  # oVirt never stores Blank: every engine has it
             or_(c.c.entity_id.is_(None), vm.c.db_generation > c.c.ovf_generation),
         )
-        .order_by(vm.c.id)
     )
+
+
+def _outdated_entities(conn: Connection) -> dict[UUID, int]:
+    query = _outdated_entities_query().order_by(s.vm_static.c.id)
     return {row.id: row.db_generation for row in conn.execute(query)}
+
+
+def count_outdated_entities(conn: Connection) -> int:
+    """How many entities the next pool step would regenerate (locked ones included)."""
+    return int(conn.execute(select(func.count()).select_from(_outdated_entities_query().subquery())).scalar() or 0)
 
 
 def _locked(conn: Connection, ids: list[UUID]) -> set[UUID]:
@@ -223,14 +232,8 @@ def mark_outdated(
                 select(d.c.id).where(d.c.data_center_id.in_(dcs), d.c.domain_class == DomainClass.DATA.value)
             ).scalars()
         )
-    st = s.ovf_stores
-    for batch in chunks(sorted(domains), BATCH):
-        conn.execute(
-            update(st)
-            .where(st.c.domain_id.in_(batch), st.c.status != OvfStoreStatus.DISABLED.value)
-            .values(status=OvfStoreStatus.OUTDATED, outdated_since=func.coalesce(st.c.outdated_since, now))
-        )
+    records.mark_outdated(conn, domains, now)
     return domains
 
 
-__all__ = ["PoolResult", "Render", "mark_outdated", "pool_step"]
+__all__ = ["PoolResult", "Render", "count_outdated_entities", "mark_outdated", "pool_step"]

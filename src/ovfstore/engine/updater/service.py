@@ -10,8 +10,8 @@
   for deactivation and detach to call first.
 - A domain whose update failed is retried with exponential backoff; "update now" ignores the backoff.
 
-All work happens on the updater's thread, the domain steps of one run in a small thread pool: the pool step
-never interleaves with a domain step, and each domain is written by one thread at a time.
+All work happens on the updater's thread, the domain steps of one run on a few worker threads: the pool
+step never interleaves with a domain step, and each domain is written by one thread at a time.
 """
 
 from __future__ import annotations
@@ -25,18 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select
-
 from ovfstore.engine import events
 from ovfstore.engine.config import UpdaterConfig
-from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Changes, Inventory
+from ovfstore.engine.updater import records
 from ovfstore.engine.updater.domain import DomainResult, DomainStep, UpdateError
 from ovfstore.engine.updater.pool import PoolResult, Render, pool_step
 from ovfstore.engine.updater.status import DomainOvfStatus, domains_status
-from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus, utcnow
+from ovfstore.model import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +70,7 @@ class OvfUpdater:
         self.config = config
         self.render = render
         self.clock = clock
-        self.domain_step = DomainStep(db, agents, config, clock)
+        self.domain_step = DomainStep(db, inventory, agents, config, clock)
         self._cond = threading.Condition()
         self._dirty_since: float | None = None
         self._requests: dict[UUID, Future[DomainResult]] = {}
@@ -150,8 +148,9 @@ class OvfUpdater:
             if domain_id in force or domain_id not in self._backoff or self._backoff[domain_id].next_attempt <= now
         ]
         workers = max(1, min(self.config.parallel_domains, len(due)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="ovf-domain") as pool:
-            for domain_id, result in zip(due, pool.map(lambda d: self._update_domain(d, d in force), due), strict=True):
+        with ThreadPoolExecutor(workers, thread_name_prefix="ovf-domain") as executor:
+            results = executor.map(lambda d: self._update_domain(d, d in force), due)
+            for domain_id, result in zip(due, results, strict=True):
                 report.domains[domain_id] = result
                 self._after(domain_id, result)
         report.seconds = time.monotonic() - started
@@ -166,26 +165,8 @@ class OvfUpdater:
             return DomainResult(domain_id, error=f"internal error: {exc.__class__.__name__}: {exc}")
 
     def _domains_to_update(self) -> set[UUID]:
-        """Domains with a store to write or to create."""
-        st, d = s.ovf_stores, s.storage_domains
         with self.db.read() as conn:
-            outdated = set(
-                conn.execute(
-                    select(st.c.domain_id).where(st.c.status != OvfStoreStatus.UPDATED.value).distinct()
-                ).scalars()
-            )
-            counts = select(st.c.domain_id, func.count().label("n")).group_by(st.c.domain_id).subquery()
-            lacking = conn.execute(
-                select(d.c.id)
-                .select_from(d.outerjoin(counts, counts.c.domain_id == d.c.id))
-                .where(
-                    d.c.domain_class == DomainClass.DATA.value,
-                    d.c.data_center_id.is_not(None),
-                    d.c.status == DomainStatus.ACTIVE.value,
-                    d.c.ovf_store_count > func.coalesce(counts.c.n, 0),
-                )
-            ).scalars()
-            return outdated | set(lacking)
+            return records.domains_with_work(conn)
 
     def _after(self, domain_id: UUID, result: DomainResult) -> None:
         if result.error is None:

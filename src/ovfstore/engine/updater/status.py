@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import RowMapping, select
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
-from ovfstore.model import BLANK_TEMPLATE_ID, DomainClass, OvfStoreStatus
+from ovfstore.engine.updater import records
+from ovfstore.engine.updater.pool import count_outdated_entities
+from ovfstore.model import DomainClass, OvfStoreStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,40 +64,28 @@ class DomainOvfStatus:
 
 
 def domains_status(db: Database, domain_id: UUID | None = None) -> list[DomainOvfStatus]:
-    d, st = s.storage_domains, s.ovf_stores
+    d = s.storage_domains
     query = select(d.c.id, d.c.name, d.c.ovf_store_count).where(d.c.domain_class == DomainClass.DATA.value)
     if domain_id is not None:
         query = query.where(d.c.id == domain_id)
     with db.read() as conn:
         domains = conn.execute(query.order_by(d.c.name)).all()
-        ids = [row.id for row in domains]
-        stores: dict[UUID, list[StoreStatus]] = {i: [] for i in ids}
-        if ids:
-            for r in conn.execute(select(st).where(st.c.domain_id.in_(ids)).order_by(st.c.disk_id)):
-                stores[r.domain_id].append(
-                    StoreStatus(
-                        disk_id=r.disk_id,
-                        status=r.status,
-                        generation=r.store_generation,
-                        size=r.size,
-                        sha256=r.sha256,
-                        entity_count=len(r.entity_ids),
-                        last_updated=r.last_updated,
-                        outdated_since=r.outdated_since,
-                        last_error=r.last_error,
-                    )
-                )
+        stores: dict[UUID, list[StoreStatus]] = {row.id: [] for row in domains}
+        for store_row in records.rows_of_domains(conn, list(stores)):
+            stores[store_row["domain_id"]].append(_store_status(store_row))
     return [DomainOvfStatus(row.id, row.name, row.ovf_store_count, tuple(stores[row.id])) for row in domains]
+
+
+def _store_status(row: RowMapping) -> StoreStatus:
+    return StoreStatus(
+        disk_id=row["disk_id"], status=row["status"], generation=row["store_generation"], size=row["size"],
+        sha256=row["sha256"], entity_count=len(row["entity_ids"]), last_updated=row["last_updated"],
+        outdated_since=row["outdated_since"], last_error=row["last_error"],
+    )  # fmt: skip
 
 
 def entities_pending(db: Database) -> int:
     """VMs and templates whose current state is not in the OVF cache yet (changed since the last run, or
     locked): stores can be up to date with the cache and still lag behind these."""
-    vm, c = s.vm_static, s.ovf_cache
-    query = (
-        select(func.count())
-        .select_from(vm.outerjoin(c, c.c.entity_id == vm.c.id))
-        .where(vm.c.id != BLANK_TEMPLATE_ID, or_(c.c.entity_id.is_(None), vm.c.db_generation > c.c.ovf_generation))
-    )
     with db.read() as conn:
-        return int(conn.execute(query).scalar() or 0)
+        return count_outdated_entities(conn)

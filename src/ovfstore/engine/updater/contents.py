@@ -1,0 +1,120 @@
+"""What a domain's store tar holds, loaded from the database before the upload starts.
+
+The member list (each entity's OVF size and SHA-256, as the cache recorded them), the unregistered
+entities found on the domain, the VM status map, and the OVF documents themselves: all are read in one
+read transaction that is finished before the first byte is sent, so the upload never waits on the
+database nor holds a transaction open. The rows are streamed a batch at a time (`FETCH_BATCH`), each
+document straight into a temporary file: memory stays flat however many VMs the domain holds, and the
+tar stream reads the documents back from there.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from uuid import UUID
+
+from sqlalchemy import Connection, Integer, and_, or_, select, type_coerce
+
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.db.database import Database
+from ovfstore.model import StorageDomain
+from ovfstore.store.tarstream import FETCH_BATCH, EntityRef
+
+
+class DocumentSpool:
+    """OVF documents by entity id, written once and read back (in any order) while the tar streams."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._places: dict[UUID, tuple[int, int]] = {}
+        self._end = 0
+
+    def add(self, entity_id: UUID, document: bytes) -> None:
+        if self._file.tell() != self._end:  # a fetch came in between
+            self._file.seek(self._end)
+        self._file.write(document)
+        self._places[entity_id] = (self._end, len(document))
+        self._end += len(document)
+
+    def fetch(self, ids: Sequence[UUID]) -> list[tuple[UUID, bytes]]:
+        """The documents of `ids`, in that order; an id never added reads as empty (the tar stream then
+        refuses it: its size is not the one announced)."""
+        found = []
+        for entity_id in ids:
+            offset, size = self._places.get(entity_id, (0, 0))
+            self._file.seek(offset)
+            found.append((entity_id, self._file.read(size)))
+        return found
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(slots=True)
+class StoreContents:
+    """Everything a domain's store tar is built from."""
+
+    entities: list[EntityRef] = field(default_factory=list)
+    unregistered: list[EntityRef] = field(default_factory=list)
+    vm_status: dict[UUID, int] = field(default_factory=dict)
+    documents: DocumentSpool = field(default_factory=DocumentSpool)
+
+    def __enter__(self) -> StoreContents:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.documents.close()
+
+
+def load_contents(db: Database, domain: StorageDomain) -> StoreContents:
+    """What the domain's store holds now, documents included. Close it (`with`) when the tar is sent."""
+    contents = StoreContents()
+    try:
+        with db.read() as conn:
+            _load_entities(conn, domain, contents)
+            _load_unregistered(conn, domain, contents)
+    except BaseException:
+        contents.documents.close()
+        raise
+    return contents
+
+
+def _load_entities(conn: Connection, domain: StorageDomain, contents: StoreContents) -> None:
+    """The domain's entities with their cached OVF (size, SHA-256 and document, from one row each: they
+    agree) and the run status of its VMs, streamed a batch of rows at a time."""
+    c, cd = s.ovf_cache, s.ovf_cache_domains
+    on_domain = select(cd.c.entity_id).where(cd.c.domain_id == domain.id)
+    query = (
+        select(c.c.entity_id, c.c.ovf_size, c.c.ovf_sha256, type_coerce(c.c.vm_status, Integer), c.c.ovf_data)
+        .where(
+            c.c.deleted.is_(False),
+            or_(c.c.entity_id.in_(on_domain), and_(c.c.dc_wide.is_(True), c.c.data_center_id == domain.data_center_id)),
+        )
+        .order_by(c.c.entity_id)
+    )
+    for entity_id, size, sha256, vm_status, document in conn.execute(query).yield_per(FETCH_BATCH):
+        contents.entities.append(EntityRef(entity_id, size, sha256))
+        contents.documents.add(entity_id, document)
+        if vm_status is not None:
+            contents.vm_status[entity_id] = vm_status
+
+
+def _load_unregistered(conn: Connection, domain: StorageDomain, contents: StoreContents) -> None:
+    """The entities found on the domain by a recovery and not registered (not in the cache) yet."""
+    u = s.unregistered_entities
+    known = {e.id for e in contents.entities}
+    query = (
+        select(u.c.entity_id, type_coerce(u.c.vm_status, Integer), u.c.ovf_data)
+        .where(u.c.domain_id == domain.id)
+        .order_by(u.c.entity_id)
+    )
+    for entity_id, vm_status, document in conn.execute(query).yield_per(FETCH_BATCH):
+        if entity_id in known:
+            continue
+        contents.unregistered.append(EntityRef(entity_id, len(document)))
+        contents.documents.add(entity_id, document)
+        if vm_status:  # a recovery restarts the VMs that were running, registered or not yet
+            contents.vm_status[entity_id] = vm_status

@@ -1,0 +1,158 @@
+"""The `ovf_stores` rows: the engine's record of each OVF store volume, what state it is in and what it
+last received. This module is the only one that reads or writes them (the inventory only looks up which
+disks are stores, to keep them when a domain leaves).
+
+A store is `disabled` while its volume is being created (or is missing), `outdated` when its contents
+lag behind the cache, `updated` when it holds the current tar. `outdated_since` keeps the first time a
+store fell behind, until it is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import Connection, RowMapping, func, insert, select, update
+
+from ovfstore.engine.db import schema as s
+from ovfstore.engine.db.database import Database
+from ovfstore.engine.db.rows import from_row
+from ovfstore.engine.inventory.base import chunks
+from ovfstore.engine.ovfsource import BATCH
+from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus
+
+st = s.ovf_stores
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRecord:
+    """What the engine records of one store, with its volume (a store has exactly one)."""
+
+    disk_id: UUID
+    volume_id: UUID
+    capacity: int
+    status: OvfStoreStatus
+    store_generation: int
+    last_updated: datetime | None
+    last_error: str | None
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def of_domain(conn: Connection, domain_id: UUID) -> list[StoreRecord]:
+    v = s.volumes
+    query = (
+        select(st, v.c.id.label("volume_id"), v.c.capacity)
+        .select_from(st.join(v, v.c.disk_id == st.c.disk_id))
+        .where(st.c.domain_id == domain_id)
+        .order_by(st.c.disk_id)
+    )
+    return [from_row(StoreRecord, row) for row in conn.execute(query).mappings()]
+
+
+def rows_of_domains(conn: Connection, domain_ids: list[UUID]) -> list[RowMapping]:
+    """Every column of the stores of these domains, by domain and disk: for the status views."""
+    if not domain_ids:
+        return []
+    query = select(st).where(st.c.domain_id.in_(domain_ids)).order_by(st.c.domain_id, st.c.disk_id)
+    return list(conn.execute(query).mappings())
+
+
+def known_disk_ids(conn: Connection) -> set[UUID]:
+    return set(conn.execute(select(st.c.disk_id)).scalars())
+
+
+def domains_with_work(conn: Connection) -> set[UUID]:
+    """Domains with a store to write (not `updated`) or to create (fewer than `ovf_store_count`)."""
+    d = s.storage_domains
+    outdated = set(
+        conn.execute(select(st.c.domain_id).where(st.c.status != OvfStoreStatus.UPDATED.value).distinct()).scalars()
+    )
+    counts = select(st.c.domain_id, func.count().label("n")).group_by(st.c.domain_id).subquery()
+    lacking = conn.execute(
+        select(d.c.id)
+        .select_from(d.outerjoin(counts, counts.c.domain_id == d.c.id))
+        .where(
+            d.c.domain_class == DomainClass.DATA.value,
+            d.c.data_center_id.is_not(None),
+            d.c.status == DomainStatus.ACTIVE.value,
+            d.c.ovf_store_count > func.coalesce(counts.c.n, 0),
+        )
+    ).scalars()
+    return outdated | set(lacking)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def add(
+    conn: Connection,
+    domain_id: UUID,
+    disk_id: UUID,
+    now: datetime,
+    *,
+    status: OvfStoreStatus,
+    generation: int = 0,
+    size: int | None = None,
+    last_updated: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    """Record a store of the domain (its disk is the inventory's: `add_store_disk`)."""
+    row = {
+        "disk_id": disk_id, "domain_id": domain_id, "status": status, "store_generation": generation, "size": size,
+        "entity_ids": [], "last_updated": last_updated, "outdated_since": now, "last_error": error,
+    }  # fmt: skip
+    conn.execute(insert(st).values(row))
+
+
+def mark_created(db: Database, disk_id: UUID, now: datetime) -> None:
+    """The store's volume was created afresh: it holds nothing, a never-written store again."""
+    _set(
+        db, disk_id, status=OvfStoreStatus.OUTDATED, last_error=None, last_updated=None, size=None, sha256=None,
+        entity_ids=[], outdated_since=func.coalesce(st.c.outdated_since, now),
+    )  # fmt: skip
+
+
+def mark_missing(db: Database, disk_id: UUID) -> None:
+    """The store's volume is not on storage: out of use until it is created again."""
+    _set(db, disk_id, status=OvfStoreStatus.DISABLED, last_error="volume missing; recreating")
+
+
+def mark_written(
+    db: Database, disk_id: UUID, *, generation: int, size: int, sha256: str, entity_ids: list[UUID], when: datetime
+) -> None:
+    _set(
+        db, disk_id, status=OvfStoreStatus.UPDATED, store_generation=generation, size=size, sha256=sha256,
+        entity_ids=entity_ids, last_updated=when, outdated_since=None, last_error=None,
+    )  # fmt: skip
+
+
+def set_error(db: Database, disk_id: UUID, error: str) -> None:
+    _set(db, disk_id, last_error=error)
+
+
+def set_domain_error(db: Database, domain_id: UUID, error: str) -> None:
+    """The domain's stores could not be written: every store not holding the current tar keeps why."""
+    with db.write() as conn:
+        conn.execute(
+            update(st)
+            .where(st.c.domain_id == domain_id, st.c.status != OvfStoreStatus.UPDATED.value)
+            .values(last_error=error)
+        )
+
+
+def mark_outdated(conn: Connection, domain_ids: set[UUID], now: datetime) -> None:
+    """The usable stores of these domains lag behind the cache."""
+    for batch in chunks(sorted(domain_ids), BATCH):
+        conn.execute(
+            update(st)
+            .where(st.c.domain_id.in_(batch), st.c.status != OvfStoreStatus.DISABLED.value)
+            .values(status=OvfStoreStatus.OUTDATED, outdated_since=func.coalesce(st.c.outdated_since, now))
+        )
+
+
+def _set(db: Database, disk_id: UUID, **values: object) -> None:
+    with db.write() as conn:
+        conn.execute(update(st).where(st.c.disk_id == disk_id).values(**values))
