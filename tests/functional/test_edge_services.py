@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ovfstore.engine.db.database import Database
-from ovfstore.engine.domains import DomainService, StorageError
+from ovfstore.engine.domains import DomainCommandFailed, DomainService
 from ovfstore.engine.updater.status import domains_status
 from ovfstore.model import StorageDomain
 from tests.functional.agent_fixtures import AgentProcess
@@ -41,7 +41,7 @@ def test_unknown_at_finds_only_domains_the_engine_does_not_know(site: Site) -> N
 
 def test_unknown_at_says_which_host_could_not_list(site: Site) -> None:
     site.agent.kill(signal.SIGKILL)
-    with pytest.raises(StorageError, match="cannot list the domains through host host1"):
+    with pytest.raises(DomainCommandFailed, match="cannot list the domains through host host1"):
         _service(site).unknown_at(site.host, str(site.root))
 
 

@@ -10,6 +10,7 @@ from ovfstore.api import search
 from ovfstore.api.router import Call, Document
 from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
+from ovfstore.engine.inventory.changes import UNSET, Unset
 
 T = TypeVar("T")
 
@@ -71,18 +72,16 @@ def action_done(extra: Node | None = None) -> Document:
     return Document("action", node)
 
 
-def changes(body: Body, fields: dict[str, tuple[str, Callable[[str], object]]]) -> dict[str, Any]:
-    """Fields present in a PUT document: element path -> (model field, converter of the element's text).
-    The inventory's change sets check the values."""
-    found: dict[str, Any] = {}
-    for path, (field_name, convert) in fields.items():
-        text = body.text(path)
-        if text is not None:
-            try:
-                found[field_name] = convert(text)
-            except ValueError as exc:
-                raise InvalidInput(f"<{path}>: {text!r} is not valid: {exc}") from exc
-    return found
+def given(body: Body, path: str, convert: Callable[[str], T]) -> T | Unset:
+    """The converted text of the element at `path` of a PUT or POST document, or `UNSET` when the document
+    leaves it out (the field then stays as it is). The inventory's change sets check the values."""
+    text = body.text(path)
+    if text is None:
+        return UNSET
+    try:
+        return convert(text)
+    except ValueError as exc:
+        raise InvalidInput(f"<{path}>: {text!r} is not valid: {exc}") from exc
 
 
 def to_bool(text: str) -> bool:

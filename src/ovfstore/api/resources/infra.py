@@ -7,11 +7,18 @@ from uuid import UUID
 
 from ovfstore.agent.config import DEFAULT_PORT as AGENT_PORT
 from ovfstore.api import search, views
-from ovfstore.api.resources.common import action_done, changes, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.resources.common import action_done, given, listing, name_keys, required, resolve, to_bool
 from ovfstore.api.router import Call, Document, Handler, Router
 from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
-from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges, HostChanges, NetworkChanges, VnicProfileChanges
+from ovfstore.engine.inventory import (
+    UNSET,
+    ClusterChanges,
+    DataCenterChanges,
+    HostChanges,
+    NetworkChanges,
+    VnicProfileChanges,
+)
 from ovfstore.model import Cluster, DataCenter, DomainStatus, Host, HostStatus, Network, VnicProfile
 
 
@@ -64,11 +71,12 @@ def add_dc(call: Call) -> Document:
 
 def update_dc(call: Call) -> Document:
     body = call.doc("data_center")
-    found = changes(body, {"name": ("name", str), "description": ("description", str), "comment": ("comment", str),
-                           "local": ("local", to_bool)})  # fmt: skip
-    if _version(body):
-        found["compatibility_version"] = _version(body)
-    dc = call.engine.inventory.data_centers.update(call.id("dc", "data center"), DataCenterChanges(**found))
+    found = DataCenterChanges(
+        name=given(body, "name", str), description=given(body, "description", str),
+        comment=given(body, "comment", str), local=given(body, "local", to_bool),
+        compatibility_version=_version(body) or UNSET,
+    )  # fmt: skip
+    dc = call.engine.inventory.data_centers.update(call.id("dc", "data center"), found)
     return Document("data_center", views.data_center(dc, status=dc_status(call, dc)))
 
 
@@ -126,13 +134,13 @@ def add_cluster(call: Call) -> Document:
 
 def update_cluster(call: Call) -> Document:
     body = call.doc("cluster")
-    found = changes(body, {"name": ("name", str), "description": ("description", str), "comment": ("comment", str),
-                           "cpu/type": ("cpu_type", str)})  # fmt: skip
-    if _version(body):
-        found["compatibility_version"] = _version(body)
+    found = ClusterChanges(
+        name=given(body, "name", str), description=given(body, "description", str),
+        comment=given(body, "comment", str), cpu_type=given(body, "cpu/type", str),
+        compatibility_version=_version(body) or UNSET,
+    )  # fmt: skip
     return Document(
-        "cluster",
-        views.cluster(call.engine.inventory.clusters.update(call.id("cluster", "cluster"), ClusterChanges(**found))),
+        "cluster", views.cluster(call.engine.inventory.clusters.update(call.id("cluster", "cluster"), found))
     )
 
 
@@ -198,12 +206,11 @@ def add_host(call: Call) -> Document:
 
 def update_host(call: Call) -> Document:
     body = call.doc("host")
-    found = changes(
-        body, {"name": ("name", str), "description": ("description", str), "address": ("address", agent_url)}
-    )
-    return Document(
-        "host", views.host(call.engine.inventory.hosts.update(call.id("host", "host"), HostChanges(**found)))
-    )
+    found = HostChanges(
+        name=given(body, "name", str), description=given(body, "description", str),
+        address=given(body, "address", agent_url),
+    )  # fmt: skip
+    return Document("host", views.host(call.engine.inventory.hosts.update(call.id("host", "host"), found)))
 
 
 def remove_host(call: Call) -> None:
@@ -261,10 +268,11 @@ def _vlan(body: Body) -> int | None:
 
 def update_network(call: Call) -> Document:
     body = call.doc("network")
-    found = changes(body, {"name": ("name", str), "description": ("description", str), "mtu": ("mtu", int)})
+    found = NetworkChanges(
+        name=given(body, "name", str), description=given(body, "description", str), mtu=given(body, "mtu", int)
+    )
     return Document(
-        "network",
-        views.network(call.engine.inventory.networks.update(call.id("network", "network"), NetworkChanges(**found))),
+        "network", views.network(call.engine.inventory.networks.update(call.id("network", "network"), found))
     )
 
 
@@ -303,10 +311,8 @@ def add_profile(call: Call) -> Document:
 
 def update_profile(call: Call) -> Document:
     body = call.doc("vnic_profile")
-    found = changes(body, {"name": ("name", str), "description": ("description", str)})
-    profile = call.engine.inventory.vnic_profiles.update(
-        call.id("profile", "vNIC profile"), VnicProfileChanges(**found)
-    )
+    found = VnicProfileChanges(name=given(body, "name", str), description=given(body, "description", str))
+    profile = call.engine.inventory.vnic_profiles.update(call.id("profile", "vNIC profile"), found)
     return Document("vnic_profile", views.vnic_profile(profile))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from ovfstore.api import search, views
-from ovfstore.api.resources.common import action_done, changes, listing, name_keys, resolve
+from ovfstore.api.resources.common import action_done, given, listing, name_keys, resolve
 from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.xmlio import Body
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
@@ -113,11 +113,11 @@ def _domain_class(text: str) -> DomainClass:
 
 def update_domain(call: Call) -> Document:
     body = call.doc("storage_domain")
-    found = changes(body, {"name": ("name", str), "description": ("description", str), "comment": ("comment", str),
-                           "ovf_store_count": ("ovf_store_count", int)})  # fmt: skip
-    domain = call.engine.inventory.storage_domains.update(
-        call.id("sd", "storage domain"), StorageDomainChanges(**found)
-    )
+    found = StorageDomainChanges(
+        name=given(body, "name", str), description=given(body, "description", str),
+        comment=given(body, "comment", str), ovf_store_count=given(body, "ovf_store_count", int),
+    )  # fmt: skip
+    domain = call.engine.inventory.storage_domains.update(call.id("sd", "storage domain"), found)
     return Document("storage_domain", views.storage_domain(domain))
 
 

@@ -6,15 +6,17 @@ recovery knows which VMs to start again). `start` records `up`, `stop` and `shut
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 from uuid import UUID
 
 from ovfstore.api import search, views
-from ovfstore.api.resources.common import action_done, changes, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.resources.common import action_done, given, listing, name_keys, required, resolve, to_bool
 from ovfstore.api.router import Call, Document, Handler, Router
 from ovfstore.api.xmlio import Body
 from ovfstore.engine.errors import InvalidInput, NotFound
-from ovfstore.engine.inventory import AttachmentChanges, DiskChanges, NicChanges, TemplateChanges, VmChanges
+from ovfstore.engine.inventory import UNSET, AttachmentChanges, DiskChanges, NicChanges, TemplateChanges, VmChanges
+from ovfstore.engine.inventory.changes import Unset, apply
+from ovfstore.engine.inventory.entities import EntityChanges
 from ovfstore.model import (
     Disk,
     DiskAttachment,
@@ -31,6 +33,9 @@ from ovfstore.model import (
 )
 
 MIB = 1024 * 1024
+
+
+C = TypeVar("C", bound=EntityChanges)
 
 
 def _entity_keys(call: Call) -> search.Keys:
@@ -51,30 +56,31 @@ def _entity_keys(call: Call) -> search.Keys:
     )
 
 
-def _vm_changes(body: Body) -> dict[str, Any]:
-    found: dict[str, Any] = changes(
-        body,
-        {
-            "name": ("name", str),
-            "description": ("description", str),
-            "comment": ("comment", str),
-            "os/type": ("os_type", str),
-            "cpu/topology/sockets": ("cpu_sockets", int),
-            "cpu/topology/cores": ("cpu_cores", int),
-            "cpu/topology/threads": ("cpu_threads", int),
-            "high_availability/enabled": ("high_availability", to_bool),
-            "high_availability/priority": ("priority", int),
-            "stateless": ("stateless", to_bool),
-            "delete_protected": ("delete_protected", to_bool),
-            "time_zone/name": ("time_zone", str),
-        },
+def _entity_changes(body: Body, kind: type[C], cluster_id: UUID | Unset = UNSET) -> C:
+    """The fields of a VM or template document that a caller may set (`kind`: VmChanges or TemplateChanges)."""
+    return kind(
+        name=given(body, "name", str),
+        description=given(body, "description", str),
+        comment=given(body, "comment", str),
+        os_type=given(body, "os/type", str),
+        cpu_sockets=given(body, "cpu/topology/sockets", int),
+        cpu_cores=given(body, "cpu/topology/cores", int),
+        cpu_threads=given(body, "cpu/topology/threads", int),
+        high_availability=given(body, "high_availability/enabled", to_bool),
+        priority=given(body, "high_availability/priority", int),
+        stateless=given(body, "stateless", to_bool),
+        delete_protected=given(body, "delete_protected", to_bool),
+        time_zone=given(body, "time_zone/name", str),
+        memory_mb=_memory(body, "memory"),
+        min_memory_mb=_memory(body, "memory_policy/guaranteed"),
+        max_memory_mb=_memory(body, "memory_policy/max"),
+        cluster_id=cluster_id,
     )
-    for path, field_name in (("memory", "memory_mb"), ("memory_policy/guaranteed", "min_memory_mb"),
-                             ("memory_policy/max", "max_memory_mb")):  # fmt: skip
-        size = body.int(path)
-        if size is not None:
-            found[field_name] = _mib(path, size)
-    return found
+
+
+def _memory(body: Body, path: str) -> int | Unset:
+    size = body.int(path)
+    return UNSET if size is None else _mib(path, size)
 
 
 def _mib(path: str, size: int) -> int:
@@ -86,11 +92,6 @@ def _mib(path: str, size: int) -> int:
             f"bytes (1 MiB), such as {whole * MIB} for {whole} MiB"
         )
     return size // MIB
-
-
-def _apply(entity: VmBase, found: dict[str, Any]) -> None:
-    for key, value in found.items():
-        setattr(entity, key, value)
 
 
 # --- VMs ------------------------------------------------------------------------------------------------------
@@ -112,16 +113,18 @@ def add_vm(call: Call) -> Document:
     vm = Vm(name=body.get("name") or "", cluster_id=cluster.id)
     if template is not None:
         vm.template_id = template.id
-    _apply(vm, _vm_changes(body))
+    vm = apply(vm, _entity_changes(body, VmChanges), "VM")[0]
     return Document("vm", views.vm(inv.vms.add(vm)), 201)
 
 
 def update_vm(call: Call) -> Document:
     body = call.doc("vm")
-    found = _vm_changes(body)
-    if body.find("cluster") is not None:
-        found["cluster_id"] = required(body, "cluster", call.engine.inventory.clusters.list(), "cluster").id
-    return Document("vm", views.vm(call.engine.inventory.vms.update(call.id("vm", "VM"), VmChanges(**found))))
+    inv = call.engine.inventory
+    cluster_id = (
+        required(body, "cluster", inv.clusters.list(), "cluster").id if body.find("cluster") is not None else UNSET
+    )
+    found = _entity_changes(body, VmChanges, cluster_id)
+    return Document("vm", views.vm(inv.vms.update(call.id("vm", "VM"), found)))
 
 
 def remove_vm(call: Call) -> None:
@@ -160,8 +163,9 @@ def add_template(call: Call) -> Document:
         )
     inv = call.engine.inventory
     cluster = required(body, "cluster", inv.clusters.list(), "cluster")
-    template = Template(name=body.get("name") or "", cluster_id=cluster.id)
-    _apply(template, _vm_changes(body))
+    template = apply(
+        Template(name=body.get("name") or "", cluster_id=cluster.id), _entity_changes(body, TemplateChanges), "template"
+    )[0]
     base_id = body.id("version/base_template")
     if base_id is not None:
         template.base_template_id = base_id
@@ -170,8 +174,8 @@ def add_template(call: Call) -> Document:
 
 
 def update_template(call: Call) -> Document:
-    found = _vm_changes(call.doc("template"))
-    template = call.engine.inventory.templates.update(call.id("template", "template"), TemplateChanges(**found))
+    found = _entity_changes(call.doc("template"), TemplateChanges)
+    template = call.engine.inventory.templates.update(call.id("template", "template"), found)
     return Document("template", views.template(template))
 
 
@@ -254,11 +258,12 @@ def update_attachment(owner: str) -> Handler:
         entity_id = _owner(call, owner)
         disk_id = call.id("disk", "disk attachment")
         body = call.doc("disk_attachment")
-        flags = ("bootable", "read_only", "active", "pass_discard")
-        found: dict[str, Any] = changes(body, {f: (f, to_bool) for f in flags})
-        if body.text("interface") is not None:
-            found["interface"] = _interface(body.text("interface"))
-        made = call.engine.inventory.attachments.update(entity_id, disk_id, AttachmentChanges(**found))
+        found = AttachmentChanges(
+            bootable=given(body, "bootable", to_bool), read_only=given(body, "read_only", to_bool),
+            active=given(body, "active", to_bool), pass_discard=given(body, "pass_discard", to_bool),
+            interface=given(body, "interface", _interface),
+        )  # fmt: skip
+        made = call.engine.inventory.attachments.update(entity_id, disk_id, found)
         return Document("disk_attachment", views.attachment(made, owner, call.engine.inventory.disks.get(disk_id)))
 
     return handler
@@ -307,26 +312,25 @@ def _nic_interface(text: str) -> NicInterface:
         ) from None
 
 
-def _nic_changes(call: Call, body: Body) -> dict[str, Any]:
-    found: dict[str, Any] = changes(body, {"name": ("name", str), "linked": ("linked", to_bool),
-                                           "plugged": ("plugged", to_bool), "mac/address": ("mac", str)})  # fmt: skip
-    if body.text("interface") is not None:
-        found["interface"] = _nic_interface(body.text("interface") or "")
+def _nic_changes(call: Call, body: Body) -> NicChanges:
+    profile_id: UUID | Unset | None = UNSET
     if body.find("vnic_profile") is not None:
         profile = resolve(
             body, "vnic_profile", call.engine.inventory.vnic_profiles.list(), "vNIC profile", required=False
         )
-        found["vnic_profile_id"] = profile.id if profile else None
-    return found
+        profile_id = profile.id if profile else None
+    return NicChanges(
+        name=given(body, "name", str), linked=given(body, "linked", to_bool), plugged=given(body, "plugged", to_bool),
+        mac=given(body, "mac/address", str), interface=given(body, "interface", _nic_interface),
+        vnic_profile_id=profile_id,
+    )  # fmt: skip
 
 
 def add_nic(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         entity_id = _owner(call, owner)
         body = call.doc("nic")
-        nic = Nic(entity_id=entity_id, name=body.get("name") or "")
-        for key, value in _nic_changes(call, body).items():
-            setattr(nic, key, value)
+        nic = apply(Nic(entity_id=entity_id, name=body.get("name") or ""), _nic_changes(call, body), "NIC")[0]
         return Document("nic", views.nic(call.engine.inventory.nics.add(nic), owner), 201)
 
     return handler
@@ -336,7 +340,7 @@ def update_nic(owner: str) -> Handler:
     def handler(call: Call) -> Document:
         nic = _nic(call, owner)
         found = _nic_changes(call, call.doc("nic"))
-        return Document("nic", views.nic(call.engine.inventory.nics.update(nic.id, NicChanges(**found)), owner))
+        return Document("nic", views.nic(call.engine.inventory.nics.update(nic.id, found), owner))
 
     return handler
 
@@ -403,12 +407,13 @@ def new_disk(call: Call, default_domain: UUID | None = None) -> Document:
 
 def update_disk(call: Call) -> Document:
     body = call.doc("disk")
-    found = changes(body, {"alias": ("alias", str), "name": ("alias", str), "description": ("description", str),
-                           "provisioned_size": ("provisioned_size", int), "shareable": ("shareable", to_bool),
-                           "wipe_after_delete": ("wipe_after_delete", to_bool)})  # fmt: skip
-    return Document(
-        "disk", views.disk(call.engine.inventory.disks.update(call.id("disk", "disk"), DiskChanges(**found)))
-    )
+    name = given(body, "name", str)  # oVirt's disk name is our alias; given both, the name wins
+    found = DiskChanges(
+        alias=given(body, "alias", str) if isinstance(name, Unset) else name,
+        description=given(body, "description", str), provisioned_size=given(body, "provisioned_size", int),
+        shareable=given(body, "shareable", to_bool), wipe_after_delete=given(body, "wipe_after_delete", to_bool),
+    )  # fmt: skip
+    return Document("disk", views.disk(call.engine.inventory.disks.update(call.id("disk", "disk"), found)))
 
 
 def remove_disk(call: Call) -> None:

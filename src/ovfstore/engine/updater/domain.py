@@ -219,7 +219,7 @@ def _write_store(
     client: AgentClient, domain_id: UUID, store: StoreRecord, tar: StoreTar,
     source: tuple[StoreRecord, WriteResult] | None, previous: str | None, now: datetime,
 ) -> WriteResult:  # fmt: skip
-    """One store, following FORMATS.md section 2: `Updated:false`, the data, durable, `Updated:true`.
+    """One store, following docs/FORMATS.md section 2: `Updated:false`, the data, durable, `Updated:true`.
     The agent client has compared the agent's SHA-256 of what reached the disk with what was meant."""
     client.set_description(domain_id, store.disk_id, store.volume_id, description.before_write(domain_id, previous))
     if source is None:
