@@ -78,6 +78,15 @@ def _jsonable(value: Any) -> Any:
     return text_of(value)
 
 
+def to_bool(text: str) -> bool:
+    """An oVirt boolean: `true`/`1` or `false`/`0`, in any case."""
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise ValueError("must be true or false")
+
+
 class Body:
     """A request document: typed accessors on paths of child elements (`storage/path`, `cluster/name`)."""
 
@@ -131,11 +140,10 @@ class Body:
         value = self.text(path)
         if value is None:
             return default
-        if value.lower() in ("true", "1"):
-            return True
-        if value.lower() in ("false", "0"):
-            return False
-        raise InvalidInput(f"<{path}> must be true or false, not {value!r}")
+        try:
+            return to_bool(value)
+        except ValueError:
+            raise InvalidInput(f"<{path}> must be true or false, not {value!r}") from None
 
     def int(self, path: str, default: int | None = None) -> int | None:
         value = self.text(path)

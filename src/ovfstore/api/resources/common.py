@@ -82,11 +82,3 @@ def given(body: Body, path: str, convert: Callable[[str], T]) -> T | Unset:
         return convert(text)
     except ValueError as exc:
         raise InvalidInput(f"<{path}>: {text!r} is not valid: {exc}") from exc
-
-
-def to_bool(text: str) -> bool:
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise ValueError("must be true or false")

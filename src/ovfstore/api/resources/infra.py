@@ -7,9 +7,9 @@ from uuid import UUID
 
 from ovfstore.agent.config import DEFAULT_PORT as AGENT_PORT
 from ovfstore.api import search, views
-from ovfstore.api.resources.common import action_done, given, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.resources.common import action_done, given, listing, name_keys, required, resolve
 from ovfstore.api.router import Call, Document, Handler, Router
-from ovfstore.api.xmlio import Body, Node
+from ovfstore.api.xmlio import Body, Node, to_bool
 from ovfstore.engine.errors import InvalidInput, NotFound
 from ovfstore.engine.inventory import (
     UNSET,

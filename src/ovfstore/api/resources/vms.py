@@ -10,9 +10,9 @@ from typing import TypeVar
 from uuid import UUID
 
 from ovfstore.api import search, views
-from ovfstore.api.resources.common import action_done, given, listing, name_keys, required, resolve, to_bool
+from ovfstore.api.resources.common import action_done, given, listing, name_keys, required, resolve
 from ovfstore.api.router import Call, Document, Handler, Router
-from ovfstore.api.xmlio import Body
+from ovfstore.api.xmlio import Body, to_bool
 from ovfstore.engine.errors import InvalidInput, NotFound
 from ovfstore.engine.inventory import UNSET, AttachmentChanges, DiskChanges, NicChanges, TemplateChanges, VmChanges
 from ovfstore.engine.inventory.changes import Unset, apply
