@@ -27,6 +27,10 @@ class UpdaterConfig:
     # oVirt's OVF store size: 128 MiB holds ~10,000 VMs of typical OVF size. A tar beyond a store's
     # capacity is refused, never truncated.
     store_capacity: int = 128 * MIB
+    # OVF stores a domain keeps when it is added or imported without saying (oVirt's engine-wide
+    # StorageDomainOvfStoreCount, 2): with two, one complete copy survives any write that fails midway.
+    # Each domain may say otherwise (`ovf_store_count`, 0 to 16).
+    store_count: int = 2
     # Domains are updated in parallel, each through its own agent connection: the work is streaming and
     # waiting on storage, so a few threads overlap well even on 2 cores; 4 covers a typical data center's
     # domains in one round without piling up connections on one agent.

@@ -88,9 +88,8 @@ def add_domain(call: Call) -> Document:
         description=body.get("description", "") or "",
         comment=body.get("comment", "") or "",
     )
-    count = body.int("ovf_store_count")  # ovfstore's own: oVirt sets this per engine, not per domain
-    if count is not None:
-        domain.ovf_store_count = count
+    # Per domain is ovfstore's own; oVirt has only the engine-wide count, the default here.
+    domain.ovf_store_count = body.int("ovf_store_count", engine.updater.config.store_count) or 0
     with call.api.jobs.run(f"Adding Storage Domain {domain.name}", call.user.id):
         domain = engine.domains.create(domain, host)
     return Document("storage_domain", views.storage_domain(domain), 201)

@@ -128,6 +128,7 @@ class RecoveryService:
             address=address,
             path=os.path.dirname(info.path.rstrip("/")),
             description=info.description,
+            ovf_store_count=self.domains.updater.config.store_count,
         )
         return self.inv.storage_domains.add(domain)
 
