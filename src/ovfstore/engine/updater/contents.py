@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Integer, and_, or_, select, type_coerce
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.model import StorageDomain
-from ovfstore.store.tarstream import FETCH_BATCH, EntityRef
+from ovfstore.store.tarstream import FETCH_BATCH, MAX_MEMBER, EntityRef
 
 
 class DocumentSpool:
@@ -91,6 +91,7 @@ def _load_entities(conn: Connection, domain: StorageDomain, contents: StoreConte
         select(c.c.entity_id, c.c.ovf_size, c.c.ovf_sha256, type_coerce(c.c.vm_status, Integer), c.c.ovf_data)
         .where(
             c.c.deleted.is_(False),
+            c.c.ovf_size <= MAX_MEMBER,  # cached before the limit was enforced: the pool step replaces it
             or_(c.c.entity_id.in_(on_domain), and_(c.c.dc_wide.is_(True), c.c.data_center_id == domain.data_center_id)),
         )
         .order_by(c.c.entity_id)
