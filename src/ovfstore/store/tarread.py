@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from ovfstore.store import manifest as mf
+from ovfstore.store.quoting import quoted
 from ovfstore.store.tarstream import BLOCK, INFO_NAME, MAX_MEMBER, METADATA_NAME, padded
 
 _REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
@@ -271,8 +272,10 @@ def _verify(manifest: mf.Manifest, digests: list[tuple[str, int, str]]) -> None:
 def _json_object(name: str, data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StoreReadError(f"{name} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise StoreReadError(f"{name} is not usable JSON: it is nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # huge numbers too: int conversion refuses them
+        raise StoreReadError(f"{name} is not JSON: {quoted(str(exc))}") from exc
     if not isinstance(value, dict):
         raise StoreReadError(f"{name} is not a JSON object")
     return value
@@ -286,7 +289,10 @@ def _status_map(metadata: dict[str, Any], warnings: list[str]) -> dict[UUID, int
         return result
     for key, value in raw.items():
         try:
-            result[UUID(key)] = int(value)
-        except (ValueError, TypeError):
-            warnings.append(f"metadata.json: bad VM status entry {key!r}: {value!r}")
+            status = int(value)
+            if not 0 <= status < 2**15:  # oVirt's statuses are small numbers; a huge one is damage
+                raise ValueError(status)
+            result[UUID(key)] = status
+        except (ValueError, TypeError, OverflowError):
+            warnings.append(f"metadata.json: bad VM status entry {quoted(key)}: {quoted(value)}")
     return result
