@@ -65,6 +65,23 @@ def test_memory_must_be_a_whole_number_of_mib(running: RunningEngine) -> None:
         conn.close()
 
 
+def test_an_overlong_description_is_a_400_naming_the_field(running: RunningEngine) -> None:
+    conn = running.connect()
+    try:
+        vms = conn.system_service().vms_service()
+        cluster, template = types.Cluster(name="Default"), types.Template(name="Blank")
+        with pytest.raises(sdk.Error, match="description is 256 characters long; the limit is 255") as bad:
+            vms.add(types.Vm(name="wordy", cluster=cluster, template=template, description="x" * 256))
+        assert bad.value.code == 400
+        vm = vms.add(types.Vm(name="terse", cluster=cluster, template=template, description="x" * 255))
+        with pytest.raises(sdk.Error, match="description is 100000 characters long") as bad:
+            vms.vm_service(vm.id).update(types.Vm(description=">" * 100_000))
+        assert bad.value.code == 400
+        assert vms.vm_service(vm.id).get().description == "x" * 255
+    finally:
+        conn.close()
+
+
 def test_wrong_password_gets_the_sso_error(running: RunningEngine) -> None:
     conn = running.connect(password="wrong")
     with pytest.raises(sdk.AuthError, match="access_denied"):

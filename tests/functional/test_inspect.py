@@ -320,6 +320,19 @@ def test_an_unreadable_ovf_is_reported_for_that_entity_alone(tmp_path: Path) -> 
     assert found[OVIRT_33_VM]["errors"] == found[V2V_VM]["errors"] == []
 
 
+def test_an_oversized_member_is_skipped_and_every_other_entity_shown(tmp_path: Path) -> None:
+    huge = str(uuid4())
+    samples = sample_ovfs()
+    store = OvirtStore(ovfs={**samples, huge: b"<ovf>" + b"&gt;" * 3_000_000 + b"</ovf>"}, vm_status={huge: 1})
+    report = inspect_json(build_ovirt_domain(tmp_path, stores=[store]))
+    found = entities(report)
+    assert set(found) == {*samples, huge}
+    assert found[huge]["name"] is None
+    assert found[huge]["status"] == "up"
+    assert found[huge]["errors"][0].startswith(f"its OVF was not read: member '{huge}.ovf' declares 12000011 bytes")
+    assert all(found[e]["errors"] == [] and found[e]["name"] for e in samples)
+
+
 def test_broken_metadata_checksum_is_an_error_yet_the_domain_is_shown(tmp_path: Path) -> None:
     path = build_ovirt_domain(tmp_path, pool_id=POOL)
     metadata = path / "dom_md" / "metadata"

@@ -191,3 +191,59 @@ def test_bootstrap_is_idempotent(world: World) -> None:
     world.inv.bootstrap()
     assert (world.inv.data_centers.list(), world.inv.templates.list(), world.inv.roles.list()) == before
     assert {r.name for r in world.inv.roles.list()} >= {"SuperUser", "ReadOnlyAdmin", "UserRole"}
+
+
+def test_text_fields_are_bounded_as_ovirt_bounds_them(world: World) -> None:
+    """Every free text ends in an OVF: an unbounded one would make the OVF unstorable (issue 13)."""
+    inv, before = world.inv, world.generations()
+    refused = [
+        (
+            lambda: inv.vms.add(Vm(name="v", cluster_id=world.cluster.id, description=">" * 256)),
+            "description",
+            256,
+            255,
+        ),
+        (lambda: inv.vms.update(world.vm1.id, VmChanges(description=">" * 3_000_000)), "description", 3_000_000, 255),
+        (lambda: inv.vms.update(world.vm1.id, VmChanges(comment="c" * 4001)), "comment", 4001, 4000),
+        (
+            lambda: inv.templates.update(world.template.id, TemplateChanges(description="t" * 256)),
+            "description",
+            256,
+            255,
+        ),
+        (lambda: inv.disks.update(world.d1.id, DiskChanges(description="d" * 501)), "description", 501, 500),
+        (
+            lambda: inv.disks.add(
+                Disk(alias="d", provisioned_size=GIB, domain_ids=[world.sd1.id], description="d" * 501)
+            ),
+            "description",
+            501,
+            500,
+        ),
+        (
+            lambda: inv.nics.add(Nic(entity_id=world.vm3.id, name="n" * 256, vnic_profile_id=world.profile_id)),
+            "name",
+            256,
+            255,
+        ),
+        (
+            lambda: inv.storage_domains.update(world.sd1.id, StorageDomainChanges(comment="s" * 4001)),
+            "comment",
+            4001,
+            4000,
+        ),
+        (
+            lambda: inv.clusters.add(Cluster(name="c", data_center_id=world.dc.id, description="c" * 4001)),
+            "description",
+            4001,
+            4000,
+        ),
+    ]
+    for call, field, length, limit in refused:
+        with pytest.raises(InvalidInput, match=rf"{field} is {length} characters long; the limit is {limit}"):
+            call()
+    assert world.generations() == before
+    assert inv.vms.get(world.vm1.id).description == ""
+    # At the limit is fine.
+    assert inv.vms.update(world.vm1.id, VmChanges(description=">" * 255)).description == ">" * 255
+    assert inv.disks.update(world.d1.id, DiskChanges(description="d" * 500)).description == "d" * 500

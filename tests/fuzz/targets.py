@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from ovfstore.ovf import OvfError, read_ovf
 from ovfstore.storage.errors import StorageError
 from ovfstore.storage.metadata import parse_domain_metadata, parse_volume_meta
-from ovfstore.store import description
+from ovfstore.store import description, manifest
 from ovfstore.store.tarread import StoreReadError, read_store
 from tests.fixtures.formats import DOMAIN_METADATA_EXAMPLE
 from tests.fixtures.ovirt_domain import SAMPLE_FILES, SAMPLES, store_members
@@ -75,6 +75,17 @@ def ovf_document(data: bytes) -> None:
     _expect(lambda: read_ovf(data), OvfError)
 
 
+def store_manifest(data: bytes) -> None:
+    """A manifest's numbers go into 64-bit columns: a decoded one must fit them."""
+    try:
+        found = manifest.decode(data)
+    except manifest.ManifestError as exc:
+        _check_message(exc)
+        return
+    if not all(0 <= n <= manifest.MAX_COUNT for n in (found.generation, *(m.size for m in found.members))):
+        raise ContractBroken(f"a manifest count beyond 64 bits was accepted: generation {found.generation}")
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "store_tar": store_tar,
     "store_tar_chunked": store_tar_chunked,
@@ -82,6 +93,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "volume_meta": volume_meta,
     "store_description": store_description,
     "ovf_document": ovf_document,
+    "store_manifest": store_manifest,
 }
 
 
@@ -120,6 +132,61 @@ META += b"IMAGE=%s\nLEGALITY=LEGAL\nPUUID=00000000-0000-0000-0000-000000000000\n
 )
 META += b"VOLTYPE=LEAF\nEOF\n"
 
+
+def _manifest_seed() -> bytes:
+    return manifest.encode(7, "ovfstore", datetime(2024, 1, 1, tzinfo=UTC), [("info.json", 10, "0" * 64)])
+
+
+def _deep(opening: bytes, closing: bytes, depth: int = 100_000) -> bytes:
+    return opening * depth + closing * depth
+
+
+def _manifest_with(**fields: object) -> bytes:
+    value = json.loads(_manifest_seed())
+    value.update(fields)
+    return json.dumps(value).encode()
+
+
+_HUGE_NUMBER = b"9" * 100_000
+#: Inputs found by the fuzz harness or by review that once broke a contract (issue 13): deeply nested
+#: JSON (a RecursionError, not the documented error), huge numbers, a generation beyond 64 bits, and
+#: messages echoing megabytes of input. Each runs through its target in the suite.
+HOSTILE: list[tuple[str, bytes]] = [
+    ("store_tar", _tar([("info.json", _deep(b"[", b"]")), ("metadata.json", b"{}")])),
+    ("store_tar", _tar([("info.json", b"{}"), ("metadata.json", _deep(b'{"a":', b"}"))])),
+    (
+        "store_tar",
+        _tar([("info.json", b"{}"), ("metadata.json", b'{"VM Status": {"a": [' + _deep(b"[", b"]") + b"]}}")]),
+    ),
+    ("store_tar", _tar([("info.json", b'{"n": ' + _HUGE_NUMBER + b"}")])),
+    ("store_tar", _tar([("info.json", b'"' + b"x" * 1_000_000 + b"\\q")])),
+    (
+        "store_tar",
+        _tar(
+            [
+                ("info.json", b"{}"),
+                ("metadata.json", b'{"VM Status": {"%s": %s}}' % (b"k" * 100_000, _HUGE_NUMBER[:4000])),
+            ]
+        ),
+    ),
+    ("store_tar", _tar([("info.json", b"{}"), ("manifest.json", _manifest_with(generation=2**64))])),
+    ("store_tar", _tar([("info.json", b"{}"), ("manifest.json", _deep(b"[", b"]"))])),
+    ("store_manifest", _manifest_with(generation=2**64)),
+    ("store_manifest", _manifest_with(generation=-1)),
+    ("store_manifest", _manifest_with(generation=1.5)),
+    ("store_manifest", _manifest_with(generation="9" * 100_000)),
+    ("store_manifest", _manifest_with(members=[{"name": "x", "size": 2**70, "sha256": "0"}])),
+    ("store_manifest", _manifest_with(format="f" * 1_000_000)),
+    ("store_manifest", _manifest_with(created="c" * 1_000_000)),
+    ("store_manifest", _deep(b'{"a":', b"}")),
+    ("store_manifest", b'{"generation": ' + _HUGE_NUMBER + b"}"),
+    ("store_description", _deep(b"[", b"]")),
+    ("store_description", b'{"Updated": true, "Size": ' + _HUGE_NUMBER + b"}"),
+    ("store_description", b'{"Updated": true, "Size": 1e999}'),
+    ("store_description", b'{"Updated": [' + b"1," * 500_000 + b'1], "Storage Domains": "' + b"s" * 500_000 + b'"}'),
+    ("store_description", b'{"Last Updated": "' + b"d" * 1_000_000 + b'"}'),
+]
+
 SEEDS: dict[str, list[bytes]] = {
     "store_tar": _store_seeds(),
     "store_tar_chunked": _store_seeds(),
@@ -131,4 +198,5 @@ SEEDS: dict[str, list[bytes]] = {
         description.never_written().encode(),
     ],
     "ovf_document": list(_samples().values()),
+    "store_manifest": [_manifest_seed()],
 }

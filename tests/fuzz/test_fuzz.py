@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import IN_CI
-from tests.fuzz.targets import SEEDS, TARGETS
+from tests.fuzz.targets import HOSTILE, SEEDS, TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,11 @@ def test_mutated_real_inputs_keep_the_contract(target: str) -> None:
         TARGETS[target](data)
 
     check()
+
+
+@pytest.mark.parametrize(("target", "data"), HOSTILE, ids=[f"{t}-{i}" for i, (t, _) in enumerate(HOSTILE)])
+def test_hostile_inputs_keep_the_contract(target: str, data: bytes) -> None:
+    TARGETS[target](data)
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

@@ -262,7 +262,7 @@ def test_store_written_by_ovirt_has_no_manifest_and_reads_unverified() -> None:
 def test_reading_streams_in_small_chunks() -> None:
     data = b"".join(_store(_docs(5)).chunks())
     pieces = [data[i : i + 100] for i in range(0, len(data), 100)]
-    names = [n for n, _ in iter_members(pieces, len(data))]
+    names = [m.name for m in iter_members(pieces, len(data))]
     assert names[0] == "info.json"
     assert names[-1] == "manifest.json"
 
@@ -277,3 +277,64 @@ def test_a_negative_member_size_is_refused() -> None:
     raw = bytes(block) + b"\0" * 4096
     with pytest.raises(StoreReadError, match="negative size"):
         read_store([raw], len(raw))
+
+
+def test_an_oversized_member_is_skipped_and_the_rest_recovered() -> None:
+    docs = _docs(3)
+    big_id = uuid4()
+    big = b"<ovf>" + b"&gt;" * (MAX_MEMBER // 4) + b"</ovf>"
+    vm = uuid4()
+    infos = [_file("info.json", b"{}"), _file(f"{big_id}.ovf", big)]
+    infos += [_file(f"{k}.ovf", v) for k, v in docs.items()]
+    infos.append(_file("metadata.json", b'{"VM Status": {"%s": 1}}' % str(vm).encode()))
+    raw = _raw_tar([i for i, _ in infos], {i.name: d for i, d in infos})
+    contents = read_store([raw[i : i + 65536] for i in range(0, len(raw), 65536)], len(raw))
+    assert contents.ovfs == docs
+    assert list(contents.skipped_ids) == [big_id]
+    assert contents.member_errors == {f"{big_id}.ovf": contents.skipped_ids[big_id]}
+    assert f"declares {len(big)} bytes; no store member is over {MAX_MEMBER}" in contents.skipped_ids[big_id]
+    assert not contents.complete
+    assert not contents.verified
+    assert contents.vm_status == {vm: 1}
+
+
+def test_a_skipped_member_still_verifies_against_the_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest vouches for the skipped bytes too: the store is valid, only incomplete; a damaged
+    skipped member is still caught."""
+    from ovfstore.store import tarread
+
+    docs = _docs(3, size=700)
+    big_id = uuid4()
+    docs[big_id] = b"<ovf>" + b"x" * 5000 + b"</ovf>"
+    data = b"".join(_store(docs).chunks())
+    monkeypatch.setattr(tarread, "MAX_MEMBER", 4096)
+    contents = read_store([data], len(data))
+    assert contents.verified
+    assert not contents.complete
+    assert set(contents.ovfs) == set(docs) - {big_id}
+    assert set(contents.skipped_ids) == {big_id}
+    damaged = bytearray(data)
+    damaged[data.index(b"x" * 100) + 10] ^= 1
+    with pytest.raises(StoreReadError, match=rf"does not match its manifest \(members differ: \['{big_id}.ovf'\]"):
+        read_store([bytes(damaged)], len(damaged))
+
+
+def test_an_oversized_member_in_a_truncated_store_is_refused() -> None:
+    big = b"y" * (MAX_MEMBER + 1)
+    info, _ = _file(f"{uuid4()}.ovf", big)
+    raw = _raw_tar([info], {info.name: big})
+    with pytest.raises(StoreReadError, match=r"truncated: member .* no store member is over"):
+        read_store([raw[: MAX_MEMBER // 2]], len(raw))
+    with pytest.raises(StoreReadError, match="runs past the end of the store"):
+        read_store([raw], MAX_MEMBER // 2)
+
+
+def test_the_writer_never_writes_a_member_the_reader_would_skip() -> None:
+    from ovfstore.ovf import MAX_DOCUMENT_BYTES
+
+    assert MAX_MEMBER == MAX_DOCUMENT_BYTES  # one limit for the OVF reader, the store writer and reader
+    with pytest.raises(StoreBuildError, match=f"is {MAX_MEMBER + 1} bytes; no store member may be over"):
+        StoreTar(
+            domain_id=UUID(int=7), generation=1, writer="t", created=WHEN, vm_status={},
+            entities=[EntityRef(uuid4(), MAX_MEMBER + 1)], unregistered=[], fetch=lambda ids: [],
+        )  # fmt: skip

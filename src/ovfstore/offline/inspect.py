@@ -255,6 +255,8 @@ def _read_entities(
 
     size = store.description.size or 0  # set: `evaluate` found the store valid
     summary = scan_store(_reader(domain, store.volume)(size), size, on_ovf)
+    # A member skipped as too large: the entity is listed with why, so it is not silently missing.
+    entities += [EntityReport(id=i, errors=[f"its OVF was not read: {why}"]) for i, why in summary.skipped_ids.items()]
     for entity in entities:
         _set_status(entity, summary.vm_status)
     return entities, summary

@@ -16,6 +16,7 @@ from datetime import datetime
 from uuid import UUID
 
 from ovfstore.store.javadate import JavaDateError, format_java_date, parse_java_date
+from ovfstore.store.quoting import quoted
 
 OVF_STORE = "OVF_STORE"
 MAX_DESCRIPTION = 210
@@ -73,18 +74,18 @@ def parse(text: str) -> StoreDescription:
     of unknown state (updated None) with a warning: the tar itself decides then."""
     try:
         value = json.loads(text) if text.strip() else None
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # malformed, a huge number, or nested too deeply
         value = None
     if not isinstance(value, dict):
-        return StoreDescription(updated=None, warnings=(f"description is not a JSON object: {text[:80]!r}",))
+        return StoreDescription(updated=None, warnings=(f"description is not a JSON object: {quoted(text[:80])}",))
     warnings: list[str] = []
     updated = value.get("Updated")
     if updated is not None and not isinstance(updated, bool):
-        warnings.append(f"'Updated' is {updated!r}, not true or false")
+        warnings.append(f"'Updated' is {quoted(updated)}, not true or false")
         updated = None
     size = value.get("Size")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-        warnings.append(f"'Size' is {size!r}, not a byte count")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**63):
+        warnings.append(f"'Size' is {quoted(size)}, not a byte count")
         size = None
     last_text = value.get("Last Updated")
     last: datetime | None = None
@@ -96,11 +97,15 @@ def parse(text: str) -> StoreDescription:
         except JavaDateError as exc:
             warnings.append(str(exc))
     domains: list[UUID] = []
-    for entry in value.get("Storage Domains") or []:
+    entries = value.get("Storage Domains") or []
+    if not isinstance(entries, list):
+        warnings.append(f"'Storage Domains' is {quoted(entries)}, not a list")
+        entries = []
+    for entry in entries[:16]:  # a store names its one domain; more is damage
         try:
             domains.append(UUID(str(entry["uuid"])))
         except (KeyError, TypeError, ValueError):
-            warnings.append(f"bad storage domain entry {entry!r}")
+            warnings.append(f"bad storage domain entry {quoted(entry)}")
     return StoreDescription(
         updated=updated,
         size=size,

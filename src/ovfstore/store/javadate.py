@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+from ovfstore.store.quoting import quoted
+
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FORM = re.compile(
@@ -46,14 +48,14 @@ def parse_java_date(text: str) -> tuple[datetime, str | None]:
     """The moment, and a warning when the zone was not known and UTC was assumed."""
     match = _FORM.match(text.strip())
     if match is None:
-        raise JavaDateError(f"{text!r} is not a date of the form 'Thu Feb 18 00:23:07 UTC 2016'")
+        raise JavaDateError(f"{quoted(text)} is not a date of the form 'Thu Feb 18 00:23:07 UTC 2016'")
     month_name, day, hour, minute, second, zone, year = match.groups()
     if month_name not in _MONTHS:
-        raise JavaDateError(f"{text!r}: unknown month {month_name!r}")
+        raise JavaDateError(f"{quoted(text)}: unknown month {month_name!r}")
     warning = None
     offset = _offset(zone)
     if offset is None:
-        warning = f"unknown time zone {zone!r} in {text!r}; read as UTC"
+        warning = f"unknown time zone {zone!r} in {quoted(text)}; read as UTC"
         offset = timedelta(0)
     try:
         moment = datetime(
@@ -61,7 +63,7 @@ def parse_java_date(text: str) -> tuple[datetime, str | None]:
             tzinfo=timezone(offset),
         )  # fmt: skip
     except ValueError as exc:
-        raise JavaDateError(f"{text!r}: {exc}") from exc
+        raise JavaDateError(f"{quoted(text)}: {exc}") from exc
     return moment.astimezone(UTC), warning
 
 

@@ -14,8 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from ovfstore.store.javadate import format_java_date
+from ovfstore.store.quoting import quoted
 
 MANIFEST_NAME = "manifest.json"
+#: Generations and sizes are stored in 64-bit signed columns; anything larger is damage or an attack.
+MAX_COUNT = 2**63 - 1
 MANIFEST_FORMAT = 1
 _PLACEHOLDER = "0" * 64
 
@@ -64,15 +67,26 @@ def decode(data: bytes) -> Manifest:
     try:
         value = json.loads(data)
         if value["format"] != MANIFEST_FORMAT:
-            raise ManifestError(f"manifest format {value['format']!r} is not {MANIFEST_FORMAT}; upgrade ovfstore")
+            raise ManifestError(f"manifest format {quoted(value['format'])} is not {MANIFEST_FORMAT}; upgrade ovfstore")
         members = tuple(
-            ManifestEntry(name=str(m["name"]), size=int(m["size"]), sha256=str(m["sha256"])) for m in value["members"]
+            ManifestEntry(name=str(m["name"]), size=_count(m["size"], "a member size"), sha256=str(m["sha256"]))
+            for m in value["members"]
         )
         created, _ = parse_java_date(str(value["created"]))
         return Manifest(
-            generation=int(value["generation"]), writer=str(value["writer"]), created=created, members=members
-        )
+            generation=_count(value["generation"], "the generation"), writer=str(value["writer"]), created=created,
+            members=members,
+        )  # fmt: skip
     except ManifestError:
         raise
+    except RecursionError as exc:
+        raise ManifestError("the manifest is unreadable (JSON nested too deeply)") from exc
     except (ValueError, KeyError, TypeError, JavaDateError) as exc:
-        raise ManifestError(f"the manifest is unreadable ({exc.__class__.__name__}: {exc})") from exc
+        raise ManifestError(f"the manifest is unreadable ({exc.__class__.__name__}: {quoted(str(exc))})") from exc
+
+
+def _count(value: object, what: str) -> int:
+    """A whole number that fits the 64-bit columns it goes into."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_COUNT:
+        raise ManifestError(f"the manifest is unreadable: {what} is {quoted(value)}, not a count of 0..{MAX_COUNT}")
+    return value

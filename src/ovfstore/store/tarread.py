@@ -19,13 +19,12 @@ from typing import Any
 from uuid import UUID
 
 from ovfstore.store import manifest as mf
-from ovfstore.store.tarstream import BLOCK, INFO_NAME, METADATA_NAME, padded
+from ovfstore.store.quoting import quoted
+from ovfstore.store.tarstream import BLOCK, INFO_NAME, MAX_MEMBER, METADATA_NAME, padded
 
-#: A single OVF larger than this is not a VM description but damage or an attack; the OVF reader caps
-#: documents at the same size.
-MAX_MEMBER = 8 * 1024 * 1024
 _REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE)
 ZERO_BLOCK = b"\0" * BLOCK
+_SKIP_PIECE = 1 << 20
 
 
 class StoreReadError(ValueError):
@@ -42,11 +41,19 @@ class StoreSummary:
     vm_status: dict[UUID, int] = field(default_factory=dict)
     manifest: mf.Manifest | None = None
     warnings: list[str] = field(default_factory=list)
+    # Members read through but not kept (over MAX_MEMBER), by name, with why; their entities by id.
+    member_errors: dict[str, str] = field(default_factory=dict)
+    skipped_ids: dict[UUID, str] = field(default_factory=dict)
 
     @property
     def verified(self) -> bool:
         """Checked against a manifest (ovfstore's stores); False for oVirt's, which carry none."""
         return self.manifest is not None
+
+    @property
+    def complete(self) -> bool:
+        """Every member was read: False when some were skipped, and the entities they held are missing."""
+        return not self.member_errors
 
 
 @dataclass(slots=True)
@@ -82,10 +89,35 @@ class _Source:
         self.offset += size
         return data
 
+    def skip(self, size: int, what: str) -> str:
+        """Read through `size` bytes without keeping them; their SHA-256."""
+        if self.offset + size > self.limit:
+            raise StoreReadError(f"{what}, and it runs past the end of the store ({self.offset + size} > {self.limit})")
+        digest = hashlib.sha256()
+        left = size
+        while left:
+            piece = self.read(min(left, _SKIP_PIECE), f"{what} ({size - left} bytes in)")
+            digest.update(piece)
+            left -= len(piece)
+        return digest.hexdigest()
 
-def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[tuple[str, bytes]]:
-    """(name, data) of each member, checked as the module describes; `limit` is the store's `Size`
-    (or the volume's capacity when the size is not known)."""
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member as read: its bytes, or None when it was skipped (`error` says why); its SHA-256 either
+    way, so a manifest still vouches for a skipped member's integrity."""
+
+    name: str
+    size: int
+    sha256: str
+    data: bytes | None
+    error: str | None = None
+
+
+def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[Member]:
+    """Each member, checked as the module describes; `limit` is the store's `Size` (or the volume's
+    capacity when the size is not known). A member over `MAX_MEMBER` in an otherwise sound tar is skipped
+    (read through, not kept) and comes with its error; the rest of the store is still read."""
     source = _Source(chunks, limit)
     seen: set[str] = set()
     while True:
@@ -105,10 +137,14 @@ def iter_members(chunks: Iterable[bytes], limit: int) -> Iterator[tuple[str, byt
         if info.size < 0:  # base-256 sizes can be negative; reading backwards would evade the limit
             raise StoreReadError(f"member {name!r} declares a negative size ({info.size})")
         if info.size > MAX_MEMBER:
-            raise StoreReadError(f"member {name!r} declares {info.size} bytes; no store member is over {MAX_MEMBER}")
+            why = f"member {name!r} declares {info.size} bytes; no store member is over {MAX_MEMBER}"
+            digest = source.skip(info.size, why)
+            source.read(padded(info.size) - info.size, f"the padding of {name!r}")
+            yield Member(name, info.size, digest, None, f"{why}: skipped")
+            continue
         data = source.read(info.size, f"member {name!r}")
         source.read(padded(info.size) - info.size, f"the padding of {name!r}")
-        yield name, data
+        yield Member(name, info.size, hashlib.sha256(data).hexdigest(), data)
 
 
 def _check_end(source: _Source) -> None:
@@ -149,38 +185,62 @@ def _check_member(info: tarfile.TarInfo, seen: set[str]) -> None:
 def scan_store(chunks: Iterable[bytes], limit: int, on_ovf: OnOvf | None = None) -> StoreSummary:
     """Read and verify a store, streaming: each OVF goes to `on_ovf(entity_id, document, unregistered)`
     as it is read and is not kept. The documents are only trustworthy once this returns: a store found
-    damaged at its manifest (the last member) raises `StoreReadError` after they were handed over."""
+    damaged at its manifest (the last member) raises `StoreReadError` after they were handed over. A
+    member skipped as oversized is in `member_errors`; the store is still valid (its manifest, if any,
+    vouches for the skipped bytes too), only incomplete."""
     summary = StoreSummary()
     digests: list[tuple[str, int, str]] = []
     after_metadata = False
-    for name, data in iter_members(chunks, limit):
+    for member in iter_members(chunks, limit):
+        name, data = member.name, member.data
         if name == mf.MANIFEST_NAME:
-            try:
-                summary.manifest = mf.decode(data)
-            except mf.ManifestError as exc:
-                raise StoreReadError(str(exc)) from exc
+            summary.manifest = _manifest(member)
             _verify(summary.manifest, digests)
             continue
         if summary.manifest is not None:
             raise StoreReadError(f"member {name!r} follows the manifest; the manifest must be last")
-        digests.append((name, len(data), hashlib.sha256(data).hexdigest()))
-        if name == INFO_NAME:
+        digests.append((name, member.size, member.sha256))
+        if data is None:
+            summary.member_errors[name] = member.error or "unreadable"
+            after_metadata = after_metadata or name == METADATA_NAME
+            _list_entity(summary, name, after_metadata, skipped=True)
+        elif name == INFO_NAME:
             summary.info = _json_object(name, data)
         elif name == METADATA_NAME:
             after_metadata = True
             summary.vm_status = _status_map(_json_object(name, data), summary.warnings)
-        elif name.endswith(".ovf"):
-            try:
-                entity_id = UUID(name[:-4])
-            except ValueError:
-                summary.warnings.append(f"member {name!r} is not named by an entity id; skipped")
-                continue
-            (summary.unregistered_ids if after_metadata else summary.entity_ids).append(entity_id)
-            if on_ovf is not None:
-                on_ovf(entity_id, data, after_metadata)
-        else:
-            summary.warnings.append(f"unknown member {name!r} ignored")
+        elif (entity_id := _list_entity(summary, name, after_metadata)) is not None and on_ovf is not None:
+            on_ovf(entity_id, data, after_metadata)
     return summary
+
+
+def _manifest(member: Member) -> mf.Manifest:
+    if member.data is None:
+        raise StoreReadError(f"the manifest cannot be read: {member.error}")
+    try:
+        return mf.decode(member.data)
+    except mf.ManifestError as exc:
+        raise StoreReadError(str(exc)) from exc
+
+
+def _list_entity(summary: StoreSummary, name: str, after_metadata: bool, skipped: bool = False) -> UUID | None:
+    """The entity id a `<id>.ovf` member names, listed in the summary (None for any other member, with a
+    warning); a skipped member's entity goes to `skipped_ids` instead."""
+    if name in (INFO_NAME, METADATA_NAME):
+        return None
+    if not name.endswith(".ovf"):
+        summary.warnings.append(f"unknown member {name!r} ignored")
+        return None
+    try:
+        entity_id = UUID(name[:-4])
+    except ValueError:
+        summary.warnings.append(f"member {name!r} is not named by an entity id; skipped")
+        return None
+    if skipped:
+        summary.skipped_ids[entity_id] = summary.member_errors[name]
+        return None
+    (summary.unregistered_ids if after_metadata else summary.entity_ids).append(entity_id)
+    return entity_id
 
 
 def read_store(chunks: Iterable[bytes], limit: int) -> StoreContents:
@@ -195,7 +255,7 @@ def read_store(chunks: Iterable[bytes], limit: int) -> StoreContents:
     return StoreContents(
         info=summary.info, entity_ids=summary.entity_ids, unregistered_ids=summary.unregistered_ids,
         vm_status=summary.vm_status, manifest=summary.manifest, warnings=summary.warnings,
-        ovfs=ovfs, unregistered=unregistered,
+        member_errors=summary.member_errors, skipped_ids=summary.skipped_ids, ovfs=ovfs, unregistered=unregistered,
     )  # fmt: skip
 
 
@@ -212,8 +272,10 @@ def _verify(manifest: mf.Manifest, digests: list[tuple[str, int, str]]) -> None:
 def _json_object(name: str, data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StoreReadError(f"{name} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise StoreReadError(f"{name} is not usable JSON: it is nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # huge numbers too: int conversion refuses them
+        raise StoreReadError(f"{name} is not JSON: {quoted(str(exc))}") from exc
     if not isinstance(value, dict):
         raise StoreReadError(f"{name} is not a JSON object")
     return value
@@ -227,7 +289,10 @@ def _status_map(metadata: dict[str, Any], warnings: list[str]) -> dict[UUID, int
         return result
     for key, value in raw.items():
         try:
-            result[UUID(key)] = int(value)
-        except (ValueError, TypeError):
-            warnings.append(f"metadata.json: bad VM status entry {key!r}: {value!r}")
+            status = int(value)
+            if not 0 <= status < 2**15:  # oVirt's statuses are small numbers; a huge one is damage
+                raise ValueError(status)
+            result[UUID(key)] = status
+        except (ValueError, TypeError, OverflowError):
+            warnings.append(f"metadata.json: bad VM status entry {quoted(key)}: {quoted(value)}")
     return result

@@ -22,6 +22,10 @@ from uuid import UUID
 from ovfstore.store import manifest
 from ovfstore.store.javadate import format_java_date
 
+#: The largest member a store holds, for writer and reader alike: the writer never produces a member the
+#: reader would refuse. A single OVF larger than this is not a VM description but damage or an attack;
+#: the OVF reader caps documents at the same size (`ovfstore.ovf.MAX_DOCUMENT_BYTES`, a test holds them equal).
+MAX_MEMBER = 8 * 1024 * 1024
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 INFO_NAME = "info.json"
@@ -94,6 +98,12 @@ class StoreTar:
         self.entities = entities
         self.unregistered = unregistered
         self._fetch = fetch
+        oversized = [e for e in (*entities, *unregistered) if e.size > MAX_MEMBER]
+        if oversized:
+            raise StoreBuildError(
+                f"the OVF of {oversized[0].id} is {oversized[0].size} bytes; no store member may be over "
+                f"{MAX_MEMBER} (leave such entities out of the store and report them)"
+            )
         self._mtime = int(self.created.timestamp())
         self.info = (
             json.dumps(

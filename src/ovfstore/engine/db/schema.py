@@ -341,6 +341,20 @@ ovf_cache_domains = Table(
     Column("domain_id", ForeignKey("storage_domains.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
+# Entities whose OVF, at `generation`, is over the largest store member (`store.tarstream.MAX_MEMBER`):
+# no store can hold it. The cache keeps their previous OVF, if any (what the stores hold of them), and the
+# pool step does not render them again until they change; status reports them as not protected.
+ovf_unstorable = Table(
+    "ovf_unstorable",
+    metadata,
+    Column("entity_id", ForeignKey("vm_static.id", ondelete="CASCADE"), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("ovf_size", BigInteger, nullable=False),
+    Column("data_center_id", Uuid, nullable=True),
+    Column("domain_ids", UUIDList, nullable=False),  # the domains it belongs on (none: DC-wide)
+    Column("detected_at", UTCDateTime, nullable=False),
+)
+
 ovf_stores = Table(
     "ovf_stores",
     metadata,

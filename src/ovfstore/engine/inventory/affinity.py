@@ -16,6 +16,7 @@ from ovfstore.engine.errors import Conflict
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, Tx, changed, check_name, exists, one, unique_name, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import AffinityGroup, AffinityLabel, Cluster
 
 g, gm = s.affinity_groups, s.affinity_group_members
@@ -38,6 +39,7 @@ class AffinityLabelChanges(ChangeSet):
 class AffinityGroupService(Service):
     def add(self, group: AffinityGroup) -> AffinityGroup:
         check_name(group.name, "affinity group")
+        check_text(group, "affinity group")
         with self._tx() as tx:
             one(tx.conn, s.clusters, Cluster, group.cluster_id, "cluster")
             _unique_group_name(tx, group)
@@ -72,6 +74,7 @@ class AffinityGroupService(Service):
 class AffinityLabelService(Service):
     def add(self, label: AffinityLabel) -> AffinityLabel:
         check_name(label.name, "affinity label")
+        check_text(label, "affinity label")
         with self._tx() as tx:
             unique_name(tx.conn, lb, label.name, "affinity label")
             tx.conn.execute(insert(lb).values(values(label, lb)))

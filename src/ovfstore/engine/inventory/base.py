@@ -19,11 +19,10 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.db.rows import from_row
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory.changes import ChangeSet, apply
+from ovfstore.engine.inventory.fields import NAME_MAX
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-NAME_MAX = 255
 
 
 @dataclass(frozen=True, slots=True)

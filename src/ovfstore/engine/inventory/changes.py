@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from ovfstore.engine.errors import InvalidInput
+from ovfstore.engine.inventory.fields import check_text
 
 T = TypeVar("T")
 
@@ -44,14 +45,17 @@ class ChangeSet:
 
 
 def apply(obj: T, changes: ChangeSet, kind: str) -> tuple[T, dict[str, Any]]:
-    """A copy of `obj` with `changes` applied, and the fields whose value really changed."""
+    """A copy of `obj` with `changes` applied, and the fields whose value really changed (their text
+    within its limits: every update goes through here)."""
     hints = _hints(type(obj))
     effective: dict[str, Any] = {}
     for name, value in changes.given().items():
         coerced = _coerce(hints[name], value, f"{kind} {name}")
         if getattr(obj, name) != coerced:
             effective[name] = coerced
-    return dataclasses.replace(obj, **effective), effective  # type: ignore[type-var]
+    new = dataclasses.replace(obj, **effective)  # type: ignore[type-var]
+    check_text(new, kind, set(effective))
+    return new, effective
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ovfstore.engine.errors import Conflict
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, changed, check_name, exists, one, unique_name, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import BiosType, Cluster, DataCenter
 
 c = s.clusters
@@ -32,6 +33,7 @@ class ClusterChanges(ChangeSet):
 class ClusterService(Service):
     def add(self, cluster: Cluster) -> Cluster:
         check_name(cluster.name, "cluster")
+        check_text(cluster, "cluster")
         with self._tx() as tx:
             one(tx.conn, s.data_centers, DataCenter, cluster.data_center_id, "data center")
             unique_name(tx.conn, c, cluster.name, "cluster")

@@ -14,6 +14,7 @@ from ovfstore.engine.errors import Conflict
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, changed, check_name, exists, one, unique_name, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import DataCenter, DataCenterStatus
 
 dcs = s.data_centers
@@ -34,6 +35,7 @@ class DataCenterChanges(ChangeSet):
 class DataCenterService(Service):
     def add(self, dc: DataCenter) -> DataCenter:
         check_name(dc.name, "data center")
+        check_text(dc, "data center")
         dc.mac_pool_start, dc.mac_pool_end = macs.check_range(dc.mac_pool_start, dc.mac_pool_end)
         with self._tx() as tx:
             unique_name(tx.conn, dcs, dc.name, "data center")

@@ -19,6 +19,7 @@ from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, Tx, check_name, one, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset, apply
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import (
     Disk,
     DiskContentType,
@@ -268,6 +269,7 @@ def _grow(tx: Tx, old: Disk, size: int) -> None:
 
 def _check_new(disk: Disk) -> None:
     check_name(disk.alias, "disk")
+    check_text(disk, "disk")
     if disk.provisioned_size <= 0:
         raise InvalidInput(f"disk {disk.alias!r}: provisioned_size must be a positive number of bytes")
     if disk.storage_type is DiskStorageType.LUN:

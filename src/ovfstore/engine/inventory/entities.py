@@ -14,6 +14,7 @@ from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, Tx, check_name, one
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import (
     BiosType,
     BootSequence,
@@ -119,6 +120,7 @@ def check(tx: Tx, entity: VmBase, previous: VmBase | None = None) -> None:
     one of the same data center), an existing lease domain."""
     what = f"{'template' if isinstance(entity, Template) else 'VM'} {entity.name!r}"
     check_name(entity.name, what)
+    check_text(entity, what)
     if entity.memory_mb <= 0:
         raise InvalidInput(f"{what}: memory_mb must be positive")
     if not entity.min_memory_mb <= entity.memory_mb <= entity.max_memory_mb:

@@ -12,6 +12,7 @@ from ovfstore.engine.db.rows import values
 from ovfstore.engine.errors import InvalidInput
 from ovfstore.engine.inventory.base import Service, changed, check_name, one, unique_name, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import Cluster, Host, HostStatus
 
 h = s.hosts
@@ -28,6 +29,7 @@ class HostChanges(ChangeSet):
 class HostService(Service):
     def add(self, host: Host) -> Host:
         check_name(host.name, "host")
+        check_text(host, "host")
         if not host.address.strip():
             raise InvalidInput("a host needs the address of its agent (http://host:port)")
         with self._tx() as tx:

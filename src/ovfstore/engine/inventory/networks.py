@@ -14,6 +14,7 @@ from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, Tx, changed, check_name, exists, one, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import DataCenter, Network
 
 n = s.networks
@@ -31,6 +32,7 @@ class NetworkChanges(ChangeSet):
 class NetworkService(Service):
     def add(self, network: Network) -> Network:
         check_name(network.name, "network")
+        check_text(network, "network")
         _check_vlan(network.vlan_id)
         with self._tx() as tx:
             one(tx.conn, s.data_centers, DataCenter, network.data_center_id, "data center")

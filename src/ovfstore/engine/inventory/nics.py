@@ -15,6 +15,7 @@ from ovfstore.engine.errors import Conflict
 from ovfstore.engine.inventory import entities, lookups
 from ovfstore.engine.inventory.base import Service, Tx, check_name, exists, one, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset, apply
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import DataCenter, Network, Nic, NicInterface, Template, Vm, VnicProfile
 
 n = s.nics
@@ -33,6 +34,7 @@ class NicChanges(ChangeSet):
 class NicService(Service):
     def add(self, nic: Nic) -> Nic:
         check_name(nic.name, "NIC")
+        check_text(nic, "NIC")
         with self._tx() as tx:
             entity = entities.load(tx, nic.entity_id)
             _unique_name(tx, entity, nic.name)

@@ -11,6 +11,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, exists, one
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import Permission, Role
 
 p = s.permissions
@@ -26,6 +27,7 @@ class PermissionService(Service):
             if exists(tx.conn, p, p.c.entity_id == entity_id, p.c.user_name == user_name, p.c.role_id == role_id):
                 raise Conflict(f"{user_name} already has role {role.name} on {entity_id}")
             permission = Permission(entity_id=entity_id, user_name=user_name, role_name=role.name)
+            check_text(permission, "permission")
             tx.conn.execute(
                 insert(p).values(id=permission.id, entity_id=entity_id, user_name=user_name, role_id=role_id)
             )

@@ -13,6 +13,7 @@ from ovfstore.engine.db.rows import values
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, changed, check_name, unique_name, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import Role
 
 r = s.roles
@@ -27,6 +28,7 @@ class RoleChanges(ChangeSet):
 class RoleService(Service):
     def add(self, role: Role) -> Role:
         check_name(role.name, "role")
+        check_text(role, "role")
         with self._tx() as tx:
             unique_name(tx.conn, r, role.name, "role")
             tx.conn.execute(insert(r).values(values(role, r)))

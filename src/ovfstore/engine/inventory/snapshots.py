@@ -14,6 +14,7 @@ from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.inventory import entities
 from ovfstore.engine.inventory.base import Service, exists, one, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset, apply
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import Snapshot, SnapshotStatus, SnapshotType, Vm
 
 sn = s.snapshots
@@ -28,6 +29,7 @@ class SnapshotChanges(ChangeSet):
 
 class SnapshotService(Service):
     def add(self, snapshot: Snapshot) -> Snapshot:
+        check_text(snapshot, "snapshot")
         with self._tx() as tx:
             if not isinstance(entities.load(tx, snapshot.vm_id), Vm):
                 raise InvalidInput(f"{snapshot.vm_id} is a template; only VMs have snapshots")

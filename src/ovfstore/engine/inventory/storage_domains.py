@@ -16,6 +16,7 @@ from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, Tx, changed, check_name, one, unique_name, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import DataCenter, DomainStatus, StorageDomain
 
 MAX_OVF_STORES = 16  # oVirt accepts 0..16 OVF stores per domain
@@ -36,6 +37,7 @@ class StorageDomainChanges(ChangeSet):
 class StorageDomainService(Service):
     def add(self, domain: StorageDomain) -> StorageDomain:
         check_name(domain.name, "storage domain")
+        check_text(domain, "storage domain")
         _check_store_count(domain.ovf_store_count)
         if domain.storage_type.is_file and not domain.path:
             raise InvalidInput(f"a {domain.storage_type.value} storage domain needs a path")

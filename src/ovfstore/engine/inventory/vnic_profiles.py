@@ -14,6 +14,7 @@ from ovfstore.engine.errors import Conflict
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, Tx, changed, check_name, exists, one, update_row
 from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import Network, VnicProfile
 
 p = s.vnic_profiles
@@ -29,6 +30,7 @@ class VnicProfileChanges(ChangeSet):
 class VnicProfileService(Service):
     def add(self, profile: VnicProfile) -> VnicProfile:
         check_name(profile.name, "vNIC profile")
+        check_text(profile, "vNIC profile")
         with self._tx() as tx:
             one(tx.conn, s.networks, Network, profile.network_id, "network")
             _unique_name(tx, profile)

@@ -50,6 +50,9 @@ class ScanReport:
     source: str = ""  # the chosen store's disk id, "legacy", or "" when the domain describes nothing
     entities: int = 0
     unreadable: int = 0
+    # Entities whose store member was skipped (over the member limit), with why: counted as unreadable,
+    # not recorded as unregistered (there is no OVF to register them from).
+    skipped: dict[UUID, str] = field(default_factory=dict)
     already_known: int = 0
     disks: int = 0
     adopted_stores: int = 0
@@ -117,6 +120,8 @@ class DomainScan:
                 # The store changed between the two reads: trust nothing from it.
                 raise RuntimeError(f"store {report.chosen.volume.disk_id} became unreadable: {verdict.error}")
             statuses = verdict.summary.vm_status if verdict.summary else {}
+            report.skipped = dict(verdict.summary.skipped_ids) if verdict.summary else {}
+            report.unreadable += len(report.skipped)
             report.source = source
         else:
             for entity_id, document in sorted(self.client.legacy_ovfs(self.domain_id).items()):

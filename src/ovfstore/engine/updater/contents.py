@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Integer, Select, and_, func, or_, select, typ
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.model import StorageDomain
-from ovfstore.store.tarstream import FETCH_BATCH, EntityRef
+from ovfstore.store.tarstream import FETCH_BATCH, MAX_MEMBER, EntityRef
 
 
 class DocumentSpool:
@@ -139,6 +139,7 @@ def _entities_query(domain: StorageDomain, *columns: Any) -> Select[Any]:
         select(c.c.entity_id, *columns)
         .where(
             c.c.deleted.is_(False),
+            c.c.ovf_size <= MAX_MEMBER,  # cached before the limit was enforced: the pool step replaces it
             or_(c.c.entity_id.in_(on_domain), and_(c.c.dc_wide.is_(True), c.c.data_center_id == domain.data_center_id)),
         )
         .order_by(c.c.entity_id)

@@ -5,7 +5,8 @@ locked, the OVF is generated from the generation read; if the entity changed whi
 it is left for the next run (the generation is read first, and checked again when the result is
 written, in one transaction with the cache row). Outdated are the domains that hold the entity now and
 those that stored it last time: a VM whose disk moved leaves its old domain. Deleted entities mark the
-domains that stored them.
+domains that stored them. An OVF too large for a store is not cached: the entity is recorded as
+unstorable (`unstorable`), an event names it, and the other entities go on as usual.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Select, delete, func, insert, or_, select
 
+from ovfstore.engine import events
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory.base import chunks
 from ovfstore.engine.ovfsource import BATCH, load_ovf_data
-from ovfstore.engine.updater import records
+from ovfstore.engine.updater import records, unstorable
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     DiskStatus,
@@ -35,6 +37,7 @@ from ovfstore.model import (
     Vm,
     VmStatus,
 )
+from ovfstore.store.tarstream import MAX_MEMBER
 
 log = logging.getLogger(__name__)
 Render = Callable[[OvfData], bytes]
@@ -48,6 +51,7 @@ class PoolResult:
     removed: set[UUID] = field(default_factory=set)
     outdated_domains: set[UUID] = field(default_factory=set)
     failed: dict[UUID, str] = field(default_factory=dict)  # entity -> why its OVF could not be written
+    unstorable: dict[UUID, int] = field(default_factory=dict)  # entity -> the size of its too large OVF
 
 
 def pool_step(db: Database, render: Render, now: datetime) -> PoolResult:
@@ -57,34 +61,90 @@ def pool_step(db: Database, render: Render, now: datetime) -> PoolResult:
         if candidates:
             result.locked = _locked(conn, list(candidates))
     ready = [i for i in candidates if i not in result.locked]
+    too_large: dict[UUID, set[UUID]] = {}  # entity -> the domains it belongs on
     for batch in chunks(ready, BATCH):
         # Generations were read above, before any data: a change committed after that moves the
         # generation, so the check at write time catches it.
         with db.read() as conn:
             loaded = load_ovf_data(conn, batch)
-        rendered: dict[UUID, tuple[OvfData, bytes]] = {}
-        for entity_id, data in loaded.items():
-            try:
-                rendered[entity_id] = (data, render(data))
-            except Exception as exc:  # one entity's failure must not stop the others
-                log.exception("cannot write the OVF of %s", entity_id)
-                result.failed[entity_id] = f"{exc.__class__.__name__}: {exc}"
+        rendered, oversized = _render(loaded, render, result)
         with db.write() as conn:
             _store(conn, rendered, candidates, now, result)
+            recorded = unstorable.record(conn, oversized, candidates, now)
+            _drop_oversized_cache(conn, recorded, now, result)
+        for entity_id in recorded:
+            result.unstorable[entity_id] = oversized[entity_id][1]
+            too_large[entity_id] = oversized[entity_id][0].domain_ids()
     with db.write() as conn:
         _forget_deleted(conn, now, result)
+    for entity_id, size in result.unstorable.items():
+        _report_unstorable(db, now, entity_id, too_large[entity_id], size)
     return result
 
 
+def _report_unstorable(db: Database, now: datetime, entity_id: UUID, domain_ids: set[UUID], size: int) -> None:
+    """One event per domain the entity belongs on (one without a domain when it goes DC-wide)."""
+    message = (
+        f"the OVF of VM or template {entity_id} is {size} bytes, over the {MAX_MEMBER} a store member "
+        "may be: it is left out of the OVF stores (they keep its previous OVF, if any) until it is made "
+        "smaller (shorten its descriptions and comments, or remove devices)"
+    )
+    targets: list[UUID | None] = [*sorted(domain_ids)] or [None]
+    for domain_id in targets:
+        events.record(db, now, events.Severity.ERROR, "ovf_too_large", message, domain_id)
+
+
+def _drop_oversized_cache(conn: Connection, ids: set[UUID], now: datetime, result: PoolResult) -> None:
+    """A cached OVF over the limit (cached before it was enforced) cannot stay as what the stores hold:
+    drop it, and rewrite the stores that held it."""
+    stale = unstorable.oversized_cached(conn, ids)
+    if not stale:
+        return
+    touched: set[UUID] = set()
+    dc_wide: set[UUID] = set()
+    for domains, dc in _memberships(conn, stale).values():
+        touched |= domains
+        if dc is not None:
+            dc_wide.add(dc)
+    conn.execute(delete(s.ovf_cache).where(s.ovf_cache.c.entity_id.in_(stale)))
+    result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
+
+
+def _render(
+    loaded: dict[UUID, OvfData], render: Render, result: PoolResult
+) -> tuple[dict[UUID, tuple[OvfData, bytes]], dict[UUID, tuple[OvfData, int]]]:
+    """The OVF of each entity; those too large for a store apart, with their size only."""
+    rendered: dict[UUID, tuple[OvfData, bytes]] = {}
+    oversized: dict[UUID, tuple[OvfData, int]] = {}
+    for entity_id, data in loaded.items():
+        try:
+            document = render(data)
+        except Exception as exc:  # one entity's failure must not stop the others
+            log.exception("cannot write the OVF of %s", entity_id)
+            result.failed[entity_id] = f"{exc.__class__.__name__}: {exc}"
+            continue
+        if unstorable.too_large(document):
+            oversized[entity_id] = (data, len(document))
+        else:
+            rendered[entity_id] = (data, document)
+    return rendered, oversized
+
+
 def _outdated_entities_query() -> Select[tuple[UUID, int]]:
-    """VMs and templates whose OVF the cache lacks or holds at an older generation: the one definition."""
+    """VMs and templates whose OVF the cache lacks or holds at an older generation (or over the store
+    limit), unless already found too large at their present generation: the one definition."""
     vm, c = s.vm_static, s.ovf_cache
     return (
         select(vm.c.id, vm.c.db_generation)
         .select_from(vm.outerjoin(c, c.c.entity_id == vm.c.id))
         .where(
             vm.c.id != BLANK_TEMPLATE_ID,  # oVirt never stores Blank: every engine has it
-            or_(c.c.entity_id.is_(None), vm.c.db_generation > c.c.ovf_generation),
+            or_(
+                c.c.entity_id.is_(None),
+                vm.c.db_generation > c.c.ovf_generation,
+                c.c.ovf_size > MAX_MEMBER,  # cached before the limit was enforced
+            ),
+            ~unstorable.is_current(),  # found too large at this generation already: wait for a change
         )
     )
 
@@ -152,6 +212,7 @@ def _store(
         return
     previous = _memberships(conn, keep)
     conn.execute(delete(c).where(c.c.entity_id.in_(keep)))
+    unstorable.clear(conn, keep)
     rows, members = [], []
     touched: set[UUID] = set()
     dc_wide: set[UUID] = set()
