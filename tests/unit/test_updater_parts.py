@@ -3,8 +3,6 @@ one rule telling an OVF store volume."""
 
 from __future__ import annotations
 
-import threading
-import time
 from uuid import UUID, uuid4
 
 import pytest
@@ -40,44 +38,9 @@ def test_documents_added_after_a_fetch_do_not_overwrite_the_others() -> None:
 def test_an_id_never_spooled_reads_empty() -> None:
     spool = DocumentSpool()
     spool.add(uuid4(), b"x" * 10)
-    spool.finish()
     missing = uuid4()
     assert spool.fetch([missing]) == [(missing, b"")]
     spool.close()
-
-
-def test_a_fetch_waits_for_the_reader_to_reach_the_document() -> None:
-    spool = DocumentSpool()
-    first, later = uuid4(), uuid4()
-    spool.add(first, b"1" * 10)
-
-    def reader() -> None:
-        time.sleep(0.2)
-        spool.add(later, b"2" * 20)
-        spool.finish()
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    started = time.monotonic()
-    assert spool.fetch([first, later]) == [(first, b"1" * 10), (later, b"2" * 20)]
-    assert time.monotonic() - started >= 0.15, "the fetch waited for the reader"
-    thread.join()
-    spool.close()
-
-
-def test_the_readers_failure_ends_the_fetch_with_it() -> None:
-    spool = DocumentSpool()
-    spool.finish(OSError("database gone"))
-    with pytest.raises(RuntimeError, match="database gone"):
-        spool.fetch([uuid4()])
-    spool.close()
-
-
-def test_a_closed_spool_stops_its_reader() -> None:
-    spool = DocumentSpool()
-    spool.close()
-    with pytest.raises(Exception, match="closed"):
-        spool.add(uuid4(), b"x")
 
 
 def test_an_agent_that_does_not_answer_loses_the_host() -> None:
