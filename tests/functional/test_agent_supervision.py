@@ -92,9 +92,8 @@ def _local_host(conn: sdk.Connection) -> tuple[str, str]:
     return str(host.status.value), str(host.address)
 
 
-def test_up_restarts_its_agent_and_the_host_follows(tmp_path: Path) -> None:
-    data, storage = tmp_path / "data", tmp_path / "storage"
-    log_path = tmp_path / "up.log"
+def _start_up(data: Path, storage: Path, log_path: Path) -> tuple[subprocess.Popen[str], str | None]:
+    """`ovfstore up` as a process, its messages in `log_path`; and its API address once printed."""
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ovfstore.cli.main", "up", "--port", "0", "--data-dir", str(data),
@@ -103,15 +102,22 @@ def test_up_restarts_its_agent_and_the_host_follows(tmp_path: Path) -> None:
             text=True,
         )  # fmt: skip
     assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        if line.startswith("API:"):
+            return proc, line.split()[1]
+    return proc, None
+
+
+def test_up_restarts_its_agent_and_the_host_follows(tmp_path: Path) -> None:
+    data, storage = tmp_path / "data", tmp_path / "storage"
+    log_path = tmp_path / "up.log"
+    proc, url = _start_up(data, storage, log_path)
+    assert proc.stdout is not None
     try:
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            if line.startswith("API:"):
-                url = line.split()[1]
         assert url is not None, log_path.read_text()
         (storage / "d1").mkdir(parents=True)
         _run(url, "domain", "add", "d1", str(storage / "d1"))
