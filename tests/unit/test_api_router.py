@@ -39,3 +39,14 @@ def test_unknown_path_and_wrong_method_are_the_api_faults() -> None:
         "Method Not Allowed",
         "/vms/abc takes GET, PUT",
     )
+
+
+def test_a_fault_cuts_long_words_and_keeps_its_end() -> None:
+    fault = Fault(404, "Not Found", f"vm {'v' * 1000} does not exist; list the vms to find the right id")
+    assert fault.detail == f"vm {'v' * 200}…[800 characters cut] does not exist; list the vms to find the right id"
+    spaced = Fault(400, "Bad Request", "name 'a " + "a " * 1_000_000 + "' is bad; send another")
+    assert len(spaced.detail) < 4200
+    assert spaced.detail.startswith("name 'a a a")
+    assert spaced.detail.endswith("a a ' is bad; send another")
+    assert "characters cut" in spaced.detail
+    assert Fault(400, "Bad Request", "short and plain").detail == "short and plain"

@@ -23,6 +23,7 @@ from ovfstore.api.router import (
     Call,
     Fault,
     Router,
+    bounded,
     credentials,
     fault_response,
     read_body,
@@ -30,21 +31,28 @@ from ovfstore.api.router import (
     to_fault,
     unauthorized,
 )
+from ovfstore.api.throttle import Lockout, LoginThrottle
 from ovfstore.api.tokens import TokenStore
+from ovfstore.engine.errors import InvalidInput
 from ovfstore.engine.runtime import Engine
-from ovfstore.engine.users import User
+from ovfstore.engine.users import User, full_name
 
 log = logging.getLogger(__name__)
 
 SCOPE = "ovirt-app-api"
 
 
-class Api:
-    """What the handlers share: the engine, tokens, jobs and the route table."""
+class LoginRefused(Exception):
+    """A wrong user name or password, or a login refused by the throttle; the message says which."""
 
-    def __init__(self, engine: Engine, tokens: TokenStore | None = None) -> None:
+
+class Api:
+    """What the handlers share: the engine, tokens, the login throttle, jobs and the route table."""
+
+    def __init__(self, engine: Engine, tokens: TokenStore | None = None, throttle: LoginThrottle | None = None) -> None:
         self.engine = engine
         self.tokens = tokens or TokenStore()
+        self.throttle = throttle or LoginThrottle()
         self.jobs = Jobs()
         self.router = Router()
         resources.register_all(self.router)
@@ -65,9 +73,21 @@ class Api:
                 self.tokens.revoke(found)
                 raise unauthorized("the token's user was removed or its password changed; log in again")
             return current
-        user = self.engine.users.authenticate(*found)
+        try:
+            return self.login(*found, _address(request))
+        except LoginRefused as exc:
+            raise unauthorized(str(exc)) from None
+
+    def login(self, name: str, password: str, address: str) -> User:
+        """The user whose password this is, unless the throttle refuses the attempt before any check."""
+        attempt = self.throttle.begin(_login_name(name), address)
+        if isinstance(attempt, Lockout):
+            log.warning("login of %.100r from %s refused: %s", name, address, attempt)
+            raise LoginRefused(str(attempt))
+        user = self.engine.users.authenticate(name, password)
         if user is None:
-            raise unauthorized("wrong user name or password")
+            raise LoginRefused("wrong user name or password")
+        self.throttle.succeeded(attempt)
         return user
 
     async def handle(self, request: Request) -> Response:
@@ -93,18 +113,21 @@ class Api:
     # --- SSO ----------------------------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
-        form = await _form(request)
+        try:
+            form = await _form(request)
+        except Fault as fault:
+            return _sso_error("invalid_request", fault.detail, fault.status)
         grant = str(form.get("grant_type", ""))
         if grant != "password":
             return _sso_error("unsupported_grant_type", f"grant_type {grant!r} is not supported; use 'password'")
         scope = str(form.get("scope", SCOPE))
         if SCOPE not in scope.split():
             return _sso_error("invalid_scope", f"scope must include {SCOPE}")
-        user = await run_in_threadpool(
-            self.engine.users.authenticate, str(form.get("username", "")), str(form.get("password", ""))
-        )
-        if user is None:
-            return _sso_error("access_denied", "Cannot authenticate user: wrong user name or password.")
+        name, password = str(form.get("username", "")), str(form.get("password", ""))
+        try:
+            user = await run_in_threadpool(self.login, name, password, _address(request))
+        except LoginRefused as exc:
+            return _sso_error("access_denied", f"Cannot authenticate user: {exc}.")
         token = self.tokens.issue(user)
         return JSONResponse(
             {
@@ -116,9 +139,24 @@ class Api:
         )
 
     async def logout(self, request: Request) -> Response:
-        form = await _form(request)
+        try:
+            form = await _form(request)
+        except Fault as fault:
+            return _sso_error("invalid_request", fault.detail, fault.status)
         self.tokens.revoke(str(form.get("token", "")))
         return JSONResponse({})
+
+
+def _login_name(name: str) -> str:
+    """Failures count against the user however its name is spelt (`admin` is `admin@internal`)."""
+    try:
+        return full_name(name)
+    except InvalidInput:
+        return name
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -128,12 +166,13 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in fields.items()}
 
 
-def _sso_error(code: str, message: str) -> Response:
-    return JSONResponse({"error_code": code, "error": message}, status_code=400)
+def _sso_error(code: str, message: str, status: int = 400) -> Response:
+    """oVirt's SSO error, which the SDK raises as an AuthError; the message quotes the client, so bounded."""
+    return JSONResponse({"error_code": code, "error": bounded(message)}, status_code=status)
 
 
-def create_app(engine: Engine, *, tokens: TokenStore | None = None) -> Starlette:
-    api = Api(engine, tokens)
+def create_app(engine: Engine, *, tokens: TokenStore | None = None, throttle: LoginThrottle | None = None) -> Starlette:
+    api = Api(engine, tokens, throttle)
     app = Starlette(
         routes=[
             Route("/ovirt-engine/sso/oauth/token", api.token, methods=["POST"]),

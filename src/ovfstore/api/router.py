@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,10 +36,30 @@ XML = "application/xml"
 JSON = "application/json"
 
 
+# A fault's detail quotes what the client sent (an id, a name, a search) or what an agent answered. Those
+# are cut here, where every fault is made, so that no value of any size becomes a fault of that size: a
+# quoted value keeps enough characters to be recognized, and the whole detail stays a few kilobytes, its
+# end kept too (where the advice is).
+QUOTED_CHARS = 200
+DETAIL_CHARS = 4096
+_DETAIL_TAIL = 1024
+_LONG_WORD = re.compile(rf"\S{{{QUOTED_CHARS + 1},}}")
+
+
+def bounded(detail: str) -> str:
+    """`detail` with every word over QUOTED_CHARS cut, and at most about DETAIL_CHARS long."""
+    detail = _LONG_WORD.sub(lambda m: f"{m[0][:QUOTED_CHARS]}…[{len(m[0]) - QUOTED_CHARS} characters cut]", detail)
+    if len(detail) <= DETAIL_CHARS:
+        return detail
+    head = DETAIL_CHARS - _DETAIL_TAIL
+    return f"{detail[:head]}…[{len(detail) - DETAIL_CHARS} characters cut]…{detail[-_DETAIL_TAIL:]}"
+
+
 class Fault(Exception):
-    """An answer other than success, with oVirt's reason and our detail (which says what to do)."""
+    """An answer other than success, with oVirt's reason and our detail (which says what to do), bounded."""
 
     def __init__(self, status: int, reason: str, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        detail = bounded(detail)
         super().__init__(detail)
         self.status = status
         self.reason = reason

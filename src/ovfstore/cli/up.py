@@ -2,47 +2,80 @@
 
 SQLite and the agent's files live under the data directory; the agent may create and find domains
 under the storage root. The agent is a child process (the only one that touches storage, as on a
-real site), registered as the up host `local` in the `Default` cluster.
+real site), registered as the up host `local` in the `Default` cluster. When it dies it is started
+again on the same port (with a growing delay while it keeps dying), and the host is down meanwhile.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import secrets
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import click
 
-from ovfstore.cli.agent import SECRET_ENV
+from ovfstore.agent.process import SupervisedAgent
 from ovfstore.cli.engine import DEFAULT_PORT, SETTINGS_EPILOG, config_option, load_settings
 from ovfstore.engine.inventory import HostChanges
 
 if TYPE_CHECKING:
     from ovfstore.engine.runtime import Engine
 
+log = logging.getLogger(__name__)
+
 LOCAL_HOST = "local"
 
 
-def start_agent(data_dir: Path, storage_root: Path, secret: str) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = data_dir / "agent.port"
-    port_file.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "ovfstore.cli.main", "agent", "serve", "--root", str(storage_root)]
-    cmd += ["--port", "0", "--port-file", str(port_file)]
-    # The secret goes by environment, not by file: nothing secret is left on disk.
-    proc = subprocess.Popen(cmd, env={**os.environ, SECRET_ENV: secret})
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None:
-            raise click.ClickException(f"the local agent exited with status {proc.returncode}; see its messages above")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise click.ClickException("the local agent did not start within 30 s")
-        time.sleep(0.05)
-    return proc, int(port_file.read_text())
+class LocalHost:
+    """The engine's record of the local agent: the up host `local`, marked down while its agent is dead.
+
+    Only a host this supervision marked down is marked up again: one an operator put into maintenance
+    stays there."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.host_id: UUID | None = None
+        self._marked_down = False
+
+    def register(self, engine: Engine, address: str) -> None:
+        """The local agent listens on a new port each start: keep one host `local`, pointed at it."""
+        from ovfstore.model import Host, HostStatus
+
+        inv = engine.inventory
+        existing = next((h for h in inv.hosts.list() if h.name == LOCAL_HOST), None)
+        if existing is not None:
+            inv.hosts.update(existing.id, HostChanges(address=address, status=HostStatus.UP))
+        else:
+            cluster = next((c for c in inv.clusters.list() if c.name == "Default"), None)
+            if cluster is None:
+                raise click.ClickException(
+                    "there is no Default cluster to put the local host in; add one through the API"
+                )
+            existing = inv.hosts.add(
+                Host(name=LOCAL_HOST, cluster_id=cluster.id, address=address, status=HostStatus.UP)
+            )
+        self.engine, self.host_id = engine, existing.id
+
+    def down(self, why: str) -> None:
+        from ovfstore.model import HostStatus
+
+        if self.engine is None or self.host_id is None:
+            return  # not registered yet: registering finds the agent answering again
+        if self.engine.inventory.hosts.get(self.host_id).status is HostStatus.UP:
+            self.engine.inventory.hosts.update(self.host_id, HostChanges(status=HostStatus.DOWN))
+            self._marked_down = True
+            log.warning("host %s marked down: %s", LOCAL_HOST, why)
+
+    def up(self) -> None:
+        from ovfstore.model import HostStatus
+
+        if self.engine is None or self.host_id is None or not self._marked_down:
+            return
+        self.engine.inventory.hosts.update(self.host_id, HostChanges(status=HostStatus.UP))
+        self._marked_down = False
+        log.warning("host %s marked up: its agent answers again", LOCAL_HOST)
 
 
 @click.command(epilog=SETTINGS_EPILOG)
@@ -67,8 +100,6 @@ def up(config_file: Path | None, data_dir: Path, port: int, host: str, storage_r
 
     The local agent gets a new secret on every start, so [agent] secret is not used.
     """
-    import logging
-
     from ovfstore.api.server import prepare, serve
     from ovfstore.engine.db.database import default_url
     from ovfstore.engine.runtime import Engine, EngineConfig
@@ -80,11 +111,16 @@ def up(config_file: Path | None, data_dir: Path, port: int, host: str, storage_r
     data_dir.mkdir(parents=True, exist_ok=True)
     storage_root = (storage_root or data_dir / "storage").absolute()
     storage_root.mkdir(parents=True, exist_ok=True)
-    agent, agent_port = start_agent(data_dir, storage_root, secret)
+    local = LocalHost()
+    try:
+        agent = SupervisedAgent([storage_root], data_dir, secret, on_down=local.down, on_up=local.up)
+    except RuntimeError as exc:
+        raise click.ClickException(f"the local agent did not start: {exc}; see its messages above") from None
+    agent_port = agent.port
     try:
         runtime = Engine(EngineConfig(default_url(data_dir), settings.agent, settings.updater))
         prepare(runtime, click.echo)
-        _register_local_host(runtime, f"http://127.0.0.1:{agent_port}")
+        local.register(runtime, agent.url)
 
         def listening(bound: int) -> None:
             click.echo(f"API:      http://{host}:{bound}/ovirt-engine/api")
@@ -94,23 +130,4 @@ def up(config_file: Path | None, data_dir: Path, port: int, host: str, storage_r
 
         serve(runtime, host, port, on_listening=listening)
     finally:
-        agent.terminate()
-        try:
-            agent.wait(10)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-
-
-def _register_local_host(runtime: Engine, address: str) -> None:
-    """The local agent listens on a new port each start: keep one host `local`, pointed at it."""
-    from ovfstore.model import Host, HostStatus
-
-    inv = runtime.inventory
-    existing = next((h for h in inv.hosts.list() if h.name == LOCAL_HOST), None)
-    if existing is not None:
-        inv.hosts.update(existing.id, HostChanges(address=address, status=HostStatus.UP))
-        return
-    cluster = next((c for c in inv.clusters.list() if c.name == "Default"), None)
-    if cluster is None:
-        raise click.ClickException("there is no Default cluster to put the local host in; add one through the API")
-    inv.hosts.add(Host(name=LOCAL_HOST, cluster_id=cluster.id, address=address, status=HostStatus.UP))
+        agent.stop()
