@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 # Next to VDSM (54321) and ovirt-imageio (54322, 54323), so all three can run on one host.
 DEFAULT_PORT = 54324
+#: The environment variable that may carry the secret the engine and its agents share.
+SECRET_ENV = "OVFSTORE_AGENT_SECRET"
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from pathlib import Path
 from types import TracebackType
 
 from ovfstore.agent.client import AgentClient
+from ovfstore.agent.config import SECRET_ENV
 
 log = logging.getLogger(__name__)
 
 # What `ovfstore agent serve` reads its secret from when it is given no file (cli/agent.py).
-SECRET_ENV = "OVFSTORE_AGENT_SECRET"
 # An agent that has not bound its port by then is not going to.
 START_TIMEOUT_S = 30.0
 

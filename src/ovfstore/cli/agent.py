@@ -10,9 +10,7 @@ from pathlib import Path
 
 import click
 
-from ovfstore.agent.config import AgentConfig
-
-SECRET_ENV = "OVFSTORE_AGENT_SECRET"
+from ovfstore.agent.config import SECRET_ENV, AgentConfig
 
 
 @click.group()
