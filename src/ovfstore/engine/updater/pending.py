@@ -5,8 +5,8 @@ An entity is pending on a domain while:
 - its change is not in the OVF cache yet (the pool step's own query, `outdated_entity_ids`): on the
   domains it is on now (`OvfData.domain_ids`, the rule the pool step uses; every data domain of its data
   center when it has none) and on those that stored it last time; a deleted entity on those it was on;
-- its change is in the cache but the domain's stores were not rewritten since: cached after the newest
-  store was written, or held by that store and gone from the domain.
+- its change is in the cache but a store of the domain was not rewritten since: cached after the store
+  fell behind, or held by that store and gone from the domain.
 
 The oldest pending change is the entity's `changed_at` (when its generation last moved) or, for a store
 behind the cache, the store's `outdated_since`: the recovery point, how old the newest copy of the
@@ -15,7 +15,6 @@ domain's configuration on storage may be.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -77,7 +76,7 @@ def pending_by_domain(
                 found[domain_id].add(entity_id, touch.when)
         behind = [st for st in stores.get(domain_id, []) if st.status is not OvfStoreStatus.UPDATED]
         if behind:
-            _not_written(conn, domain_id, dc, stores[domain_id], found[domain_id])
+            _not_written(conn, domain_id, dc, behind, found[domain_id])
             for st in behind:
                 found[domain_id].add(None, st.outdated_since)
     return found
@@ -128,13 +127,15 @@ def _memberships(conn: Connection, ids: list[UUID]) -> dict[UUID, tuple[set[UUID
 
 
 def _not_written(
-    conn: Connection, domain_id: UUID, dc: UUID | None, stores: Iterable[StoreState], pending: Pending
+    conn: Connection, domain_id: UUID, dc: UUID | None, behind: list[StoreState], pending: Pending
 ) -> None:
-    """Entities cached for the domain after its newest store was written, and those that store holds
-    but the domain no longer does (moved away, deleted): all of them when no store was ever written."""
+    """Entities cached for the domain since its stores fell behind (all of them when a store behind was
+    never written), and those a store behind holds that the domain no longer does (moved away, deleted).
+    Times are kept to the second: an entity cached in the second a store fell behind counts, so the count
+    may be high by those, never low."""
     c, cd = s.ovf_cache, s.ovf_cache_domains
-    written = [st for st in stores if st.last_updated is not None]
-    newest = max(written, key=lambda st: st.last_updated or datetime.min) if written else None
+    times = [st.outdated_since for st in behind if st.outdated_since is not None]
+    since = None if any(st.last_updated is None for st in behind) or not times else min(times)
     on_domain = or_(
         c.c.entity_id.in_(select(cd.c.entity_id).where(cd.c.domain_id == domain_id)),
         and_(c.c.dc_wide.is_(True), c.c.data_center_id == dc),
@@ -142,8 +143,9 @@ def _not_written(
     query = select(c.c.entity_id, c.c.updated_at).where(c.c.deleted.is_(False), on_domain)
     members = {row[0]: row[1] for row in conn.execute(query)}
     for entity_id, cached_at in members.items():
-        if newest is None or newest.last_updated is None or cached_at > newest.last_updated:
+        if since is None or cached_at >= since:
             pending.add(entity_id, None)
-    for entity_id in newest.entity_ids if newest else ():
-        if entity_id not in members:
-            pending.add(entity_id, None)
+    for st in behind:
+        for entity_id in st.entity_ids:
+            if entity_id not in members:
+                pending.add(entity_id, None)
