@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from ovfstore.engine.config import UpdaterConfig
+from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory import VmChanges
 from ovfstore.engine.updater.pool import pool_step
@@ -79,6 +81,11 @@ def test_a_diskless_vm_is_pending_on_every_domain_of_its_data_center(site: Site)
     site.inv.vms.update(diskless.id, VmChanges(description="edited"))
     status = _status(site)
     assert [(st.up_to_date, st.pending_count) for st in status.values()] == [(False, 1), (False, 1)]
+    created = site.add_vm("created")
+    assert [st.pending_count for st in _status(site).values()] == [2, 2]
+    with site.db.read() as conn:  # a new entity is dated too
+        vm = s.vm_static
+        assert conn.execute(select(vm.c.changed_at).where(vm.c.id == created.id)).scalar() is not None
 
     site.updater.update_now(site.domains["sd1"].id, timeout=60)
     _all_current(site)
