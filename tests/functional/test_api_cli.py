@@ -3,6 +3,7 @@ domain, write its stores, status, fail-back, then import it again and register w
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,35 @@ def test_up_and_the_command_line(up: tuple[str, Path]) -> None:
     assert "registered" in _run(url, "register", "d1", "--all")
     assert "app" in _run(url, "vm", "list")
     assert "Attaching" in _run(url, "job", "list")
+
+
+def test_status_exit_codes_and_json(up: tuple[str, Path]) -> None:
+    """0 all up to date, 1 a domain behind (here: a change waiting for the updater's debounce), 2 the
+    engine does not answer; `--json` carries the pending count and the age of the oldest change."""
+    url, storage = up
+    (storage / "d1").mkdir()
+    _run(url, "domain", "add", "d1", str(storage / "d1"))
+    _run(url, "domain", "attach", "d1")
+    _run(url, "domain", "update-ovf", "d1")
+    current = json.loads(_run(url, "status", "--json"))
+    assert current["up_to_date"] is True
+    [d1] = current["storage_domains"]
+    assert (d1["name"], d1["up_to_date"], d1["pending_count"], d1["pending_age_seconds"]) == ("d1", True, 0, 0.0)
+
+    conn = sdk.Connection(url=url, username="admin", password=PASSWORD)
+    try:  # diskless: pending on every domain of its data center
+        conn.system_service().vms_service().add(
+            types.Vm(name="later", cluster=types.Cluster(name="Default"), template=types.Template(name="Blank"))
+        )
+    finally:
+        conn.close()
+    behind = json.loads(_run(url, "status", "--json", code=1))
+    assert behind["up_to_date"] is False
+    [d1] = behind["storage_domains"]
+    assert (d1["up_to_date"], d1["pending_count"]) == (False, 1)
+    assert d1["pending_age_seconds"] >= 0
+    assert "no" in _run(url, "status", code=1)
+
+    _run(url, "domain", "update-ovf", "d1")
+    assert "yes" in _run(url, "status")
+    _run("http://127.0.0.1:9/ovirt-engine/api", "status", code=2)  # nothing listens there

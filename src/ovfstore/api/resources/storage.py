@@ -268,6 +268,10 @@ def ovf_status(call: Call) -> Document:
                 "outdated_since": st.outdated_since,
                 "last_error": st.last_error,
                 "entity_count": st.entity_count,
+                # The recovery point: changes not on the domain's stores yet, and how old the oldest is.
+                "pending_count": st.pending_count,
+                "oldest_pending_change": st.oldest_pending_change,
+                "pending_age_seconds": None if st.pending_age_s is None else round(st.pending_age_s, 3),
                 "stores": {
                     "store": [
                         {

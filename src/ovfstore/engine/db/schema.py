@@ -5,7 +5,8 @@ templates share one table, `vm_static`, as in oVirt: disk attachments, NICs, per
 generation counters then refer to either through one foreign key.
 
 Besides the inventory, the tables the OVF feature needs:
-- `vm_static.db_generation`: bumped in the same transaction as every change that alters the OVF.
+- `vm_static.db_generation`: bumped in the same transaction as every change that alters the OVF, and
+  `changed_at` with it (rows from before revision 0005 have none until their next change).
 - `ovf_cache`: the last OVF generated per entity with the generation it was generated from. It has no
   foreign key on purpose: the row of a deleted entity stays (marked `deleted`) until the updater has
   rewritten the domains that stored it.
@@ -32,6 +33,7 @@ from sqlalchemy import (
 
 from ovfstore.engine.db.types import EnumListType, IntEnumType, StrEnumType, UTCDateTime, UUIDList
 from ovfstore.model import enums as e
+from ovfstore.model import utcnow
 
 # Deterministic constraint names: migrations can then drop or alter them on both databases.
 metadata = MetaData(
@@ -176,6 +178,8 @@ vm_static = Table(
     Column("origin", IntEnumType(e.OriginType), nullable=False),
     Column("creation_date", UTCDateTime, nullable=False),
     Column("db_generation", BigInteger, nullable=False, default=1),
+    # When db_generation last moved (or the row was added): how old a change not yet in the stores is.
+    Column("changed_at", UTCDateTime, nullable=True, default=utcnow),
     # VMs only
     Column("template_id", ForeignKey("vm_static.id"), nullable=True, index=True),
     Column("use_latest_template_version", Boolean, nullable=True),

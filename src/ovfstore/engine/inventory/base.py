@@ -20,6 +20,7 @@ from ovfstore.engine.db.rows import from_row
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory.changes import ChangeSet, apply
 from ovfstore.engine.inventory.fields import NAME_MAX
+from ovfstore.model import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +61,7 @@ class Tx:
             self.conn.execute(
                 update(s.vm_static)
                 .where(s.vm_static.c.id.in_(chunk))
-                .values(db_generation=s.vm_static.c.db_generation + 1)
+                .values(db_generation=s.vm_static.c.db_generation + 1, changed_at=utcnow())
             )
 
     @property

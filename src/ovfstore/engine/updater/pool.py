@@ -159,6 +159,11 @@ def count_outdated_entities(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(_outdated_entities_query().subquery())).scalar() or 0)
 
 
+def outdated_entity_ids(conn: Connection) -> list[UUID]:
+    """The entities the next pool step would regenerate (locked ones included), for the status."""
+    return list(_outdated_entities(conn))
+
+
 def _locked(conn: Connection, ids: list[UUID]) -> set[UUID]:
     """Entities that are in the middle of something: image-locked VMs, locked templates, entities with
     a locked disk or a snapshot being taken. Their OVF would describe a state that is not final."""
@@ -297,4 +302,4 @@ def mark_outdated(
     return domains
 
 
-__all__ = ["PoolResult", "Render", "count_outdated_entities", "mark_outdated", "pool_step"]
+__all__ = ["PoolResult", "Render", "count_outdated_entities", "mark_outdated", "outdated_entity_ids", "pool_step"]

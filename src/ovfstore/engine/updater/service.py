@@ -73,6 +73,9 @@ class OvfUpdater:
         self.domain_step = DomainStep(db, inventory, agents, config, clock)
         self._cond = threading.Condition()
         self._dirty_since: float | None = None
+        # Wall-clock time of the first change heard since the last run started: the status's time for a
+        # change the database does not date (a deletion).
+        self._heard_at: datetime | None = None
         self._requests: dict[UUID, Future[DomainResult]] = {}
         self._backoff: dict[UUID, _Backoff] = {}
         self._next_sweep = 0.0  # the first run starts at once: catch up with what happened while stopped
@@ -122,14 +125,16 @@ class OvfUpdater:
         return result
 
     def status(self, domain_id: UUID | None = None) -> list[DomainOvfStatus]:
-        """How fresh the OVF stores of every data domain (or of one) are, as the database has it."""
-        return domains_status(self.db, domain_id)
+        """How fresh the OVF stores of every data domain (or of one) are, as the database has it, with
+        the changes not on them yet (the debounce counts: a change waiting for its run is pending)."""
+        return domains_status(self.db, domain_id, now=self.clock(), heard=self._heard_at)
 
     # --- one run -------------------------------------------------------------------------------------
 
     def run_once(self, force: set[UUID] | frozenset[UUID] = frozenset()) -> RunReport:
         """The pool step, then the domain step for every outdated domain (and those in `force`)."""
         started = time.monotonic()
+        self._heard_at = None  # what is heard from now on waits for the next run
         report = RunReport(pool=pool_step(self.db, self.render, self.clock()))
         for entity_id, error in report.pool.failed.items():
             events.record(
@@ -194,6 +199,8 @@ class OvfUpdater:
         with self._cond:
             if self._dirty_since is None:
                 self._dirty_since = time.monotonic()
+            if self._heard_at is None:
+                self._heard_at = self.clock()
             self._cond.notify_all()
 
     def _loop(self) -> None:

@@ -1,4 +1,9 @@
-"""How fresh each domain's OVF stores are: what the API, the command line and the status page show."""
+"""How fresh each domain's OVF stores are: what the API, the command line and the status page show.
+
+A domain is up to date only when every store holds the current contents and no change is pending on it
+(`pending`): during the updater's debounce, or while an entity is locked, the stores may all say
+`updated` and still lack a change.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from sqlalchemy import RowMapping, select
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.updater import records
+from ovfstore.engine.updater.pending import StoreState, pending_by_domain
 from ovfstore.engine.updater.pool import count_outdated_entities
-from ovfstore.model import DomainClass, OvfStoreStatus
+from ovfstore.model import DomainClass, OvfStoreStatus, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +40,27 @@ class DomainOvfStatus:
     name: str
     ovf_store_count: int
     stores: tuple[StoreStatus, ...]
+    pending_count: int = 0  # entities whose change is not on this domain's stores yet
+    oldest_pending_change: datetime | None = None  # when the oldest of those changes was made, if known
+    as_of: datetime | None = None  # when this status was taken
 
     @property
     def up_to_date(self) -> bool:
-        """Every store written with the current contents (a domain keeping no stores is never up to date:
-        it cannot describe itself)."""
-        return bool(self.stores) and all(st.status is OvfStoreStatus.UPDATED for st in self.stores)
+        """Every store written with the current contents and no change pending (a domain keeping no
+        stores is never up to date: it cannot describe itself)."""
+        stores_current = bool(self.stores) and all(st.status is OvfStoreStatus.UPDATED for st in self.stores)
+        return stores_current and self.pending_count == 0
+
+    @property
+    def pending_age_s(self) -> float | None:
+        """The recovery point: how old the newest copy of the domain's configuration on storage may be.
+        Zero when up to date; None when behind since a time nobody recorded."""
+        if self.up_to_date:
+            return 0.0
+        since = self.oldest_pending_change or self.last_updated
+        if since is None or self.as_of is None:
+            return None
+        return max(0.0, (self.as_of - since).total_seconds())
 
     @property
     def outdated_since(self) -> datetime | None:
@@ -63,17 +84,38 @@ class DomainOvfStatus:
         return max(written, key=lambda st: st.last_updated or datetime.min).entity_count if written else 0
 
 
-def domains_status(db: Database, domain_id: UUID | None = None) -> list[DomainOvfStatus]:
+def domains_status(
+    db: Database, domain_id: UUID | None = None, *, now: datetime | None = None, heard: datetime | None = None
+) -> list[DomainOvfStatus]:
+    """The status of every data domain (or of one) at `now` (default: the current time). `heard`: when the
+    updater heard the first change it has not run for yet (see `pending_by_domain`)."""
     d = s.storage_domains
-    query = select(d.c.id, d.c.name, d.c.ovf_store_count).where(d.c.domain_class == DomainClass.DATA.value)
+    query = select(d.c.id, d.c.name, d.c.ovf_store_count, d.c.data_center_id).where(
+        d.c.domain_class == DomainClass.DATA.value
+    )
     if domain_id is not None:
         query = query.where(d.c.id == domain_id)
     with db.read() as conn:
         domains = conn.execute(query.order_by(d.c.name)).all()
         stores: dict[UUID, list[StoreStatus]] = {row.id: [] for row in domains}
+        states: dict[UUID, list[StoreState]] = {row.id: [] for row in domains}
         for store_row in records.rows_of_domains(conn, list(stores)):
             stores[store_row["domain_id"]].append(_store_status(store_row))
-    return [DomainOvfStatus(row.id, row.name, row.ovf_store_count, tuple(stores[row.id])) for row in domains]
+            states[store_row["domain_id"]].append(_store_state(store_row))
+        pending = pending_by_domain(conn, {row.id: row.data_center_id for row in domains}, states, heard)
+    as_of = now or utcnow()
+    return [
+        DomainOvfStatus(
+            row.id,
+            row.name,
+            row.ovf_store_count,
+            tuple(stores[row.id]),
+            pending_count=len(pending[row.id].entity_ids),
+            oldest_pending_change=pending[row.id].oldest,
+            as_of=as_of,
+        )
+        for row in domains
+    ]
 
 
 def _store_status(row: RowMapping) -> StoreStatus:
@@ -82,6 +124,10 @@ def _store_status(row: RowMapping) -> StoreStatus:
         sha256=row["sha256"], entity_count=len(row["entity_ids"]), last_updated=row["last_updated"],
         outdated_since=row["outdated_since"], last_error=row["last_error"],
     )  # fmt: skip
+
+
+def _store_state(row: RowMapping) -> StoreState:
+    return StoreState(row["status"], row["last_updated"], row["outdated_since"], tuple(row["entity_ids"]))
 
 
 def entities_pending(db: Database) -> int:
