@@ -56,6 +56,8 @@ def test_one_unstorable_vm_leaves_the_others_recoverable(
     site = build_site(database, agent_factory, tmp_path)
     try:
         vms = _protect(site)
+        [before] = site.updater.status(site.domains["sd1"].id)
+        assert before.up_to_date, before
         vms["new"] = site.add_vm("new", "sd1")  # never stored: its first OVF is already too large
         _force_description(database, vms["b"])
         _force_description(database, vms["new"])
@@ -69,6 +71,10 @@ def test_one_unstorable_vm_leaves_the_others_recoverable(
         assert set(left_out) == {"b", "new"}
         assert left_out["new"].stored_generation is None
         assert left_out["b"].stored_generation is not None  # the stores keep its previous OVF
+        [status] = site.updater.status(sd1)
+        assert not status.up_to_date, "a domain with an entity left out is not protected"
+        assert {u.name for u in status.unstorable} == {"b", "new"}
+        assert status.pending_age_s is not None and status.pending_age_s >= 0
         logged = [e for e in events.recent(database) if e.code == "ovf_too_large"]
         assert {e.domain_id for e in logged} == {sd1}
         assert {str(vms["b"].id) in e.message or str(vms["new"].id) in e.message for e in logged} == {True}

@@ -26,7 +26,7 @@ class _Unreachable(click.ClickException):
     exit_code = UNREACHABLE
 
 
-_NUMBERS = ("ovf_store_count", "entity_count", "pending_count", "generation", "size")
+_NUMBERS = ("ovf_store_count", "entity_count", "pending_count", "unstorable_count", "generation", "size", "ovf_size")
 
 
 @click.command()
@@ -53,6 +53,7 @@ def _domain(node: etree._Element) -> dict[str, Any]:
     found = _fields(node)
     found["id"] = node.get("id")
     found["stores"] = [{**_fields(st), "id": st.get("id")} for st in node.findall("stores/store")]
+    found["unstorable"] = [{**_fields(e), "id": e.get("id")} for e in node.findall("unstorable/entity")]
     return found
 
 
@@ -70,7 +71,8 @@ def _fields(node: etree._Element) -> dict[str, Any]:
             found[child.tag] = float(text)
         else:
             found[child.tag] = text
-    found.setdefault("up_to_date", False)
+    if "ovf_size" not in found:  # an entity of `unstorable` has no freshness of its own
+        found.setdefault("up_to_date", False)
     return found
 
 
@@ -92,4 +94,11 @@ def _table(domains: list[dict[str, Any]]) -> None:
             d.get("outdated_since") or "",
             (d.get("last_error") or "")[:80],
         )
-    Console().print(out)
+    console = Console()
+    console.print(out)
+    for d in domains:
+        for entity in d.get("unstorable", []):
+            console.print(
+                f"[red]not protected[/red] on {d.get('name')}: {entity.get('name')} ({entity.get('id')}), its OVF "
+                f"is {entity.get('ovf_size')} bytes, too large for a store; shorten its description or comment"
+            )

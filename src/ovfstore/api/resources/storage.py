@@ -272,6 +272,14 @@ def ovf_status(call: Call) -> Document:
                 "pending_count": st.pending_count,
                 "oldest_pending_change": st.oldest_pending_change,
                 "pending_age_seconds": None if st.pending_age_s is None else round(st.pending_age_s, 3),
+                # Left out of every store because their OVF is too large: not protected until changed.
+                "unstorable_count": len(st.unstorable),
+                "unstorable": {
+                    "entity": [
+                        {"id": u.entity_id, "name": u.name, "ovf_size": u.ovf_size, "detected_at": u.detected_at}
+                        for u in st.unstorable
+                    ]
+                },
                 "stores": {
                     "store": [
                         {

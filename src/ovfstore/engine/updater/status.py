@@ -1,8 +1,9 @@
 """How fresh each domain's OVF stores are: what the API, the command line and the status page show.
 
-A domain is up to date only when every store holds the current contents and no change is pending on it
-(`pending`): during the updater's debounce, or while an entity is locked, the stores may all say
-`updated` and still lack a change.
+A domain is up to date only when every store holds the current contents, no change is pending on it
+(`pending`) and none of its entities is too large to store (`unstorable`): during the updater's debounce,
+while an entity is locked, or with an entity left out, the stores may all say `updated` and still lack a
+change.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.pending import StoreState, pending_by_domain
 from ovfstore.engine.updater.pool import count_outdated_entities
+from ovfstore.engine.updater.unstorable import UnstorableEntity, unstorable_entities
 from ovfstore.model import DomainClass, OvfStoreStatus, utcnow
 
 
@@ -43,13 +45,15 @@ class DomainOvfStatus:
     pending_count: int = 0  # entities whose change is not on this domain's stores yet
     oldest_pending_change: datetime | None = None  # when the oldest of those changes was made, if known
     as_of: datetime | None = None  # when this status was taken
+    # Entities that belong here but whose OVF is too large for any store: never protected until changed.
+    unstorable: tuple[UnstorableEntity, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
         """Every store written with the current contents and no change pending (a domain keeping no
         stores is never up to date: it cannot describe itself)."""
         stores_current = bool(self.stores) and all(st.status is OvfStoreStatus.UPDATED for st in self.stores)
-        return stores_current and self.pending_count == 0
+        return stores_current and self.pending_count == 0 and not self.unstorable
 
     @property
     def pending_age_s(self) -> float | None:
@@ -57,7 +61,8 @@ class DomainOvfStatus:
         Zero when up to date; None when behind since a time nobody recorded."""
         if self.up_to_date:
             return 0.0
-        since = self.oldest_pending_change or self.last_updated
+        times = [self.oldest_pending_change] + [u.detected_at for u in self.unstorable]
+        since = min((t for t in times if t is not None), default=None) or self.last_updated
         if since is None or self.as_of is None:
             return None
         return max(0.0, (self.as_of - since).total_seconds())
@@ -103,6 +108,7 @@ def domains_status(
             stores[store_row["domain_id"]].append(_store_status(store_row))
             states[store_row["domain_id"]].append(_store_state(store_row))
         pending = pending_by_domain(conn, {row.id: row.data_center_id for row in domains}, states, heard)
+        unstorable = {row.id: tuple(unstorable_entities(conn, row.id)) for row in domains}
     as_of = now or utcnow()
     return [
         DomainOvfStatus(
@@ -113,6 +119,7 @@ def domains_status(
             pending_count=len(pending[row.id].entity_ids),
             oldest_pending_change=pending[row.id].oldest,
             as_of=as_of,
+            unstorable=unstorable[row.id],
         )
         for row in domains
     ]
