@@ -74,7 +74,8 @@ def test_one_unstorable_vm_leaves_the_others_recoverable(
         [status] = site.updater.status(sd1)
         assert not status.up_to_date, "a domain with an entity left out is not protected"
         assert {u.name for u in status.unstorable} == {"b", "new"}
-        assert status.pending_age_s is not None and status.pending_age_s >= 0
+        assert status.pending_age_s is not None
+        assert status.pending_age_s >= 0
         logged = [e for e in events.recent(database) if e.code == "ovf_too_large"]
         assert {e.domain_id for e in logged} == {sd1}
         assert {str(vms["b"].id) in e.message or str(vms["new"].id) in e.message for e in logged} == {True}
