@@ -40,7 +40,7 @@ test: lint typecheck
 # corpus under .fuzz/ grows from run to run; an input that breaks a parser's contract stops the run and is
 # saved as .fuzz/crash-*.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := store_tar store_tar_chunked domain_metadata volume_meta store_description ovf_document
+FUZZ_TARGETS := store_tar store_tar_chunked domain_metadata volume_meta store_description ovf_document store_manifest
 fuzz: $(STAMP)
 	mkdir -p .fuzz
 	for t in $(FUZZ_TARGETS); do \
