@@ -15,7 +15,6 @@ from ovfstore.agent.config import AgentConfig
 from ovfstore.agent.handlers.bodies import field, json_object
 from ovfstore.agent.handlers.locate import volume_of
 from ovfstore.agent.server import ClientGone, Connection, Request, Response, error_response, json_response
-from ovfstore.storage.backend import Backend
 from ovfstore.storage.domain import check_uuid
 from ovfstore.storage.errors import DigestMismatch, IncompleteTransfer, InvalidArgument
 from ovfstore.storage.transfer import WritePipeline, copy_volume, write_volume
@@ -107,7 +106,7 @@ def download(config: AgentConfig, request: Request) -> None:
     domain, img, vol = volume_of(config, request)
     with ExitStack() as stack:
         stack.enter_context(domain.volume_locked(img, vol, exclusive=False))
-        backend = stack.enter_context(Backend(domain.volume_path(img, vol), False, config.direct_io))
+        backend = stack.enter_context(domain.open_volume(img, vol, False, config.direct_io))
         size = backend.size()
         header = request.headers.get("range")
         offset, length = parse_range(header, size) if header else (0, size)
