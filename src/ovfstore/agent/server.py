@@ -75,8 +75,11 @@ def json_response(content: Any, status: int = 200) -> Response:
     return Response(status, body, {"Content-Type": "application/json"})
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    response = json_response({"error": code, "message": message}, status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, transient: bool = False
+) -> Response:
+    """`{"error", "message", "transient"}`; `transient`: a retry may succeed (docs/AGENT.md, "Errors")."""
+    response = json_response({"error": code, "message": message, "transient": transient}, status)
     response.headers.update(headers or {})
     return response
 

@@ -24,11 +24,13 @@ from ovfstore.storage.errors import (
     DomainNotFound,
     ImageNotFound,
     InvalidArgument,
+    PathOutsideRoots,
     StorageError,
     ToolFailed,
     UnusableStore,
     VolumeNotFound,
     WrongPool,
+    cut,
     from_os_error,
     quote,
 )
@@ -222,7 +224,7 @@ class FileDomain:
         parsed = md.parse_domain_metadata(self.read_metadata())
         if parsed.sd_id and parsed.sd_id != self.sd_id:
             raise InvalidArgument(
-                f"{self.path} holds the metadata of domain {quote(parsed.sd_id)}; its directory name is wrong"
+                f"{self.path} holds the metadata of domain {cut(parsed.sd_id)}; its directory name is wrong"
             )
         return parsed
 
@@ -264,11 +266,18 @@ class FileDomain:
         """The volume's file (or its `.meta`/`.lease` with `suffix`). Its directory must resolve inside
         the domain, and the file itself is only ever opened with `files.open_regular`, which refuses a
         link, a device or a FIFO: nothing placed in a domain leads the agent to read or write elsewhere."""
-        img_dir = self._image_dir(img_id)
-        return os.path.join(img_dir, check_uuid(vol_id, "volume id") + suffix)
+        return self._inside(os.path.join(self._image_dir(img_id), check_uuid(vol_id, "volume id") + suffix))
 
     def _inside(self, path: str) -> str:
-        contained(path, (self.path,))
+        try:
+            contained(path, (self.path,))
+        except PathOutsideRoots as e:
+            if os.path.islink(path):
+                raise PathOutsideRoots(
+                    f"{cut(path)} is a symbolic link that leads outside storage domain {self.sd_id}; it is neither "
+                    "read nor written (replace it with a regular file, or remove it)"
+                ) from e
+            raise
         return path
 
     def images(self) -> list[str]:
@@ -305,7 +314,7 @@ class FileDomain:
                 except VolumeNotFound:
                     continue  # deleted while listing
                 except (StorageError, OSError) as e:
-                    path = self.volume_path(img, vol)
+                    path = os.path.join(self.path, "images", img, vol)
                     problems.append(Problem(path, as_storage_error(e, f"volume {quote(path)}"), img, vol))
         return found, problems
 

@@ -125,6 +125,13 @@ def from_os_error(e: OSError, what: str) -> StorageError:
     return FileUnreadable(f"{what}: {reason}; check the file and the agent's access to it")
 
 
+def cut(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`value` as text for a message, cut to `limit` characters with the length said (as `quote`, not
+    in quotes: for a path or an id where the message showed it bare)."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     """`value` as an error message quotes input: its repr, cut to `limit` characters with the length said.
 

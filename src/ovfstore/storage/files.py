@@ -13,7 +13,7 @@ import errno
 import os
 import stat
 
-from ovfstore.storage.errors import InvalidMetadata, PathOutsideRoots, UnsafeFile, from_os_error, quote
+from ovfstore.storage.errors import InvalidMetadata, PathOutsideRoots, UnsafeFile, cut, from_os_error, quote
 
 _KINDS = (
     (stat.S_ISLNK, "is a symbolic link"),
@@ -138,5 +138,5 @@ def contained(path: str, roots: tuple[str, ...]) -> str:
         if real == real_root or real.startswith(real_root.rstrip("/") + "/"):
             return real
     raise PathOutsideRoots(
-        f"{quote(path)} is outside the agent's storage roots ({', '.join(roots)}); use a path under one of them"
+        f"{cut(path)} is outside the agent's storage roots ({', '.join(roots)}); use a path under one of them"
     )
