@@ -392,15 +392,22 @@ class FileDomain:
         )  # fmt: skip
         meta_bytes = md.format_volume_meta(meta)  # refuses a bad description before touching disk
         parent_info = self.volume_info(img_id, parent) if parent is not None else None
+        new_image = not os.path.isdir(img_dir)
         os.makedirs(img_dir, 0o755, exist_ok=True)
         try:
-            create_empty(path, FILE_MODE)
-        except FileExistsError as e:
-            raise AlreadyExists(f"volume {vol_id} already exists in image {img_id}") from e
-        if format == "RAW":
-            _allocate(path, capacity, volume_type)
-        else:
-            self._qemu_img_create(path, capacity, volume_type, parent_info)
+            try:
+                create_empty(path, FILE_MODE)
+            except FileExistsError as e:
+                raise AlreadyExists(f"volume {vol_id} already exists in image {img_id}") from e
+            if format == "RAW":
+                _allocate(path, capacity, volume_type)
+            else:
+                self._qemu_img_create(path, capacity, volume_type, parent_info)
+        except BaseException:
+            if new_image:
+                with contextlib.suppress(OSError):
+                    os.rmdir(img_dir)  # empty again: a refused creation leaves nothing behind
+            raise
         create_empty(self.volume_path(img_id, vol_id, ".lease"), FILE_MODE)
         # The .meta is the commit point: volumes are listed by their .meta files.
         atomic_write(self.volume_path(img_id, vol_id, ".meta"), meta_bytes, FILE_MODE)
