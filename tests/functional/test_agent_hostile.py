@@ -333,3 +333,21 @@ def test_impossible_capacities_are_a_clean_400_leaving_no_file(
     with pytest.raises(errors.InvalidRequest, match=r"capacity|cannot be created"):
         client.create_volume(sd, img, u(), capacity)
     assert not (domain_dir(agent, sd) / "images" / str(img)).exists()
+
+
+def test_hostile_request_values_give_short_4xx_answers(client: AgentClient, agent: AgentProcess) -> None:
+    auth = {"Authorization": f"Bearer {agent.secret}"}
+    sd, img, vol = u(), u(), u()
+    client.create_domain(sd, "d")
+    client.create_volume(sd, img, vol, 1 << 20)
+    body = json.dumps({"id": [0] * 30000}, separators=(",", ":")).encode()
+    answer = httpx.post(f"{agent.url}/domains", headers=auth, content=body)
+    assert (answer.status_code, answer.json()["error"]) == (400, protocol.INVALID_ARGUMENT)
+    assert len(answer.content) < 1024
+    huge = "9" * 5000
+    for header in (f"bytes={huge}-", f"bytes=-{huge}", f"bytes=0-{huge}"):
+        answer = httpx.get(
+            f"{agent.url}/domains/{sd}/images/{img}/volumes/{vol}/data", headers=auth | {"Range": header}
+        )
+        assert (answer.status_code, answer.json()["error"]) == (400, protocol.INVALID_ARGUMENT)
+        assert len(answer.content) < 1024

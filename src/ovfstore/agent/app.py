@@ -2,8 +2,9 @@
 `ovfstore.agent.server` (one thread per connection, so storage calls simply block their own thread).
 
 `create_app` checks the credential and routes to the endpoints of `ovfstore.agent.handlers`. Storage
-errors are translated into HTTP once, here, as `{"error": code, "message": ...}` bodies; the client
-maps them back to its exception hierarchy (docs/AGENT.md).
+errors are translated into HTTP once, at this edge (`ovfstore.agent.answers`), as
+`{"error": code, "message": ..., "transient": ...}` bodies; the client maps them back to its exception
+hierarchy (docs/AGENT.md).
 """
 
 from __future__ import annotations
