@@ -308,3 +308,22 @@ def test_atomic_write_never_writes_through_a_planted_new_file(tmp_path: Path, ca
         files.atomic_write(str(target), b"new")
         assert target.read_bytes() == b"new"
         assert canary.read_bytes() == CANARY
+
+
+def test_a_mount_that_cannot_be_listed_hides_no_other_domain(
+    roots: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = Path(roots[0], "server:_stale")
+    stale.mkdir()
+    good = FileDomain.create(roots, roots[0], u(), "good")
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        if path == str(stale):
+            raise OSError(errno.ESTALE, "Stale file handle", path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    found, problems = scan_domains(roots)
+    assert [d.sd_id for d, _ in found] == [good.sd_id]
+    assert [(p.path, p.error.transient) for p in problems] == [(str(stale), True)]

@@ -111,24 +111,30 @@ def _has_metadata(path: str) -> bool:
     return os.path.lexists(os.path.join(path, "dom_md", "metadata"))
 
 
-def _entries(path: str) -> list[str]:
+def _entries(path: str, problems: list[Problem] | None) -> list[str]:
     try:
         return sorted(os.listdir(path))
-    except OSError:
-        return []  # not a directory, or unreadable: it holds no domain the agent can serve
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # holds no domain
+    except OSError as e:
+        # A stale or hung mount among others: said, and the others are listed all the same.
+        if problems is not None:
+            problems.append(Problem(path, from_os_error(e, f"directory {cut(path)}")))
+        return []
 
 
-def find_domains(roots: tuple[str, ...]) -> Iterator[str]:
+def find_domains(roots: tuple[str, ...], problems: list[Problem] | None = None) -> Iterator[str]:
     """Every domain directory under the roots: `<root>/<sdUUID>` and the NFS mount layout
-    `<root>/<server>:<path with _>/<sdUUID>`, recognised by their `dom_md/metadata`."""
+    `<root>/<server>:<path with _>/<sdUUID>`, recognised by their `dom_md/metadata`. A directory that
+    cannot be listed is added to `problems` (when given) and passed over."""
     for root in roots:
-        for entry in _entries(root):
+        for entry in _entries(root, problems):
             path = os.path.join(root, entry)
             if _is_uuid(entry):
                 if _has_metadata(path):
                     yield path
             elif os.path.isdir(path):
-                for sub in _entries(path):
+                for sub in _entries(path, problems):
                     if _is_uuid(sub) and _has_metadata(os.path.join(path, sub)):
                         yield os.path.join(path, sub)
 
@@ -138,7 +144,7 @@ def scan_domains(roots: tuple[str, ...]) -> tuple[list[tuple[FileDomain, md.Doma
     others are listed all the same."""
     found: list[tuple[FileDomain, md.DomainMetadata]] = []
     problems: list[Problem] = []
-    for path in find_domains(roots):
+    for path in find_domains(roots, problems):
         try:
             domain = FileDomain(path, roots)
             found.append((domain, domain.metadata()))
