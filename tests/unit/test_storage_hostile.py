@@ -327,3 +327,15 @@ def test_a_mount_that_cannot_be_listed_hides_no_other_domain(
     found, problems = scan_domains(roots)
     assert [d.sd_id for d, _ in found] == [good.sd_id]
     assert [(p.path, p.error.transient) for p in problems] == [(str(stale), True)]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_lease_that_is_not_a_regular_file_is_never_locked_nor_waited_on(
+    domain: FileDomain, canary: Path, kind: str
+) -> None:
+    img, vol = u(), u()
+    domain.create_volume(img, vol, 1 << 20)
+    plant(Path(domain.lease_path(img, vol)), kind, canary)
+    with pytest.raises(StorageError, match=KINDS[kind]), domain.volume_locked(img, vol):
+        pass
+    assert canary.read_bytes() == CANARY
