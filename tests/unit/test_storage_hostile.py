@@ -339,3 +339,22 @@ def test_a_lease_that_is_not_a_regular_file_is_never_locked_nor_waited_on(
     with pytest.raises(StorageError, match=KINDS[kind]), domain.volume_locked(img, vol):
         pass
     assert canary.read_bytes() == CANARY
+
+
+def test_a_device_is_refused_without_being_opened(
+    tmp_path: Path, canary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opening some devices acts (a watchdog arms): a planted one is judged by lstat, never opened.
+    path = tmp_path / "watchdog"
+    plant(path, "character device", canary)
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(name: str, flags: int, mode: int = 0o777) -> int:
+        opened.append(name)
+        return real_open(name, flags, mode)
+
+    monkeypatch.setattr(files.os, "open", recording_open)
+    with pytest.raises(UnsafeFile, match="is a character device"):
+        files.open_regular(str(path), os.O_RDWR)
+    assert opened == []

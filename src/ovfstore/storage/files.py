@@ -42,12 +42,16 @@ def check_regular(st: os.stat_result, path: str) -> os.stat_result:
 def open_regular(path: str, flags: int, mode: int = 0o660) -> int:
     """A descriptor of domain file `path`, opened with `flags`, only if it is a regular file of one link.
 
-    `O_NOFOLLOW` refuses a symbolic link (`ELOOP`), `O_NONBLOCK` makes a FIFO open at once instead of
-    waiting for a writer; the `fstat` of the open descriptor then judges what was actually opened, so
-    nothing can be swapped in between a check and the open. O_NONBLOCK does nothing to regular files.
-    OSErrors other than a symbolic link pass through (`FileNotFoundError` included)."""
+    An `lstat` first refuses what is plainly not a regular file without opening it: opening some
+    devices acts (a watchdog arms, a tape rewinds). Then `O_NOFOLLOW` refuses a symbolic link (`ELOOP`),
+    `O_NONBLOCK` makes a FIFO open at once instead of waiting for a writer, `O_NOCTTY` keeps a terminal
+    from becoming the agent's; the `fstat` of the open descriptor judges what was actually opened, so
+    nothing swapped in after the `lstat` gets through. O_NONBLOCK does nothing to regular files.
+    OSErrors pass through (`FileNotFoundError` included), unless they come from a file of another kind."""
+    if not flags & os.O_CREAT:
+        stat_regular(path)
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, mode)
     except OSError as e:
         if e.errno == errno.ELOOP:
             check_regular(os.lstat(path), path)
