@@ -45,9 +45,10 @@ class AgentProcess:
         self.proc.wait(timeout=30)
 
 
-def start_agent(workdir: Path, roots: tuple[Path, ...], secret: str) -> AgentProcess:
+def start_agent(workdir: Path, roots: tuple[Path, ...], secret: str, extra_args: tuple[str, ...] = ()) -> AgentProcess:
     # Small buffers: tests move kilobytes, and many agents may run at once.
-    return AgentProcess(LocalAgent(list(roots), workdir, secret, extra_args=["--buffer-size", str(1 << 20)]))
+    args = ["--buffer-size", str(1 << 20), *extra_args]
+    return AgentProcess(LocalAgent(list(roots), workdir, secret, extra_args=args))
 
 
 def stop(agent: AgentProcess) -> None:
@@ -58,8 +59,10 @@ def stop(agent: AgentProcess) -> None:
 def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     started: list[AgentProcess] = []
 
-    def factory(roots: tuple[Path, ...] | None = None, secret: str = "engine-secret") -> AgentProcess:
-        agent = start_agent(tmp_path, roots or (tmp_path / "root",), secret)
+    def factory(
+        roots: tuple[Path, ...] | None = None, secret: str = "engine-secret", extra_args: tuple[str, ...] = ()
+    ) -> AgentProcess:
+        agent = start_agent(tmp_path, roots or (tmp_path / "root",), secret, extra_args)
         started.append(agent)
         return agent
 

@@ -2,8 +2,9 @@
 `ovfstore.agent.server` (one thread per connection, so storage calls simply block their own thread).
 
 `create_app` checks the credential and routes to the endpoints of `ovfstore.agent.handlers`. Storage
-errors are translated into HTTP once, here, as `{"error": code, "message": ...}` bodies; the client
-maps them back to its exception hierarchy (docs/AGENT.md).
+errors are translated into HTTP once, at this edge (`ovfstore.agent.answers`), as
+`{"error": code, "message": ..., "transient": ...}` bodies; the client maps them back to its exception
+hierarchy (docs/AGENT.md).
 """
 
 from __future__ import annotations
@@ -13,47 +14,15 @@ import logging
 from urllib.parse import unquote
 
 from ovfstore.agent import protocol
+from ovfstore.agent.answers import answer_for
 from ovfstore.agent.config import AgentConfig
 from ovfstore.agent.handlers import ROUTES, Endpoint
 from ovfstore.agent.server import ClientGone, Handler, HTTPError, Request, Response, error_response
 from ovfstore.routing import MethodNotAllowed, NoRoute, RouteTable
-from ovfstore.storage import errors
 
 log = logging.getLogger(__name__)
 
-#: Each storage error's status and code on the wire; the first class the error is an instance of wins,
-#: so a subclass comes before its base.
-_ANSWERS: list[tuple[type[errors.StorageError], int, str]] = [
-    (errors.PathOutsideRoots, 403, protocol.PATH_OUTSIDE_ROOTS),
-    (errors.DescriptionTooLong, 400, protocol.DESCRIPTION_TOO_LONG),
-    (errors.InvalidArgument, 400, protocol.INVALID_ARGUMENT),
-    (errors.DomainNotFound, 404, protocol.DOMAIN_NOT_FOUND),
-    (errors.ImageNotFound, 404, protocol.IMAGE_NOT_FOUND),
-    (errors.VolumeNotFound, 404, protocol.VOLUME_NOT_FOUND),
-    (errors.StorageObjectNotFound, 404, protocol.NOT_FOUND),
-    (errors.AlreadyExists, 409, protocol.ALREADY_EXISTS),
-    (errors.WrongPool, 409, protocol.WRONG_POOL),
-    (errors.VolumeBusy, 409, protocol.VOLUME_BUSY),
-    (errors.ChecksumMismatch, 422, protocol.CHECKSUM_MISMATCH),
-    (errors.InvalidMetadata, 422, protocol.INVALID_METADATA),
-    (errors.CapacityExceeded, 413, protocol.CAPACITY_EXCEEDED),
-    (errors.IncompleteTransfer, 400, protocol.INCOMPLETE_TRANSFER),
-    (errors.DigestMismatch, 409, protocol.TRANSFER_CORRUPTED),
-    (errors.ToolFailed, 500, protocol.TOOL_FAILED),
-    (errors.StorageError, 500, protocol.STORAGE_ERROR),
-]
-
-
-def answer_for(e: Exception) -> Response:
-    """The error answer for a failure of an endpoint that started no answer of its own."""
-    if isinstance(e, errors.StorageError):
-        status, code = next((status, code) for cls, status, code in _ANSWERS if isinstance(e, cls))
-        return error_response(status, code, str(e))
-    if isinstance(e, OSError):
-        log.exception("storage I/O failed")
-        return error_response(500, protocol.IO_ERROR, f"storage I/O failed: {e}; check the storage and the agent's log")
-    log.exception("unexpected failure")
-    return error_response(500, protocol.INTERNAL_ERROR, f"the agent failed unexpectedly: {e!r}; see the agent's log")
+__all__ = ["answer_for", "create_app", "route_table"]
 
 
 def route_table() -> RouteTable[Endpoint]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,14 +23,39 @@ from ovfstore.agent.errors import (
     AgentError,
     AgentUnavailable,
     IncompleteTransfer,
+    StorageUnavailable,
     TransferCorrupted,
     from_answer,
 )
 from ovfstore.agent.protocol import EXPECTED_DIGEST_HEADER, SHA256_HEX
 from ovfstore.store.selection import is_store
 
+log = logging.getLogger(__name__)
+
 Id = UUID | str
 BLANK_UUID = UUID(int=0)
+
+
+@dataclass(frozen=True)
+class ItemProblem:
+    """An item a listing of the agent passes over: where, the error code and message, and whether a
+    retry may see it (`transient`) or it is damage that stays until repaired."""
+
+    path: str
+    error: str
+    message: str
+    transient: bool
+    id: str = ""  # a domain's id, from its directory name
+    image: str = ""
+    volume: str = ""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ItemProblem:
+        return cls(
+            path=str(d.get("path", "")), error=str(d["error"]), message=str(d.get("message", "")),
+            transient=d.get("transient") is True, id=str(d.get("id", "")), image=str(d.get("image", "")),
+            volume=str(d.get("volume", "")),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -182,7 +208,16 @@ class AgentClient:
         return result
 
     def list_domains(self) -> list[DomainInfo]:
-        return [DomainInfo.from_json(d) for d in self._call("GET", "/domains")]
+        """The domains under the agent's roots that can be read; those that cannot are logged."""
+        domains, problems = self.scan_domains()
+        for problem in problems:
+            log.warning("domain %s at %s cannot be read: %s", problem.id, problem.path, problem.message)
+        return domains
+
+    def scan_domains(self) -> tuple[list[DomainInfo], list[ItemProblem]]:
+        """The domains under the agent's roots, and those that cannot be read with why."""
+        items, problems = _split(self._call("GET", "/domains"))
+        return [DomainInfo.from_json(d) for d in items], problems
 
     def domain_at(self, path: str) -> DomainInfo:
         """The domain in directory `path` (under the agent's roots): how an existing domain is imported."""
@@ -217,9 +252,18 @@ class AgentClient:
         return DomainInfo.from_json(self._call("POST", f"/domains/{sd}/detach", json=body))
 
     def legacy_ovfs(self, sd: Id) -> dict[UUID, bytes]:
-        """`master/vms/<id>/<id>.ovf` contents by VM or template id (domains older than OVF stores)."""
+        """`master/vms/<id>/<id>.ovf` contents by VM or template id (domains older than OVF stores).
+        One damaged for good is passed over (logged); one that failed in a way that may pass makes the
+        call fail with `StorageUnavailable`, so no OVF is taken for absent."""
+        ovfs, problems = self.scan_legacy_ovfs(sd)
+        _usable(problems, f"the legacy OVFs of storage domain {sd}")
+        return ovfs
+
+    def scan_legacy_ovfs(self, sd: Id) -> tuple[dict[UUID, bytes], list[ItemProblem]]:
         answer = self._call("GET", f"/domains/{sd}/legacy-ovfs")
-        return {UUID(k): base64.b64decode(v) for k, v in answer.items()}
+        ovfs = {UUID(k): base64.b64decode(v) for k, v in answer.items() if isinstance(v, str)}
+        problems = [ItemProblem.from_json(dict(v, id=k)) for k, v in answer.items() if isinstance(v, dict)]
+        return ovfs, problems
 
     # --- images and volumes ---------------------------------------------------------------------------
 
@@ -227,9 +271,18 @@ class AgentClient:
         return [UUID(i) for i in self._call("GET", f"/domains/{sd}/images")]
 
     def list_volumes(self, sd: Id, img: Id | None = None) -> list[VolumeInfo]:
-        """Every volume of every image (or of `img`) with its parsed `.meta`."""
+        """Every volume of every image (or of `img`) with its parsed `.meta`. A volume damaged for good
+        (a link, unparseable `.meta`, a COW OVF store) is passed over (logged); one that failed in a way
+        that may pass (EIO) makes the call fail with `StorageUnavailable`, so none is taken for absent."""
+        volumes, problems = self.scan_volumes(sd, img)
+        _usable(problems, f"the volumes of storage domain {sd}")
+        return volumes
+
+    def scan_volumes(self, sd: Id, img: Id | None = None) -> tuple[list[VolumeInfo], list[ItemProblem]]:
+        """The volumes that can be read, and the problems of those that cannot."""
         path = f"/domains/{sd}/images/{img}/volumes" if img else f"/domains/{sd}/volumes"
-        return [VolumeInfo.from_json(v) for v in self._call("GET", path)]
+        items, problems = _split(self._call("GET", path))
+        return [VolumeInfo.from_json(v) for v in items], problems
 
     def volume_info(self, sd: Id, img: Id, vol: Id) -> VolumeInfo:
         return VolumeInfo.from_json(self._call("GET", self._vol(sd, img, vol)))
@@ -350,9 +403,27 @@ def _error(response: httpx.Response) -> AgentError:
     try:
         body = response.json()
         code, message = str(body["error"]), str(body["message"])
-    except (ValueError, KeyError, TypeError):
+        transient = body.get("transient") is True
+    except (ValueError, KeyError, TypeError, AttributeError):
         code, message = protocol.HTTP_ERROR, f"HTTP {response.status_code}: {response.text[:200]}"
-    return from_answer(response.status_code, code, message)
+        transient = response.status_code == 503
+    return from_answer(response.status_code, code, message, transient)
+
+
+def _split(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[ItemProblem]]:
+    """A listing's items apart from the problems the agent reports in it (entries with an "error")."""
+    items = [e for e in entries if "error" not in e]
+    return items, [ItemProblem.from_json(e) for e in entries if "error" in e]
+
+
+def _usable(problems: list[ItemProblem], what: str) -> None:
+    """Refuse a listing with an item that failed in a way that may pass: acting on it would take the
+    item for missing. Permanent damage is only logged: the item is passed over for good."""
+    transient = [p for p in problems if p.transient]
+    if transient:
+        raise StorageUnavailable(f"{what}: {transient[0].message}", protocol.STORAGE_UNAVAILABLE, transient=True)
+    for problem in problems:
+        log.warning("%s: passed over %s: %s", what, problem.path, problem.message)
 
 
 class _Hasher:

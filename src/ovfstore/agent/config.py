@@ -35,6 +35,14 @@ class AgentConfig:
     # A request whose client sends nothing for this long is broken off (an upload then stays ILLEGAL and
     # its volume lock is released). As long as the client's own timeout, which covers a slow final fsync.
     transfer_timeout: float = 300.0
+    # A request head must arrive whole within this long of its first byte, else the connection is
+    # dropped: a client sending a byte a second would otherwise hold a thread for ever (slowloris). The
+    # engine's heads are < 1 KiB and leave in one segment.
+    head_timeout: float = 10.0
+    # Connections served at once; one more is answered 503 `agent_busy` and closed. Each holds a thread
+    # and, once it carried a transfer, 4 * buffer_size of buffers (32 MiB): 32 of them bound that to
+    # 1 GiB. An engine uses a few connections per agent (its pool and its updater), far below this.
+    max_connections: int = 32
     # On SIGTERM, requests in progress get this long to finish; idle connections are closed at once.
     # An upload cut off then leaves its volume ILLEGAL, which is safe, only wasteful.
     shutdown_timeout: float = 30.0

@@ -1,7 +1,7 @@
 """The client's exception hierarchy (documented in docs/AGENT.md).
 
 AgentError                  anything the agent refused or could not do; `code`, `status`, message
-+-- AgentUnavailable        no answer: connection refused or reset, timeout
++-- AgentUnavailable        no answer: connection refused or reset, timeout; or 503 agent_busy
 +-- AuthenticationFailed    401: missing or wrong secret
 +-- InvalidRequest          400, 403, 411, 416: the request can never succeed as sent
 |   +-- DescriptionTooLong  a description over 210 characters (50 for a domain), refused not cut
@@ -13,6 +13,9 @@ AgentError                  anything the agent refused or could not do; `code`, 
 +-- TransferCorrupted       the agent's SHA-256 of what it wrote differs from what was sent
 +-- CorruptMetadata         422: metadata that does not parse or check out (broken `_SHA_CKSUM`)
 +-- AgentInternalError      5xx: storage I/O failed or a tool (qemu-img) failed
+    +-- StorageUnavailable  503 storage_unavailable: reading the domain failed in a way that may pass
+
+Every error has `transient`: True when a retry may succeed (the agent's `"transient"` of its answer).
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from ovfstore.agent import protocol
 
 
 class AgentError(Exception):
-    def __init__(self, message: str, code: str = protocol.AGENT_ERROR, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, code: str = protocol.AGENT_ERROR, status: int | None = None, transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.transient = transient
 
 
 class AgentUnavailable(AgentError):
@@ -76,12 +82,19 @@ class AgentInternalError(AgentError):
     pass
 
 
+class StorageUnavailable(AgentInternalError):
+    """Storage failed in a way that may pass (EIO, a timeout of its mount): retry later, and meanwhile
+    take nothing the agent could not read for missing or damaged."""
+
+
 _BY_CODE: dict[str, type[AgentError]] = {
     protocol.DESCRIPTION_TOO_LONG: DescriptionTooLong,
     protocol.VOLUME_BUSY: VolumeBusy,
     protocol.INCOMPLETE_TRANSFER: IncompleteTransfer,
     protocol.CAPACITY_EXCEEDED: CapacityExceeded,
     protocol.TRANSFER_CORRUPTED: TransferCorrupted,
+    protocol.STORAGE_UNAVAILABLE: StorageUnavailable,
+    protocol.AGENT_BUSY: AgentUnavailable,
 }
 
 _BY_STATUS: dict[int, type[AgentError]] = {
@@ -97,6 +110,6 @@ _BY_STATUS: dict[int, type[AgentError]] = {
 }
 
 
-def from_answer(status: int, code: str, message: str) -> AgentError:
+def from_answer(status: int, code: str, message: str, transient: bool = False) -> AgentError:
     cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or (AgentInternalError if status >= 500 else AgentError)
-    return cls(message, code, status)
+    return cls(message, code, status, transient)

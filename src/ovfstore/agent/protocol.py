@@ -15,6 +15,8 @@ EXPECTED_DIGEST_HEADER = "X-Expected-SHA256"
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 # --- error codes the agent answers with ---------------------------------------------------------------
+# Every error answer also carries `"transient": true|false`: whether a retry may succeed (an I/O error,
+# a busy volume or agent) or the request fails until something is repaired or changed.
 
 INVALID_ARGUMENT = "invalid_argument"
 PATH_OUTSIDE_ROOTS = "path_outside_roots"
@@ -34,6 +36,16 @@ LENGTH_REQUIRED = "length_required"
 CAPACITY_EXCEEDED = "capacity_exceeded"
 INVALID_METADATA = "invalid_metadata"
 CHECKSUM_MISMATCH = "checksum_mismatch"
+#: A domain file that is a link, a device or a FIFO: never read nor written (permanent).
+UNSAFE_FILE = "unsafe_file"
+#: A volume that claims to be an OVF store and cannot be one (COW): never adopted (permanent).
+UNUSABLE_STORE = "unusable_store"
+#: Reading the domain failed in a way that may pass (EIO, EAGAIN, a timeout): retry, do not pass over.
+STORAGE_UNAVAILABLE = "storage_unavailable"
+#: The agent serves its maximum of connections; retry shortly.
+AGENT_BUSY = "agent_busy"
+#: The request head did not arrive within the agent's deadline.
+REQUEST_TIMEOUT = "request_timeout"
 STORAGE_ERROR = "storage_error"
 IO_ERROR = "io_error"
 TOOL_FAILED = "tool_failed"

@@ -30,13 +30,17 @@ from urllib.parse import parse_qsl
 from ovfstore.agent import protocol
 from ovfstore.agent.config import AgentConfig
 from ovfstore.storage.backend import aligned_buffer
+from ovfstore.storage.errors import quote
 
 log = logging.getLogger(__name__)
 
 # A request head (request line and headers) larger than this is refused: the agent's own are < 1 KiB.
 MAX_HEAD = 64 * 1024
-# JSON bodies are read whole into memory; the largest the engine sends is a description.
-MAX_JSON_BODY = 1 << 20
+# JSON bodies are read whole into memory; the largest the engine sends is a description (< 1 KiB).
+MAX_JSON_BODY = 64 << 10
+# Arrays and objects nested deeper than this are refused before parsing: no request nests more than 2,
+# and the parser would recurse once per level.
+MAX_JSON_DEPTH = 16
 # An unauthenticated client gets this much of its body drained before the connection is closed, enough
 # for its answer to reach it intact, too little to be a way of keeping the agent busy.
 MAX_UNAUTHENTICATED_DRAIN = 1 << 20
@@ -46,6 +50,21 @@ MAX_UNAUTHENTICATED_DRAIN = 1 << 20
 _INVALID_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _REQUEST_LINE = re.compile(r"([A-Z]+) (/\S*) HTTP/1\.([01])$")
 _HEADER = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$")
+# JSON strings (which may hold brackets) and the brackets outside them.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_NESTING = re.compile(rb"[\[\]{}]")
+
+
+def _check_json_depth(body: bytes | bytearray) -> None:
+    depth = 0
+    for bracket in _JSON_NESTING.findall(_JSON_STRING.sub(b"", body)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        if depth > MAX_JSON_DEPTH:
+            raise HTTPError(
+                400,
+                protocol.INVALID_ARGUMENT,
+                f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels; send a flat object",
+            )
 
 
 class HTTPError(Exception):
@@ -75,8 +94,11 @@ def json_response(content: Any, status: int = 200) -> Response:
     return Response(status, body, {"Content-Type": "application/json"})
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    response = json_response({"error": code, "message": message}, status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, transient: bool = False
+) -> Response:
+    """`{"error", "message", "transient"}`; `transient`: a retry may succeed (docs/AGENT.md, "Errors")."""
+    response = json_response({"error": code, "message": message, "transient": transient}, status)
     response.headers.update(headers or {})
     return response
 
@@ -124,6 +146,11 @@ class Request:
     def body_remaining(self) -> int:
         return self._remaining
 
+    @property
+    def awaiting_continue(self) -> bool:
+        """The client waits for `100 Continue` before it sends the body, and none was sent."""
+        return self._continue and self._remaining > 0
+
     def readinto(self, view: memoryview) -> int:
         """Read body bytes into `view`; 0 only once the whole body is read.
 
@@ -148,10 +175,11 @@ class Request:
         done = 0
         while done < len(body):
             done += self.readinto(view[done:])
+        _check_json_depth(body)
         try:
             return json.loads(body)
-        except ValueError as e:
-            raise HTTPError(400, protocol.INVALID_ARGUMENT, f"the request body is not JSON: {e}") from e
+        except (ValueError, RecursionError) as e:
+            raise HTTPError(400, protocol.INVALID_ARGUMENT, f"the request body is not JSON: {quote(str(e))}") from e
 
     def start_response(self, status: int, headers: dict[str, str], length: int) -> None:
         self.started = True
@@ -223,14 +251,19 @@ class Connection(socketserver.BaseRequestHandler):
         return n
 
     def _read_head(self) -> bytes | None:
-        """The next request head without its final blank line, or None if the client closed cleanly."""
+        """The next request head without its final blank line, or None if the client closed cleanly or
+        stayed idle past the keep-alive timeout. Once its first byte came, the head must be whole within
+        `head_timeout` (408 otherwise) and at most `MAX_HEAD` bytes (431)."""
         buf = self._pending
         checked = 0
+        deadline: float | None = None
         while True:
             # Tolerate the blank lines some clients send between requests (RFC 9112, 2.2).
             while buf.startswith(b"\r\n"):
                 del buf[:2]
             end = buf.find(b"\r\n\r\n")
+            if end > MAX_HEAD:
+                raise _head_too_large()
             if end >= 0:
                 head = bytes(buf[:end])
                 del buf[: end + 4]
@@ -243,13 +276,21 @@ class Connection(socketserver.BaseRequestHandler):
                 raise HTTPError(400, protocol.INVALID_ARGUMENT, "Invalid HTTP request: control characters in the head")
             checked = len(buf)
             if len(buf) > MAX_HEAD:
-                raise HTTPError(
-                    431, protocol.INVALID_ARGUMENT, f"Invalid HTTP request: the head exceeds {MAX_HEAD} bytes"
-                )
+                raise _head_too_large()
+            if buf and deadline is None:
+                deadline = time.monotonic() + self.config.head_timeout
+            if deadline is not None:
+                self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
             try:
                 chunk = self.sock.recv(65536)
             except TimeoutError:
-                return None  # idle past the keep-alive timeout
+                if deadline is None:
+                    return None  # idle past the keep-alive timeout
+                raise HTTPError(
+                    408,
+                    protocol.REQUEST_TIMEOUT,
+                    f"the request head did not arrive within {self.config.head_timeout} s; send it at once",
+                ) from None
             except OSError:
                 return None
             if not chunk:
@@ -368,7 +409,10 @@ class Connection(socketserver.BaseRequestHandler):
             return req.keep_alive
         if response is None:
             response = error_response(500, protocol.INTERNAL_ERROR, "the agent started no answer; see its log")
-        if req.chunked:
+        if req.chunked or req.awaiting_continue:
+            # A body of no known length cannot be skipped. A client that waits for 100 Continue was
+            # refused before any byte (413 over the capacity): it sends no body, and the connection
+            # cannot tell whether it might yet, so it ends here.
             self._answer_and_close(response)
             return False
         if req.body_remaining and not self._drain(
@@ -400,6 +444,10 @@ class Connection(socketserver.BaseRequestHandler):
             pass
 
 
+def _head_too_large() -> HTTPError:
+    return HTTPError(431, protocol.INVALID_ARGUMENT, f"Invalid HTTP request: the head exceeds {MAX_HEAD} bytes")
+
+
 class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     """Accepts on an already bound, listening socket; one thread per connection.
 
@@ -418,12 +466,27 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self._lock = threading.Condition()
         self._idle: set[Connection] = set()
         self._busy = 0
+        self._connections = 0  # accepted and not yet closed, counted in the accepting thread
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self.stopping:
             self.shutdown_request(request)
             return
+        with self._lock:
+            full = self._connections >= self.config.max_connections
+            if not full:
+                self._connections += 1
+        if full:
+            _refuse_busy(request, self.config.max_connections)
+            return
         super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._connections -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("unexpected failure serving %s", client_address)
@@ -459,6 +522,22 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 _shutdown(conn.request)
             if not self._lock.wait_for(lambda: self._busy == 0, timeout):
                 log.warning("%d requests still in progress after %s s; stopping anyway", self._busy, timeout)
+
+
+def _refuse_busy(sock: socket.socket, limit: int) -> None:
+    """Answer 503 `agent_busy` on a connection over the limit and close it, in the accepting thread:
+    the answer fits the socket's send buffer, and nothing of the request is read."""
+    body = error_response(
+        503, protocol.AGENT_BUSY, f"the agent serves {limit} connections already (max_connections); retry shortly",
+        transient=True,
+    ).body  # fmt: skip
+    head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    with contextlib.suppress(OSError):
+        sock.settimeout(0.5)
+        sock.sendall(head.encode("latin-1") + body)
+        sock.shutdown(socket.SHUT_WR)
+    sock.close()
 
 
 def _shutdown(sock: socket.socket) -> None:

@@ -47,6 +47,12 @@ def _read_secret(secret_file: Path | None) -> str:
     help=f"File holding the engine's shared secret (default: the {SECRET_ENV} environment variable).",
 )
 @click.option("--buffer-size", default=AgentConfig.buffer_size, show_default=True, help="Bytes per I/O buffer.")
+@click.option(
+    "--max-connections", default=AgentConfig.max_connections, show_default=True, help="Connections served at once."
+)
+@click.option(
+    "--head-timeout", default=AgentConfig.head_timeout, show_default=True, help="Seconds for a request head to arrive."
+)
 @click.option("--log-level", default="warning", show_default=True, help="Log level of the agent.")
 def serve(
     roots: tuple[Path, ...],
@@ -55,6 +61,8 @@ def serve(
     port_file: Path | None,
     secret_file: Path | None,
     buffer_size: int,
+    max_connections: int,
+    head_timeout: float,
     log_level: str,
 ) -> None:
     """Serve the agent's HTTP API until SIGINT or SIGTERM."""
@@ -67,6 +75,8 @@ def serve(
         host=host,
         port=port,
         buffer_size=buffer_size,
+        max_connections=max_connections,
+        head_timeout=head_timeout,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Bind before serving so the real port is known (and written) before any client is told to connect.

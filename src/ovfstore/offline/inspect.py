@@ -21,7 +21,8 @@ from uuid import UUID
 from ovfstore.model import DiskStorageType, EntityType, TemplateStatus, VmStatus
 from ovfstore.ovf import OvfError, read_ovf
 from ovfstore.storage.domain import FileDomain
-from ovfstore.storage.errors import ChecksumMismatch, StorageError
+from ovfstore.storage.errors import ChecksumMismatch, StorageError, cut, quote
+from ovfstore.storage.files import open_regular
 from ovfstore.storage.metadata import CHECKSUM_KEY, ChecksumState, DomainMetadata, parse_domain_metadata
 from ovfstore.store.selection import StoreVerdict, StoreVolume, choose, evaluate, is_store
 from ovfstore.store.tarread import StoreReadError, StoreSummary, scan_store
@@ -144,7 +145,7 @@ def inspect_domain(path: str, export_dir: str | None = None) -> DomainReport:
         # The domain's own parent is its only root: nothing outside the domain directory is followed.
         domain = FileDomain(real, (os.path.dirname(real),))
     except StorageError as e:
-        raise InspectError(f"{path}: {e}; give the <sdUUID> directory of a file storage domain") from e
+        raise InspectError(f"{cut(path)}: {e}; give the <sdUUID> directory of a file storage domain") from e
     errors: list[str] = []
     warnings: list[str] = []
     metadata = _read_metadata(domain, path, errors, warnings)
@@ -176,11 +177,10 @@ def _read_metadata(domain: FileDomain, path: str, errors: list[str], warnings: l
     except ChecksumMismatch as e:
         errors.append(f"{e}. The domain is not trusted; what follows is shown as found")
         # Shown anyway without its checksum line: inspection is for looking at damaged domains too.
-        with open(os.path.join(domain.path, "dom_md", "metadata"), "rb") as f:
-            lines = f.read().split(b"\n")
+        lines = domain.read_metadata().split(b"\n")
         return parse_domain_metadata(b"\n".join(x for x in lines if not x.startswith(CHECKSUM_KEY.encode() + b"=")))
     except (StorageError, OSError) as e:
-        raise InspectError(f"{path}: dom_md/metadata cannot be read: {e}") from e
+        raise InspectError(f"{cut(path)}: dom_md/metadata cannot be read: {_reason(e)}") from e
     if meta.checksum is ChecksumState.MISSING:
         warnings.append(f"dom_md/metadata has no {CHECKSUM_KEY}; accepted unverified, as VDSM does")
     return meta
@@ -190,21 +190,28 @@ def _list_volumes(domain: FileDomain, warnings: list[str]) -> tuple[list[StoreVo
     """The store volumes, and every image's volume ids (to tell which disks are present)."""
     stores: list[StoreVolume] = []
     images: dict[UUID, set[UUID]] = {}
-    for image in domain.images():
-        try:
-            infos = domain.volumes(image)
-        except StorageError as e:
-            warnings.append(f"image {image} cannot be listed and is left out: {e}")
+    infos, problems = domain.scan_volumes()
+    damaged: set[str] = set()
+    for problem in problems:
+        # A disk with a volume that cannot be read is not whole: it is left out, and says which volume.
+        damaged.add(problem.image)
+        which = f" (volume {problem.volume})" if problem.volume else ""
+        warnings.append(f"image {problem.image} cannot be listed and is left out: {problem.error}{which}")
+    for v in infos:
+        if v.image in damaged:
             continue
-        images[UUID(image)] = {UUID(v.volume) for v in infos}
-        for v in infos:
-            if is_store(v.meta.disk_type, v.meta.description):
-                volume = StoreVolume(
-                    UUID(v.image), UUID(v.volume), v.meta.capacity, v.meta.disk_type, v.meta.description,
-                    v.meta.legality,
-                )  # fmt: skip
-                stores.append(volume)
+        images.setdefault(UUID(v.image), set()).add(UUID(v.volume))
+        if is_store(v.meta.disk_type, v.meta.description):
+            volume = StoreVolume(
+                UUID(v.image), UUID(v.volume), v.meta.capacity, v.meta.disk_type, v.meta.description,
+                v.meta.legality,
+            )  # fmt: skip
+            stores.append(volume)
     return stores, images
+
+
+def _reason(e: StorageError | OSError) -> str:
+    return str(e) if isinstance(e, StorageError) else f"{e.strerror} ({quote(e.filename)})"
 
 
 def _reader(domain: FileDomain, volume: StoreVolume) -> Callable[[int], Iterator[bytes]]:
@@ -213,7 +220,8 @@ def _reader(domain: FileDomain, volume: StoreVolume) -> Callable[[int], Iterator
     def read(size: int) -> Iterator[bytes]:
         # Plain buffered reads: offline there is no cache coherency to keep with other hosts, and a file
         # shorter than `size` simply ends the stream, which the tar reader reports as a truncated store.
-        with open(path, "rb") as f:
+        # Opened as every domain file is: never through a link, never a device or a FIFO.
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as f:
             left = size
             while left > 0:
                 chunk = f.read(min(READ_CHUNK, left))
@@ -264,10 +272,11 @@ def _read_entities(
 
 def _read_legacy(domain: FileDomain, report: DomainReport, images: dict[UUID, set[UUID]], exporter: _Exporter) -> bool:
     try:
-        documents = domain.legacy_ovfs()
+        documents, problems = domain.scan_legacy()
     except (StorageError, OSError) as e:
-        report.warnings.append(f"the legacy master/vms OVFs cannot be read: {e}")
+        report.warnings.append(f"the legacy master/vms OVFs cannot be read: {_reason(e)}")
         return False
+    report.warnings.extend(f"legacy OVF passed over: {p.error}" for p in problems)
     for name, document in documents.items():
         entity_id = UUID(name)
         exporter.write(entity_id, document)

@@ -16,6 +16,8 @@ import os
 import stat
 from types import TracebackType
 
+from ovfstore.storage.files import open_regular
+
 # Page size: a multiple of every logical block size in use (512 and 4096), so aligning to it satisfies
 # O_DIRECT on any device.
 ALIGNMENT = mmap.PAGESIZE
@@ -40,20 +42,23 @@ def aligned_buffer(size: int) -> mmap.mmap:
 class Backend:
     """One open volume, read or written sequentially from a position (`seek`)."""
 
-    def __init__(self, path: str, writable: bool, direct: bool = True) -> None:
+    def __init__(self, path: str, writable: bool, direct: bool = True, *, domain_file: bool = False) -> None:
+        """Open `path`; a `domain_file` (a volume of a domain) is opened with `files.open_regular`, which
+        refuses anything but a regular file of one link at the cost of one `fstat`."""
         self.path = path
         flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC
+        opener = open_regular if domain_file else os.open
         self.direct = False
         fd = -1
         if direct:
             try:
-                fd = os.open(path, flags | os.O_DIRECT)
+                fd = opener(path, flags | os.O_DIRECT)
                 self.direct = True
             except OSError as e:
                 if e.errno != errno.EINVAL:
                     raise
         if fd < 0:
-            fd = os.open(path, flags)
+            fd = opener(path, flags)
         self._fd = fd
         self.is_block = stat.S_ISBLK(os.fstat(fd).st_mode)
         self._pos = 0

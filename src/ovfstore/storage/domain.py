@@ -6,6 +6,8 @@ lies under a configured storage root, so no request can name a file outside the 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -16,17 +18,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ovfstore.storage import metadata as md
+from ovfstore.storage.backend import Backend
 from ovfstore.storage.errors import (
     AlreadyExists,
     DomainNotFound,
     ImageNotFound,
     InvalidArgument,
+    PathOutsideRoots,
+    StorageError,
     ToolFailed,
+    UnusableStore,
     VolumeNotFound,
     WrongPool,
+    cut,
+    from_os_error,
+    quote,
 )
-from ovfstore.storage.files import atomic_write, contained, create_empty, fsync_dir
+from ovfstore.storage.files import (
+    atomic_write,
+    contained,
+    create_empty,
+    fsync_dir,
+    open_regular,
+    read_small,
+    stat_regular,
+)
 from ovfstore.storage.locking import locked
+from ovfstore.store.selection import is_store
 
 REMOVE_PREFIX = "_remove_me_"
 FILE_MODE = 0o660
@@ -37,6 +55,10 @@ VOLUME_TYPES = ("SPARSE", "PREALLOCATED")
 # VDSM allocates 16 MiB for these on file domains; the agent has no sanlock or mailbox to feed, so it
 # leaves them empty (docs/FORMATS.md allows it), which keeps a domain cheap to create.
 _DOM_MD_EMPTY = ("ids", "leases", "inbox", "outbox", "xleases")
+# VDSM's dom_md/metadata is well under a KiB; anything this large is damage, not read into memory.
+DOMAIN_METADATA_MAX = 64 << 10
+# A legacy OVF of a VM with many disks is tens of KiB; one this large is not an OVF.
+LEGACY_OVF_MAX = 64 << 20
 
 
 def check_uuid(value: str, what: str) -> str:
@@ -45,10 +67,10 @@ def check_uuid(value: str, what: str) -> str:
         parsed = uuid.UUID(value)
     except (ValueError, AttributeError, TypeError) as e:
         raise InvalidArgument(
-            f"{what} {value!r} is not a UUID; ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+            f"{what} {quote(value)} is not a UUID; ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427"
         ) from e
     if str(parsed) != value.lower():
-        raise InvalidArgument(f"{what} {value!r} is not a UUID in canonical form (8-4-4-4-12 hex digits)")
+        raise InvalidArgument(f"{what} {quote(value)} is not a UUID in canonical form (8-4-4-4-12 hex digits)")
     return str(parsed)
 
 
@@ -69,21 +91,66 @@ class VolumeOnDisk:
     actual_size: int
 
 
-def find_domains(roots: tuple[str, ...]) -> Iterator[str]:
+@dataclass(frozen=True)
+class Problem:
+    """An item a listing passes over, and why: `error.transient` says whether a retry may see it (an I/O
+    failure) or it stays until repaired (a link, a device, unparseable metadata)."""
+
+    path: str
+    error: StorageError
+    image: str = ""
+    volume: str = ""
+
+
+def as_storage_error(e: StorageError | OSError, what: str) -> StorageError:
+    return e if isinstance(e, StorageError) else from_os_error(e, what)
+
+
+def _has_metadata(path: str) -> bool:
+    # lexists: a domain whose metadata is a link or a device is still a domain, reported as damaged.
+    return os.path.lexists(os.path.join(path, "dom_md", "metadata"))
+
+
+def _entries(path: str, problems: list[Problem] | None) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # holds no domain
+    except OSError as e:
+        # A stale or hung mount among others: said, and the others are listed all the same.
+        if problems is not None:
+            problems.append(Problem(path, from_os_error(e, f"directory {cut(path)}")))
+        return []
+
+
+def find_domains(roots: tuple[str, ...], problems: list[Problem] | None = None) -> Iterator[str]:
     """Every domain directory under the roots: `<root>/<sdUUID>` and the NFS mount layout
-    `<root>/<server>:<path with _>/<sdUUID>`, recognised by their `dom_md/metadata`."""
+    `<root>/<server>:<path with _>/<sdUUID>`, recognised by their `dom_md/metadata`. A directory that
+    cannot be listed is added to `problems` (when given) and passed over."""
     for root in roots:
-        if not os.path.isdir(root):
-            continue
-        for entry in sorted(os.listdir(root)):
+        for entry in _entries(root, problems):
             path = os.path.join(root, entry)
-            if _is_uuid(entry) and os.path.isfile(os.path.join(path, "dom_md", "metadata")):
-                yield path
-            elif os.path.isdir(path) and not _is_uuid(entry):
-                for sub in sorted(os.listdir(path)):
-                    subpath = os.path.join(path, sub)
-                    if _is_uuid(sub) and os.path.isfile(os.path.join(subpath, "dom_md", "metadata")):
-                        yield subpath
+            if _is_uuid(entry):
+                if _has_metadata(path):
+                    yield path
+            elif os.path.isdir(path):
+                for sub in _entries(path, problems):
+                    if _is_uuid(sub) and _has_metadata(os.path.join(path, sub)):
+                        yield os.path.join(path, sub)
+
+
+def scan_domains(roots: tuple[str, ...]) -> tuple[list[tuple[FileDomain, md.DomainMetadata]], list[Problem]]:
+    """Every domain under the roots with its metadata; one that cannot be read is a `Problem`, and the
+    others are listed all the same."""
+    found: list[tuple[FileDomain, md.DomainMetadata]] = []
+    problems: list[Problem] = []
+    for path in find_domains(roots, problems):
+        try:
+            domain = FileDomain(path, roots)
+            found.append((domain, domain.metadata()))
+        except (StorageError, OSError) as e:
+            problems.append(Problem(path, as_storage_error(e, f"storage domain {quote(path)}")))
+    return found, problems
 
 
 class FileDomain:
@@ -91,7 +158,7 @@ class FileDomain:
         self.roots = roots
         self.path = contained(path, roots)
         self.sd_id = check_uuid(os.path.basename(self.path), "storage domain directory name")
-        if not os.path.isfile(self._md_path):
+        if not _has_metadata(self.path):
             raise DomainNotFound(f"{path} has no dom_md/metadata; it is not a storage domain")
 
     # --- location -------------------------------------------------------------------------------------
@@ -121,9 +188,11 @@ class FileDomain:
         """Create an empty, detached format 5 domain at `<parent>/<sd_id>`; `parent` is under a root."""
         sd_id = check_uuid(sd_id, "storage domain id")
         if domain_class not in DOMAIN_CLASSES:
-            raise InvalidArgument(f"domain class {domain_class!r} is not one of {', '.join(DOMAIN_CLASSES)}")
+            raise InvalidArgument(f"domain class {quote(domain_class)} is not one of {', '.join(DOMAIN_CLASSES)}")
         if storage_type not in FILE_STORAGE_TYPES:
-            raise InvalidArgument(f"storage type {storage_type!r} is not a file type ({', '.join(FILE_STORAGE_TYPES)})")
+            raise InvalidArgument(
+                f"storage type {quote(storage_type)} is not a file type ({', '.join(FILE_STORAGE_TYPES)})"
+            )
         parent = contained(parent, roots)
         if not os.path.isdir(parent):
             raise InvalidArgument(f"{parent} is not a directory; create or mount it first")
@@ -150,18 +219,24 @@ class FileDomain:
     def _md_path(self) -> str:
         return os.path.join(self.path, "dom_md", "metadata")
 
+    def read_metadata(self) -> bytes:
+        """The bytes of `dom_md/metadata`, read as every domain file is (`files.read_small`)."""
+        try:
+            return read_small(self._md_path, DOMAIN_METADATA_MAX, "dom_md/metadata")
+        except FileNotFoundError as e:
+            raise DomainNotFound(f"{self.path} has no dom_md/metadata; it is not a storage domain") from e
+
     def metadata(self) -> md.DomainMetadata:
-        with open(self._md_path, "rb") as f:
-            parsed = md.parse_domain_metadata(f.read())
+        parsed = md.parse_domain_metadata(self.read_metadata())
         if parsed.sd_id and parsed.sd_id != self.sd_id:
             raise InvalidArgument(
-                f"{self.path} holds the metadata of domain {parsed.sd_id}; its directory name is wrong"
+                f"{self.path} holds the metadata of domain {cut(parsed.sd_id)}; its directory name is wrong"
             )
         return parsed
 
     @contextmanager
     def _md_locked(self) -> Iterator[md.DomainMetadata]:
-        with locked(os.path.join(self.path, "dom_md"), True, f"storage domain {self.sd_id}"):
+        with locked(os.path.join(self.path, "dom_md"), True, f"storage domain {self.sd_id}", directory=True):
             yield self.metadata()
 
     def attach(self, pool_id: str, master: bool) -> md.DomainMetadata:
@@ -194,12 +269,21 @@ class FileDomain:
         return self._inside(os.path.join(self.path, "images", check_uuid(img_id, "image id")))
 
     def volume_path(self, img_id: str, vol_id: str, suffix: str = "") -> str:
-        """The volume's file (or its `.meta`/`.lease` with `suffix`). Every one must resolve inside the
-        domain: a symbolic link placed in a domain must not lead the agent to read or write elsewhere."""
+        """The volume's file (or its `.meta`/`.lease` with `suffix`). Its directory must resolve inside
+        the domain, and the file itself is only ever opened with `files.open_regular`, which refuses a
+        link, a device or a FIFO: nothing placed in a domain leads the agent to read or write elsewhere."""
         return self._inside(os.path.join(self._image_dir(img_id), check_uuid(vol_id, "volume id") + suffix))
 
     def _inside(self, path: str) -> str:
-        contained(path, (self.path,))
+        try:
+            contained(path, (self.path,))
+        except PathOutsideRoots as e:
+            if os.path.islink(path):
+                raise PathOutsideRoots(
+                    f"{cut(path)} is a symbolic link that leads outside storage domain {self.sd_id}; it is neither "
+                    "read nor written (replace it with a regular file, or remove it)"
+                ) from e
+            raise
         return path
 
     def images(self) -> list[str]:
@@ -208,30 +292,60 @@ class FileDomain:
         return sorted(e for e in os.listdir(images) if _is_uuid(e) and os.path.isdir(os.path.join(images, e)))
 
     def volumes(self, img_id: str) -> list[VolumeOnDisk]:
-        img_dir = self._image_dir(img_id)
-        if not os.path.isdir(img_dir):
-            raise ImageNotFound(f"image {img_id} is not on storage domain {self.sd_id}")
-        names = sorted(e[: -len(".meta")] for e in os.listdir(img_dir) if e.endswith(".meta"))
-        return [self.volume_info(img_id, name) for name in names if _is_uuid(name)]
+        """The volumes of one image; the first that cannot be read raises (`scan_volumes` goes on)."""
+        return _strict(self.scan_volumes(img_id))
 
     def all_volumes(self) -> list[VolumeOnDisk]:
-        result = []
-        for img in self.images():
+        return _strict(self.scan_volumes())
+
+    def scan_volumes(self, img_id: str | None = None) -> tuple[list[VolumeOnDisk], list[Problem]]:
+        """The volumes of image `img_id`, or of every image, and a `Problem` for each volume that cannot
+        be read or, claiming to be an OVF store, cannot be one: one bad volume hides no other."""
+        if img_id is not None:
+            img_dir = self._image_dir(img_id)
+            if not os.path.isdir(img_dir):
+                raise ImageNotFound(f"image {img_id} is not on storage domain {self.sd_id}")
+        found: list[VolumeOnDisk] = []
+        problems: list[Problem] = []
+        for img in [img_id] if img_id is not None else self.images():
             try:
-                result.extend(self.volumes(img))
-            except ImageNotFound:
-                continue  # deleted while listing
-        return result
+                names = self._volume_names(img)
+            except (StorageError, OSError) as e:
+                path = os.path.join(self.path, "images", img)
+                problems.append(Problem(path, as_storage_error(e, f"image {quote(path)}"), img))
+                continue
+            for vol in names:
+                try:
+                    found.append(_usable(self.volume_info(img, vol)))
+                except VolumeNotFound:
+                    continue  # deleted while listing
+                except (StorageError, OSError) as e:
+                    path = os.path.join(self.path, "images", img, vol)
+                    problems.append(Problem(path, as_storage_error(e, f"volume {quote(path)}"), img, vol))
+        return found, problems
+
+    def _volume_names(self, img_id: str) -> list[str]:
+        try:
+            entries = os.listdir(self._image_dir(img_id))
+        except FileNotFoundError:
+            return []  # deleted while listing
+        names = sorted(e[: -len(".meta")] for e in entries if e.endswith(".meta"))
+        return [name for name in names if _is_uuid(name)]
 
     def volume_info(self, img_id: str, vol_id: str) -> VolumeOnDisk:
         path = self.volume_path(img_id, vol_id)
         try:
-            with open(self.volume_path(img_id, vol_id, ".meta"), "rb") as f:
-                meta = md.parse_volume_meta(f.read())
-            st = os.stat(path)
+            meta = md.parse_volume_meta(
+                read_small(self.volume_path(img_id, vol_id, ".meta"), md.VOLUME_META_MAX, "volume metadata")
+            )
+            st = stat_regular(path)
         except FileNotFoundError as e:
             raise VolumeNotFound(f"volume {vol_id} of image {img_id} is not on storage domain {self.sd_id}") from e
         return VolumeOnDisk(img_id, vol_id, meta, st.st_size, st.st_blocks * 512)
+
+    def open_volume(self, img_id: str, vol_id: str, writable: bool, direct: bool = True) -> Backend:
+        """The volume's data, opened only if it is a regular file of one link (`files.open_regular`)."""
+        return Backend(self.volume_path(img_id, vol_id), writable, direct, domain_file=True)
 
     def write_volume_meta(self, img_id: str, vol_id: str, meta: md.VolumeMetadata) -> None:
         """Replace the `.meta` atomically; callers hold the volume's lease lock."""
@@ -267,11 +381,13 @@ class FileDomain:
         img_dir = self._image_dir(img_id)
         path = self.volume_path(img_id, vol_id)
         if format not in VOLUME_FORMATS:
-            raise InvalidArgument(f"volume format {format!r} is not one of {', '.join(VOLUME_FORMATS)}")
+            raise InvalidArgument(f"volume format {quote(format)} is not one of {', '.join(VOLUME_FORMATS)}")
         if volume_type not in VOLUME_TYPES:
-            raise InvalidArgument(f"volume type {volume_type!r} is not one of {', '.join(VOLUME_TYPES)}")
-        if capacity <= 0 or capacity % 512:
-            raise InvalidArgument(f"capacity {capacity} must be a positive multiple of 512 bytes")
+            raise InvalidArgument(f"volume type {quote(volume_type)} is not one of {', '.join(VOLUME_TYPES)}")
+        if not 0 < capacity <= md.INT_MAX or capacity % 512:
+            raise InvalidArgument(
+                f"capacity {quote(capacity)} must be a positive multiple of 512 bytes of at most {md.INT_MAX}"
+            )
         if parent is not None and format != "COW":
             raise InvalidArgument("only a COW (qcow2) volume can have a parent")
         meta = md.VolumeMetadata(
@@ -282,20 +398,22 @@ class FileDomain:
         )  # fmt: skip
         meta_bytes = md.format_volume_meta(meta)  # refuses a bad description before touching disk
         parent_info = self.volume_info(img_id, parent) if parent is not None else None
+        new_image = not os.path.isdir(img_dir)
         os.makedirs(img_dir, 0o755, exist_ok=True)
         try:
-            create_empty(path, FILE_MODE)
-        except FileExistsError as e:
-            raise AlreadyExists(f"volume {vol_id} already exists in image {img_id}") from e
-        if format == "RAW":
-            with open(path, "r+b") as f:
-                if volume_type == "PREALLOCATED":
-                    os.posix_fallocate(f.fileno(), 0, capacity)
-                else:
-                    f.truncate(capacity)
-                os.fsync(f.fileno())
-        else:
-            self._qemu_img_create(path, capacity, volume_type, parent_info)
+            try:
+                create_empty(path, FILE_MODE)
+            except FileExistsError as e:
+                raise AlreadyExists(f"volume {vol_id} already exists in image {img_id}") from e
+            if format == "RAW":
+                _allocate(path, capacity, volume_type)
+            else:
+                self._qemu_img_create(path, capacity, volume_type, parent_info)
+        except BaseException:
+            if new_image:
+                with contextlib.suppress(OSError):
+                    os.rmdir(img_dir)  # empty again: a refused creation leaves nothing behind
+            raise
         create_empty(self.volume_path(img_id, vol_id, ".lease"), FILE_MODE)
         # The .meta is the commit point: volumes are listed by their .meta files.
         atomic_write(self.volume_path(img_id, vol_id, ".meta"), meta_bytes, FILE_MODE)
@@ -335,17 +453,72 @@ class FileDomain:
     # --- legacy OVFs ----------------------------------------------------------------------------------
 
     def legacy_ovfs(self) -> dict[str, bytes]:
-        """`master/vms/<id>/<id>.ovf` by VM or template id, written by engines before OVF stores."""
+        """`master/vms/<id>/<id>.ovf` by VM or template id; the first that cannot be read raises."""
+        found, problems = self.scan_legacy()
+        if problems:
+            raise problems[0].error
+        return found
+
+    def scan_legacy(self) -> tuple[dict[str, bytes], list[Problem]]:
+        """`master/vms/<id>/<id>.ovf` by VM or template id, written by engines before OVF stores, and a
+        `Problem` for each that cannot be read (a link, a device...): one bad file hides no other."""
         vms = os.path.join(self.path, "master", "vms")
         if not os.path.isdir(vms):
-            return {}
-        result = {}
+            return {}, []
+        found: dict[str, bytes] = {}
+        problems: list[Problem] = []
         for entry in sorted(os.listdir(vms)):
             ovf = os.path.join(vms, entry, entry + ".ovf")
-            if _is_uuid(entry) and os.path.isfile(ovf):
-                with open(contained(ovf, self.roots), "rb") as f:
-                    result[entry] = f.read()
-        return result
+            if not (_is_uuid(entry) and os.path.lexists(ovf)):
+                continue
+            try:
+                self._inside(os.path.dirname(ovf))  # the file itself is opened without following a link
+                found[entry] = read_small(ovf, LEGACY_OVF_MAX, "legacy OVF")
+            except (StorageError, OSError) as e:
+                problems.append(Problem(ovf, as_storage_error(e, f"legacy OVF {quote(ovf)}")))
+        return found, problems
+
+
+def _strict(scan: tuple[list[VolumeOnDisk], list[Problem]]) -> list[VolumeOnDisk]:
+    found, problems = scan
+    if problems:
+        raise problems[0].error
+    return found
+
+
+def _usable(volume: VolumeOnDisk) -> VolumeOnDisk:
+    """`volume`, unless it claims to be an OVF store and cannot hold one: a store is a RAW volume the
+    tar is streamed into, and the engine creates a new store where none is usable."""
+    meta = volume.meta
+    if is_store(meta.disk_type, meta.description) and meta.format != "RAW":
+        raise UnusableStore(
+            f"volume {volume.volume} of image {volume.image} claims to be an OVF store but is {quote(meta.format)}, "
+            "not RAW; it is not used as a store (a new one is created in its place)"
+        )
+    return volume
+
+
+def _allocate(path: str, capacity: int, volume_type: str) -> None:
+    """Give the new, empty RAW volume at `path` its capacity; on failure (no space, a file size the
+    filesystem refuses) the file is removed, so a refused creation leaves nothing behind."""
+    try:
+        fd = open_regular(path, os.O_RDWR)
+        try:
+            if volume_type == "PREALLOCATED":
+                os.posix_fallocate(fd, 0, capacity)
+            else:
+                os.ftruncate(fd, capacity)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(e, OSError) and e.errno in (errno.EFBIG, errno.EINVAL):
+            raise InvalidArgument(
+                f"a volume of {capacity} bytes cannot be created on this filesystem ({e.strerror}); ask for less"
+            ) from e
+        raise
 
 
 @contextmanager

@@ -6,9 +6,19 @@ HTTP: the agent translates them once, at its edge, into status codes and JSON er
 
 from __future__ import annotations
 
+import errno
+
+#: Characters of input an error message quotes at most (`quote`).
+QUOTE_LIMIT = 200
+
 
 class StorageError(Exception):
-    """Base of every storage error. The agent names each kind on the wire (`ovfstore.agent.protocol`)."""
+    """Base of every storage error. The agent names each kind on the wire (`ovfstore.agent.protocol`).
+
+    `transient`: the failure may pass by itself (retry), as opposed to damage that stays until repaired.
+    """
+
+    transient = False
 
 
 class InvalidArgument(StorageError):
@@ -58,6 +68,8 @@ class WrongPool(StorageError):
 class VolumeBusy(StorageError):
     """Another writer holds the volume's lease; retry when its transfer ends."""
 
+    transient = True
+
 
 class CapacityExceeded(StorageError):
     pass
@@ -73,3 +85,59 @@ class DigestMismatch(StorageError):
 
 class ToolFailed(StorageError):
     """An external tool (qemu-img) failed or is missing."""
+
+
+class UnsafeFile(InvalidMetadata):
+    """A domain file that is not a regular file of one link (a symbolic or hard link, a device, a FIFO):
+    never read nor written, since it may lead outside the domain. Permanent: pass the item over."""
+
+
+class UnusableStore(InvalidMetadata):
+    """A volume that claims to be an OVF store but cannot hold one (COW, no capacity): never adopted as a
+    store, so the engine creates a new one."""
+
+
+class FileUnreadable(StorageError):
+    """A domain file the operating system refuses for good (permissions, not a file): pass it over."""
+
+
+class StorageUnavailable(StorageError):
+    """An I/O failure that may pass (EIO, EAGAIN, a timeout of a network mount): refuse, and retry later;
+    never take the item for missing or damaged."""
+
+    transient = True
+
+
+#: Errors of the storage itself that a retry may not see again; any other OSError is taken as permanent.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY, errno.EINTR, errno.ENOTCONN,
+        errno.ECONNRESET, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOLCK,
+    }
+)  # fmt: skip
+
+
+def from_os_error(e: OSError, what: str) -> StorageError:
+    """`e`, raised while reading or writing `what`, as a storage error: transient or permanent."""
+    reason = e.strerror or str(e)
+    if e.errno in TRANSIENT_ERRNOS:
+        return StorageUnavailable(f"{what}: {reason}; this may be a passing storage failure, retry later")
+    return FileUnreadable(f"{what}: {reason}; check the file and the agent's access to it")
+
+
+def cut(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`value` as text for a message, cut to `limit` characters with the length said (as `quote`, not
+    in quotes: for a path or an id where the message showed it bare)."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """`value` as an error message quotes input: its repr, cut to `limit` characters with the length said.
+
+    A hostile domain may hold a metadata line of hundreds of megabytes; an error quoting it whole would
+    carry it into every answer, log and report that mentions the error."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"

@@ -13,11 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ovfstore.storage.errors import VolumeBusy
+from ovfstore.storage.files import open_regular
 
 
 @contextmanager
-def locked(path: str, exclusive: bool, what: str) -> Iterator[None]:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def locked(path: str, exclusive: bool, what: str, directory: bool = False) -> Iterator[None]:
+    """Lock `path`, a lease file (opened as every domain file is, `files.open_regular`: a FIFO or a link
+    there is refused, never waited on or followed) or, with `directory`, a directory."""
+    if directory:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    else:
+        fd = open_regular(path, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ovfstore.storage.errors import ChecksumMismatch, DescriptionTooLong, InvalidArgument, InvalidMetadata
+from ovfstore.storage.errors import ChecksumMismatch, DescriptionTooLong, InvalidArgument, InvalidMetadata, quote
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ DOMAIN_DESCRIPTION_MAX = 50
 VOLUME_DESCRIPTION_MAX = 210
 VOLUME_META_MAX = 512
 BLANK_UUID = "00000000-0000-0000-0000-000000000000"
+#: The largest number a `.meta` may hold: sizes and offsets are signed 64-bit values for qemu and VDSM.
+INT_MAX = 2**63 - 1
 
 
 class ChecksumState(StrEnum):
@@ -41,7 +44,9 @@ def domain_checksum(values: Mapping[str, str]) -> str:
 
 def _check_line_safe(key: str, value: str) -> None:
     if not key or "=" in key or any(c in key + value for c in "\n\r\0"):
-        raise InvalidArgument(f"metadata entry {key!r}={value!r} cannot be stored: no '=' in keys, no newlines")
+        raise InvalidArgument(
+            f"metadata entry {quote(key)}={quote(value)} cannot be stored: no '=' in keys, no newlines"
+        )
 
 
 def _split_lines(data: bytes, what: str) -> list[tuple[str, str]]:
@@ -56,7 +61,7 @@ def _split_lines(data: bytes, what: str) -> list[tuple[str, str]]:
         if not sep:
             if line == "EOF":
                 break
-            raise InvalidMetadata(f"{what}: line {line!r} is not KEY=VALUE; the file is damaged")
+            raise InvalidMetadata(f"{what}: line {quote(line)} is not KEY=VALUE; the file is damaged")
         pairs.append((key, value))
     return pairs
 
@@ -104,6 +109,9 @@ def parse_domain_metadata(data: bytes) -> DomainMetadata:
     except UnicodeDecodeError as e:
         raise InvalidMetadata(f"dom_md/metadata is not valid UTF-8 ({e}); the file is damaged") from e
     values = dict(pairs)
+    version = values.get("VERSION", "")
+    if version and not (version.isascii() and version.isdigit() and len(version) <= 3):
+        raise InvalidMetadata(f"dom_md/metadata: VERSION={quote(version)} is not a domain format; the file is damaged")
     stored = values.pop(CHECKSUM_KEY, None)
     if stored is None:
         log.warning("dom_md/metadata of domain %s has no %s; accepted unverified", values.get("SDUUID"), CHECKSUM_KEY)
@@ -111,8 +119,8 @@ def parse_domain_metadata(data: bytes) -> DomainMetadata:
     computed = domain_checksum(values)
     if stored.strip().lower() != computed:
         raise ChecksumMismatch(
-            f"dom_md/metadata of domain {values.get('SDUUID', '?')} has checksum {stored} but its content "
-            f"sums to {computed}: the file was changed or damaged; restore it or rewrite it with a tool "
+            f"dom_md/metadata of domain {quote(values.get('SDUUID', '?'))} has checksum {quote(stored)} but its "
+            f"content sums to {computed}: the file was changed or damaged; restore it or rewrite it with a tool "
             "that recomputes the checksum"
         )
     return DomainMetadata(values, ChecksumState.VALID)
@@ -202,10 +210,39 @@ def _int(values: Mapping[str, str], key: str, default: int) -> int:
     raw = values.get(key, "")
     if raw == "":
         return default
+    digits = raw.removeprefix("-")
+    # Plain ASCII digits only (int() also takes "1_0", " 1", "+1"); and no int() of thousands of digits:
+    # it is slow, and 2**63 has 19.
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidMetadata(f"volume metadata {key}={quote(raw)} is not a number; the .meta is damaged")
+    if digits != raw or len(digits) > 19 or int(digits) > INT_MAX:
+        raise InvalidMetadata(f"volume metadata {key}={quote(raw)} is outside 0..{INT_MAX}; the .meta is damaged")
+    return int(digits)
+
+
+def _capacity(values: Mapping[str, str]) -> int:
+    if "CAP" in values:
+        capacity = _int(values, "CAP", 0)
+    else:
+        # Domain versions before 5 store the size in 512-byte sectors.
+        capacity = _int(values, "SIZE", 0) * 512
+    if not 0 < capacity <= INT_MAX:
+        raise InvalidMetadata(
+            f"volume metadata gives a capacity of {capacity} bytes; a volume holds at least one byte and at most "
+            f"{INT_MAX}: the .meta is damaged"
+        )
+    return capacity
+
+
+def _parent(values: Mapping[str, str]) -> str:
+    raw = values.get("PUUID", BLANK_UUID)
     try:
-        return int(raw)
-    except ValueError as e:
-        raise InvalidMetadata(f"volume metadata {key}={raw!r} is not a number; the .meta is damaged") from e
+        parsed = uuid.UUID(raw) if len(raw) <= 36 else None
+    except ValueError:
+        parsed = None
+    if parsed is None or str(parsed) != raw.lower():
+        raise InvalidMetadata(f"volume metadata PUUID={quote(raw)} is not a volume id; the .meta is damaged")
+    return raw
 
 
 def parse_volume_meta(data: bytes) -> VolumeMetadata:
@@ -213,13 +250,8 @@ def parse_volume_meta(data: bytes) -> VolumeMetadata:
         values = dict(_split_lines(data, ".meta"))
     except UnicodeDecodeError as e:
         raise InvalidMetadata(f".meta is not valid UTF-8 ({e}); the file is damaged") from e
-    if "CAP" in values:
-        capacity = _int(values, "CAP", 0)
-    else:
-        # Domain versions before 5 store the size in 512-byte sectors.
-        capacity = _int(values, "SIZE", 0) * 512
     return VolumeMetadata(
-        capacity=capacity,
+        capacity=_capacity(values),
         ctime=_int(values, "CTIME", 0),
         description=values.get("DESCRIPTION", ""),
         disk_type=values.get("DISKTYPE", ""),
@@ -228,7 +260,7 @@ def parse_volume_meta(data: bytes) -> VolumeMetadata:
         generation=_int(values, "GEN", 0),
         image=values.get("IMAGE", ""),
         legality=values.get("LEGALITY", ""),
-        parent=values.get("PUUID", BLANK_UUID),
+        parent=_parent(values),
         sequence=_int(values, "SEQ", 0),
         type=values.get("TYPE", ""),
         voltype=values.get("VOLTYPE", ""),

@@ -66,7 +66,7 @@ def write_volume(
         # ILLEGAL until the data is durable: an agent killed mid-write leaves the volume marked, and the
         # engine never trusts its content.
         domain.write_volume_meta(img, vol, replace(meta, legality="ILLEGAL"))
-        with Backend(domain.volume_path(img, vol), True, direct_io) as backend:
+        with domain.open_volume(img, vol, True, direct_io) as backend:
             written = write_from(
                 source, backend, length, meta.capacity, pipeline.buffers, pipeline.hasher, pipeline.writer
             )
@@ -104,7 +104,7 @@ def copy_volume(
             raise InvalidArgument(
                 f"source volume {src_vol} is {source.meta.format}; copies go between RAW volumes only"
             )
-        with Backend(domain.volume_path(src_img, src_vol), False, direct_io) as reader:
+        with domain.open_volume(src_img, src_vol, False, direct_io) as reader:
             try:
                 return write_volume(
                     domain, img, vol, _views_reader(reader, length, read_buffer), length, pipeline,

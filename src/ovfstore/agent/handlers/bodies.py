@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from ovfstore.agent.server import Request
-from ovfstore.storage.errors import InvalidArgument
+from ovfstore.storage.errors import InvalidArgument, cut
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ def field(data: dict[str, Any], name: str, kind: type[T], default: T | None = No
     """`data[name]` (or `default` when absent), which must be a `kind`; a bool is not an int here."""
     value = data.get(name, default)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidArgument(f"field {name!r} must be a {kind.__name__}, got {value!r}")
+        raise InvalidArgument(f"field {name!r} must be a {kind.__name__}, got {cut(repr(value))}")
     return value
 
 
@@ -30,5 +30,5 @@ def optional_id(data: dict[str, Any], name: str) -> str | None:
     """`data[name]`, an id or null (or absent)."""
     value = data.get(name)
     if value is not None and not isinstance(value, str):
-        raise InvalidArgument(f"field {name!r} must be a volume id or null, got {value!r}")
+        raise InvalidArgument(f"field {name!r} must be a volume id or null, got {cut(repr(value))}")
     return value

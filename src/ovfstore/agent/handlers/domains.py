@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import os
 from typing import Any
 
+from ovfstore.agent.answers import problem_json
 from ovfstore.agent.config import AgentConfig
 from ovfstore.agent.handlers.bodies import field, json_object
 from ovfstore.agent.handlers.locate import domain_of
 from ovfstore.agent.server import Request, Response, json_response
-from ovfstore.storage.domain import FileDomain, find_domains
+from ovfstore.storage.domain import FileDomain, scan_domains
 from ovfstore.storage.metadata import DomainMetadata
 
 
@@ -29,10 +31,16 @@ def domain_json(domain: FileDomain, meta: DomainMetadata) -> dict[str, Any]:
 
 
 def list_domains(config: AgentConfig, request: Request) -> Response:
-    roots = config.roots
+    """Every domain under the roots; one that cannot be read is listed as a problem (`problem_json`,
+    with its `id`) and hides no other. With `?path=`, the one domain there, or its error."""
     path = request.query.get("path")
-    domains = [FileDomain(path, roots)] if path else [FileDomain(p, roots) for p in find_domains(roots)]
-    return json_response([domain_json(d, d.metadata()) for d in domains])
+    if path:
+        domain = FileDomain(path, config.roots)
+        return json_response([domain_json(domain, domain.metadata())])
+    found, problems = scan_domains(config.roots)
+    answer = [domain_json(d, meta) for d, meta in found]
+    answer += [dict(problem_json(p), id=os.path.basename(p.path)) for p in problems]
+    return json_response(answer)
 
 
 def create_domain(config: AgentConfig, request: Request) -> Response:
@@ -69,5 +77,9 @@ def detach(config: AgentConfig, request: Request) -> Response:
 
 
 def legacy_ovfs(config: AgentConfig, request: Request) -> Response:
-    ovfs = domain_of(config, request).legacy_ovfs()
-    return json_response({vm: base64.b64encode(data).decode() for vm, data in ovfs.items()})
+    """`{"<vmId>": "<base64>"}`; an OVF that cannot be read is `{"<vmId>": problem}` instead."""
+    ovfs, problems = domain_of(config, request).scan_legacy()
+    answer: dict[str, Any] = {vm: base64.b64encode(data).decode() for vm, data in ovfs.items()}
+    for problem in problems:
+        answer[os.path.basename(os.path.dirname(problem.path))] = problem_json(problem)
+    return json_response(answer)

@@ -15,9 +15,8 @@ from ovfstore.agent.config import AgentConfig
 from ovfstore.agent.handlers.bodies import field, json_object
 from ovfstore.agent.handlers.locate import volume_of
 from ovfstore.agent.server import ClientGone, Connection, Request, Response, error_response, json_response
-from ovfstore.storage.backend import Backend
 from ovfstore.storage.domain import check_uuid
-from ovfstore.storage.errors import DigestMismatch, IncompleteTransfer, InvalidArgument
+from ovfstore.storage.errors import DigestMismatch, IncompleteTransfer, InvalidArgument, quote
 from ovfstore.storage.transfer import WritePipeline, copy_volume, write_volume
 from ovfstore.storage.volumeio import WrittenData, read_views
 
@@ -25,7 +24,8 @@ from ovfstore.storage.volumeio import WrittenData, read_views
 #: the others hashed and written meanwhile. A copy maps one more to read its source through.
 RING = 4
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+# At most 19 digits: offsets are below 2**63, and int() of thousands of digits is refused anyway.
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})$")
 
 
 def _pipeline(conn: Connection, buffers: list[mmap.mmap]) -> WritePipeline:
@@ -40,7 +40,7 @@ def _written(result: WrittenData) -> Response:
 def _expected_digest(request: Request) -> str | None:
     expected = request.headers.get(protocol.EXPECTED_DIGEST_HEADER.lower())
     if expected is not None and not protocol.SHA256_HEX.fullmatch(expected):
-        raise InvalidArgument(f"{protocol.EXPECTED_DIGEST_HEADER} must be 64 hexadecimal digits, not {expected!r}")
+        raise InvalidArgument(f"{protocol.EXPECTED_DIGEST_HEADER} must be 64 hexadecimal digits, not {quote(expected)}")
     return None if expected is None else expected.lower()  # as hexdigest() writes it
 
 
@@ -91,14 +91,14 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     """(offset, length) of a single `Range`; multiple ranges are refused, the engine never asks them."""
     m = _RANGE.match(header.strip())
     if not m or (not m[1] and not m[2]):
-        raise InvalidArgument(f"Range {header!r} is not 'bytes=first-last' with one range")
+        raise InvalidArgument(f"Range {quote(header)} is not 'bytes=first-last' with one range")
     if not m[1]:
         length = min(int(m[2]), size)
         return size - length, length
     first = int(m[1])
     last = int(m[2]) if m[2] else size - 1
     if first > last or last >= size:
-        raise InvalidArgument(f"Range {header!r} is outside the volume of {size} bytes")
+        raise InvalidArgument(f"Range {quote(header)} is outside the volume of {size} bytes")
     return first, last - first + 1
 
 
@@ -107,7 +107,7 @@ def download(config: AgentConfig, request: Request) -> None:
     domain, img, vol = volume_of(config, request)
     with ExitStack() as stack:
         stack.enter_context(domain.volume_locked(img, vol, exclusive=False))
-        backend = stack.enter_context(Backend(domain.volume_path(img, vol), False, config.direct_io))
+        backend = stack.enter_context(domain.open_volume(img, vol, False, config.direct_io))
         size = backend.size()
         header = request.headers.get("range")
         offset, length = parse_range(header, size) if header else (0, size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ovfstore.agent.answers import problem_json
 from ovfstore.agent.config import AgentConfig
 from ovfstore.agent.handlers.bodies import field, json_object, optional_id
 from ovfstore.agent.handlers.locate import domain_of, image_of, volume_of
@@ -23,10 +24,12 @@ def volume_json(volume: VolumeOnDisk) -> dict[str, Any]:
 
 
 def list_volumes(config: AgentConfig, request: Request) -> Response:
-    """The volumes of one image (`{img}` in the path), or of every image of the domain."""
+    """The volumes of one image (`{img}` in the path), or of every image of the domain; a volume that
+    cannot be read (or cannot be the OVF store it claims to be) is listed as a problem (`problem_json`)
+    and hides no other."""
     domain = domain_of(config, request)
-    volumes = domain.volumes(image_of(request)) if "img" in request.params else domain.all_volumes()
-    return json_response([volume_json(v) for v in volumes])
+    volumes, problems = domain.scan_volumes(image_of(request) if "img" in request.params else None)
+    return json_response([volume_json(v) for v in volumes] + [problem_json(p) for p in problems])
 
 
 def create_volume(config: AgentConfig, request: Request) -> Response:
