@@ -19,7 +19,7 @@ from ovfstore.api.router import Call, Document
 from ovfstore.api.throttle import LoginThrottle
 from ovfstore.api.xmlio import MAX_BODY
 from ovfstore.engine.config import AgentAccess
-from ovfstore.engine.domains import StorageError
+from ovfstore.engine.domains import DomainCommandFailed
 from ovfstore.engine.runtime import Engine, EngineConfig
 from ovfstore.engine.users import UserRole
 from tests.e2e.conftest import serve
@@ -64,7 +64,7 @@ def start(engine: Engine) -> Iterator[Callable[..., str]]:
 
 def _boom(call: Call) -> Document:
     # What an agent's error passed through looks like: its message, of any size, inside ours.
-    raise StorageError(f"writing the store failed: {'the agent said no ' * 500_000}; retry later")
+    raise DomainCommandFailed(f"writing the store failed: {'the agent said no ' * 500_000}; retry later")
 
 
 def _login(client: httpx.Client, user: str, password: str) -> httpx.Response:

@@ -22,9 +22,8 @@ from ovfstore.storage.errors import (
     StorageUnavailable,
     UnsafeFile,
     UnusableStore,
-    cut,
-    quote,
 )
+from ovfstore.store.quoting import cut, quoted
 
 pytestmark = pytest.mark.timeout(30)  # a FIFO opened the wrong way would block for ever
 
@@ -270,12 +269,12 @@ def test_a_huge_metadata_line_gives_a_short_error(roots: tuple[str, ...]) -> Non
 
 
 def test_quote_and_cut_bound_what_they_quote() -> None:
-    assert quote("abc") == "'abc'"
+    assert quoted("abc") == "'abc'"
     assert cut("abc") == "abc"
     long = "x" * 10_000_000
-    assert len(quote(long)) < 300
+    assert len(quoted(long)) < 300
     assert len(cut(long)) < 300
-    assert "10000000 characters" in quote(long)
+    assert "10000000 characters" in quoted(long)
 
 
 @pytest.mark.parametrize("capacity", [2**63, 2**64 + 512, -512, 0])

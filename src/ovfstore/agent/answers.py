@@ -12,7 +12,7 @@ from ovfstore.agent import protocol
 from ovfstore.agent.server import Response, error_response
 from ovfstore.storage import errors
 from ovfstore.storage.domain import Problem
-from ovfstore.storage.errors import quote
+from ovfstore.store.quoting import quoted
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,13 @@ def answer_for(e: Exception) -> Response:
         transient = e.errno in errors.TRANSIENT_ERRNOS
         advice = "retry later" if transient else "check the storage and the agent's log"
         reason = e.strerror or errno.errorcode.get(e.errno or 0, "")
-        where = f" ({quote(e.filename)})" if e.filename else ""
+        where = f" ({quoted(e.filename)})" if e.filename else ""
         return error_response(
             500, protocol.IO_ERROR, f"storage I/O failed: {reason}{where}; {advice}", transient=transient
         )
     log.exception("unexpected failure")
     return error_response(
-        500, protocol.INTERNAL_ERROR, f"the agent failed unexpectedly: {quote(repr(e))}; see the agent's log"
+        500, protocol.INTERNAL_ERROR, f"the agent failed unexpectedly: {quoted(repr(e))}; see the agent's log"
     )
 
 

@@ -28,6 +28,7 @@ from ovfstore.agent.errors import (
     from_answer,
 )
 from ovfstore.agent.protocol import EXPECTED_DIGEST_HEADER, SHA256_HEX
+from ovfstore.store.quoting import cut
 from ovfstore.store.selection import is_store
 
 log = logging.getLogger(__name__)
@@ -399,10 +400,15 @@ class AgentClient:
             ) from e
 
 
+#: The most of an agent's error message the engine keeps: an agent's answer is bounded by the agent, but
+#: the engine must not hold (or pass on in faults and events) megabytes from a broken or hostile one.
+MESSAGE_MAX = 4000
+
+
 def _error(response: httpx.Response) -> AgentError:
     try:
         body = response.json()
-        code, message = str(body["error"]), str(body["message"])
+        code, message = str(body["error"]), cut(body["message"], MESSAGE_MAX)
         transient = body.get("transient") is True
     except (ValueError, KeyError, TypeError, AttributeError):
         code, message = protocol.HTTP_ERROR, f"HTTP {response.status_code}: {response.text[:200]}"

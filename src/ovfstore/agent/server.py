@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 from ovfstore.agent import protocol
 from ovfstore.agent.config import AgentConfig
 from ovfstore.storage.backend import aligned_buffer
-from ovfstore.storage.errors import quote
+from ovfstore.store.quoting import quoted
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Request:
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as e:
-            raise HTTPError(400, protocol.INVALID_ARGUMENT, f"the request body is not JSON: {quote(str(e))}") from e
+            raise HTTPError(400, protocol.INVALID_ARGUMENT, f"the request body is not JSON: {quoted(str(e))}") from e
 
     def start_response(self, status: int, headers: dict[str, str], length: int) -> None:
         self.started = True

@@ -21,9 +21,10 @@ from uuid import UUID
 from ovfstore.model import DiskStorageType, EntityType, TemplateStatus, VmStatus
 from ovfstore.ovf import OvfError, read_ovf
 from ovfstore.storage.domain import FileDomain
-from ovfstore.storage.errors import ChecksumMismatch, StorageError, cut, quote
+from ovfstore.storage.errors import ChecksumMismatch, StorageError
 from ovfstore.storage.files import open_regular
 from ovfstore.storage.metadata import CHECKSUM_KEY, ChecksumState, DomainMetadata, parse_domain_metadata
+from ovfstore.store.quoting import cut, quoted
 from ovfstore.store.selection import StoreVerdict, StoreVolume, choose, evaluate, is_store
 from ovfstore.store.tarread import StoreReadError, StoreSummary, scan_store
 
@@ -211,7 +212,7 @@ def _list_volumes(domain: FileDomain, warnings: list[str]) -> tuple[list[StoreVo
 
 
 def _reason(e: StorageError | OSError) -> str:
-    return str(e) if isinstance(e, StorageError) else f"{e.strerror} ({quote(e.filename)})"
+    return str(e) if isinstance(e, StorageError) else f"{e.strerror} ({quoted(e.filename)})"
 
 
 def _reader(domain: FileDomain, volume: StoreVolume) -> Callable[[int], Iterator[bytes]]:

@@ -30,9 +30,7 @@ from ovfstore.storage.errors import (
     UnusableStore,
     VolumeNotFound,
     WrongPool,
-    cut,
     from_os_error,
-    quote,
 )
 from ovfstore.storage.files import (
     atomic_write,
@@ -44,6 +42,7 @@ from ovfstore.storage.files import (
     stat_regular,
 )
 from ovfstore.storage.locking import locked
+from ovfstore.store.quoting import cut, quoted
 from ovfstore.store.selection import is_store
 
 REMOVE_PREFIX = "_remove_me_"
@@ -67,10 +66,10 @@ def check_uuid(value: str, what: str) -> str:
         parsed = uuid.UUID(value)
     except (ValueError, AttributeError, TypeError) as e:
         raise InvalidArgument(
-            f"{what} {quote(value)} is not a UUID; ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+            f"{what} {quoted(value)} is not a UUID; ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427"
         ) from e
     if str(parsed) != value.lower():
-        raise InvalidArgument(f"{what} {quote(value)} is not a UUID in canonical form (8-4-4-4-12 hex digits)")
+        raise InvalidArgument(f"{what} {quoted(value)} is not a UUID in canonical form (8-4-4-4-12 hex digits)")
     return str(parsed)
 
 
@@ -149,7 +148,7 @@ def scan_domains(roots: tuple[str, ...]) -> tuple[list[tuple[FileDomain, md.Doma
             domain = FileDomain(path, roots)
             found.append((domain, domain.metadata()))
         except (StorageError, OSError) as e:
-            problems.append(Problem(path, as_storage_error(e, f"storage domain {quote(path)}")))
+            problems.append(Problem(path, as_storage_error(e, f"storage domain {quoted(path)}")))
     return found, problems
 
 
@@ -188,10 +187,10 @@ class FileDomain:
         """Create an empty, detached format 5 domain at `<parent>/<sd_id>`; `parent` is under a root."""
         sd_id = check_uuid(sd_id, "storage domain id")
         if domain_class not in DOMAIN_CLASSES:
-            raise InvalidArgument(f"domain class {quote(domain_class)} is not one of {', '.join(DOMAIN_CLASSES)}")
+            raise InvalidArgument(f"domain class {quoted(domain_class)} is not one of {', '.join(DOMAIN_CLASSES)}")
         if storage_type not in FILE_STORAGE_TYPES:
             raise InvalidArgument(
-                f"storage type {quote(storage_type)} is not a file type ({', '.join(FILE_STORAGE_TYPES)})"
+                f"storage type {quoted(storage_type)} is not a file type ({', '.join(FILE_STORAGE_TYPES)})"
             )
         parent = contained(parent, roots)
         if not os.path.isdir(parent):
@@ -312,7 +311,7 @@ class FileDomain:
                 names = self._volume_names(img)
             except (StorageError, OSError) as e:
                 path = os.path.join(self.path, "images", img)
-                problems.append(Problem(path, as_storage_error(e, f"image {quote(path)}"), img))
+                problems.append(Problem(path, as_storage_error(e, f"image {quoted(path)}"), img))
                 continue
             for vol in names:
                 try:
@@ -321,7 +320,7 @@ class FileDomain:
                     continue  # deleted while listing
                 except (StorageError, OSError) as e:
                     path = os.path.join(self.path, "images", img, vol)
-                    problems.append(Problem(path, as_storage_error(e, f"volume {quote(path)}"), img, vol))
+                    problems.append(Problem(path, as_storage_error(e, f"volume {quoted(path)}"), img, vol))
         return found, problems
 
     def _volume_names(self, img_id: str) -> list[str]:
@@ -381,12 +380,12 @@ class FileDomain:
         img_dir = self._image_dir(img_id)
         path = self.volume_path(img_id, vol_id)
         if format not in VOLUME_FORMATS:
-            raise InvalidArgument(f"volume format {quote(format)} is not one of {', '.join(VOLUME_FORMATS)}")
+            raise InvalidArgument(f"volume format {quoted(format)} is not one of {', '.join(VOLUME_FORMATS)}")
         if volume_type not in VOLUME_TYPES:
-            raise InvalidArgument(f"volume type {quote(volume_type)} is not one of {', '.join(VOLUME_TYPES)}")
+            raise InvalidArgument(f"volume type {quoted(volume_type)} is not one of {', '.join(VOLUME_TYPES)}")
         if not 0 < capacity <= md.INT_MAX or capacity % 512:
             raise InvalidArgument(
-                f"capacity {quote(capacity)} must be a positive multiple of 512 bytes of at most {md.INT_MAX}"
+                f"capacity {quoted(capacity)} must be a positive multiple of 512 bytes of at most {md.INT_MAX}"
             )
         if parent is not None and format != "COW":
             raise InvalidArgument("only a COW (qcow2) volume can have a parent")
@@ -475,7 +474,7 @@ class FileDomain:
                 self._inside(os.path.dirname(ovf))  # the file itself is opened without following a link
                 found[entry] = read_small(ovf, LEGACY_OVF_MAX, "legacy OVF")
             except (StorageError, OSError) as e:
-                problems.append(Problem(ovf, as_storage_error(e, f"legacy OVF {quote(ovf)}")))
+                problems.append(Problem(ovf, as_storage_error(e, f"legacy OVF {quoted(ovf)}")))
         return found, problems
 
 
@@ -492,7 +491,7 @@ def _usable(volume: VolumeOnDisk) -> VolumeOnDisk:
     meta = volume.meta
     if is_store(meta.disk_type, meta.description) and meta.format != "RAW":
         raise UnusableStore(
-            f"volume {volume.volume} of image {volume.image} claims to be an OVF store but is {quote(meta.format)}, "
+            f"volume {volume.volume} of image {volume.image} claims to be an OVF store but is {quoted(meta.format)}, "
             "not RAW; it is not used as a store (a new one is created in its place)"
         )
     return volume

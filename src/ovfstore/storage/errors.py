@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import errno
 
-#: Characters of input an error message quotes at most (`quote`).
-QUOTE_LIMIT = 200
-
 
 class StorageError(Exception):
     """Base of every storage error. The agent names each kind on the wire (`ovfstore.agent.protocol`).
@@ -123,21 +120,3 @@ def from_os_error(e: OSError, what: str) -> StorageError:
     if e.errno in TRANSIENT_ERRNOS:
         return StorageUnavailable(f"{what}: {reason}; this may be a passing storage failure, retry later")
     return FileUnreadable(f"{what}: {reason}; check the file and the agent's access to it")
-
-
-def cut(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """`value` as text for a message, cut to `limit` characters with the length said (as `quote`, not
-    in quotes: for a path or an id where the message showed it bare)."""
-    text = value if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
-    """`value` as an error message quotes input: its repr, cut to `limit` characters with the length said.
-
-    A hostile domain may hold a metadata line of hundreds of megabytes; an error quoting it whole would
-    carry it into every answer, log and report that mentions the error."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"

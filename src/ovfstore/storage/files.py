@@ -13,7 +13,8 @@ import errno
 import os
 import stat
 
-from ovfstore.storage.errors import InvalidMetadata, PathOutsideRoots, UnsafeFile, cut, from_os_error, quote
+from ovfstore.storage.errors import InvalidMetadata, PathOutsideRoots, UnsafeFile, from_os_error
+from ovfstore.store.quoting import cut, quoted
 
 _KINDS = (
     (stat.S_ISLNK, "is a symbolic link"),
@@ -34,7 +35,7 @@ def check_regular(st: os.stat_result, path: str) -> os.stat_result:
     else:
         what = next((text for test, text in _KINDS if test(st.st_mode)), "is not a regular file")
     raise UnsafeFile(
-        f"{quote(path)} {what}; a domain's files must be regular files of one link, so it is neither read nor "
+        f"{quoted(path)} {what}; a domain's files must be regular files of one link, so it is neither read nor "
         "written (replace it with a regular file, or remove it)"
     )
 
@@ -82,16 +83,16 @@ def read_small(path: str, limit: int, what: str) -> bytes:
     except FileNotFoundError:
         raise
     except OSError as e:
-        raise from_os_error(e, f"{what} {quote(path)}") from e
+        raise from_os_error(e, f"{what} {quoted(path)}") from e
     try:
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(limit + 1)
     except OSError as e:
-        raise from_os_error(e, f"{what} {quote(path)}") from e
+        raise from_os_error(e, f"{what} {quoted(path)}") from e
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise InvalidMetadata(f"{what} {quote(path)} holds more than {limit} bytes; it is damaged, not read")
+        raise InvalidMetadata(f"{what} {quoted(path)} holds more than {limit} bytes; it is damaged, not read")
     return data
 
 

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ovfstore.storage.errors import ChecksumMismatch, DescriptionTooLong, InvalidArgument, InvalidMetadata, quote
+from ovfstore.storage.errors import ChecksumMismatch, DescriptionTooLong, InvalidArgument, InvalidMetadata
+from ovfstore.store.quoting import quoted
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def domain_checksum(values: Mapping[str, str]) -> str:
 def _check_line_safe(key: str, value: str) -> None:
     if not key or "=" in key or any(c in key + value for c in "\n\r\0"):
         raise InvalidArgument(
-            f"metadata entry {quote(key)}={quote(value)} cannot be stored: no '=' in keys, no newlines"
+            f"metadata entry {quoted(key)}={quoted(value)} cannot be stored: no '=' in keys, no newlines"
         )
 
 
@@ -61,7 +62,7 @@ def _split_lines(data: bytes, what: str) -> list[tuple[str, str]]:
         if not sep:
             if line == "EOF":
                 break
-            raise InvalidMetadata(f"{what}: line {quote(line)} is not KEY=VALUE; the file is damaged")
+            raise InvalidMetadata(f"{what}: line {quoted(line)} is not KEY=VALUE; the file is damaged")
         pairs.append((key, value))
     return pairs
 
@@ -111,7 +112,7 @@ def parse_domain_metadata(data: bytes) -> DomainMetadata:
     values = dict(pairs)
     version = values.get("VERSION", "")
     if version and not (version.isascii() and version.isdigit() and len(version) <= 3):
-        raise InvalidMetadata(f"dom_md/metadata: VERSION={quote(version)} is not a domain format; the file is damaged")
+        raise InvalidMetadata(f"dom_md/metadata: VERSION={quoted(version)} is not a domain format; the file is damaged")
     stored = values.pop(CHECKSUM_KEY, None)
     if stored is None:
         log.warning("dom_md/metadata of domain %s has no %s; accepted unverified", values.get("SDUUID"), CHECKSUM_KEY)
@@ -119,7 +120,7 @@ def parse_domain_metadata(data: bytes) -> DomainMetadata:
     computed = domain_checksum(values)
     if stored.strip().lower() != computed:
         raise ChecksumMismatch(
-            f"dom_md/metadata of domain {quote(values.get('SDUUID', '?'))} has checksum {quote(stored)} but its "
+            f"dom_md/metadata of domain {quoted(values.get('SDUUID', '?'))} has checksum {quoted(stored)} but its "
             f"content sums to {computed}: the file was changed or damaged; restore it or rewrite it with a tool "
             "that recomputes the checksum"
         )
@@ -214,9 +215,9 @@ def _int(values: Mapping[str, str], key: str, default: int) -> int:
     # Plain ASCII digits only (int() also takes "1_0", " 1", "+1"); and no int() of thousands of digits:
     # it is slow, and 2**63 has 19.
     if not (digits.isascii() and digits.isdigit()):
-        raise InvalidMetadata(f"volume metadata {key}={quote(raw)} is not a number; the .meta is damaged")
+        raise InvalidMetadata(f"volume metadata {key}={quoted(raw)} is not a number; the .meta is damaged")
     if digits != raw or len(digits) > 19 or int(digits) > INT_MAX:
-        raise InvalidMetadata(f"volume metadata {key}={quote(raw)} is outside 0..{INT_MAX}; the .meta is damaged")
+        raise InvalidMetadata(f"volume metadata {key}={quoted(raw)} is outside 0..{INT_MAX}; the .meta is damaged")
     return int(digits)
 
 
@@ -241,7 +242,7 @@ def _parent(values: Mapping[str, str]) -> str:
     except ValueError:
         parsed = None
     if parsed is None or str(parsed) != raw.lower():
-        raise InvalidMetadata(f"volume metadata PUUID={quote(raw)} is not a volume id; the .meta is damaged")
+        raise InvalidMetadata(f"volume metadata PUUID={quoted(raw)} is not a volume id; the .meta is damaged")
     return raw
 
 

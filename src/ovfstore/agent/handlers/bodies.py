@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from ovfstore.agent.server import Request
-from ovfstore.storage.errors import InvalidArgument, cut
+from ovfstore.storage.errors import InvalidArgument
+from ovfstore.store.quoting import cut
 
 T = TypeVar("T")
 

@@ -16,9 +16,10 @@ from ovfstore.agent.handlers.bodies import field, json_object
 from ovfstore.agent.handlers.locate import volume_of
 from ovfstore.agent.server import ClientGone, Connection, Request, Response, error_response, json_response
 from ovfstore.storage.domain import check_uuid
-from ovfstore.storage.errors import DigestMismatch, IncompleteTransfer, InvalidArgument, quote
+from ovfstore.storage.errors import DigestMismatch, IncompleteTransfer, InvalidArgument
 from ovfstore.storage.transfer import WritePipeline, copy_volume, write_volume
 from ovfstore.storage.volumeio import WrittenData, read_views
+from ovfstore.store.quoting import quoted
 
 #: Buffers an upload cycles through (of `AgentConfig.buffer_size` each): one filling from the network,
 #: the others hashed and written meanwhile. A copy maps one more to read its source through.
@@ -40,7 +41,9 @@ def _written(result: WrittenData) -> Response:
 def _expected_digest(request: Request) -> str | None:
     expected = request.headers.get(protocol.EXPECTED_DIGEST_HEADER.lower())
     if expected is not None and not protocol.SHA256_HEX.fullmatch(expected):
-        raise InvalidArgument(f"{protocol.EXPECTED_DIGEST_HEADER} must be 64 hexadecimal digits, not {quote(expected)}")
+        raise InvalidArgument(
+            f"{protocol.EXPECTED_DIGEST_HEADER} must be 64 hexadecimal digits, not {quoted(expected)}"
+        )
     return None if expected is None else expected.lower()  # as hexdigest() writes it
 
 
@@ -91,14 +94,14 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     """(offset, length) of a single `Range`; multiple ranges are refused, the engine never asks them."""
     m = _RANGE.match(header.strip())
     if not m or (not m[1] and not m[2]):
-        raise InvalidArgument(f"Range {quote(header)} is not 'bytes=first-last' with one range")
+        raise InvalidArgument(f"Range {quoted(header)} is not 'bytes=first-last' with one range")
     if not m[1]:
         length = min(int(m[2]), size)
         return size - length, length
     first = int(m[1])
     last = int(m[2]) if m[2] else size - 1
     if first > last or last >= size:
-        raise InvalidArgument(f"Range {quote(header)} is outside the volume of {size} bytes")
+        raise InvalidArgument(f"Range {quoted(header)} is outside the volume of {size} bytes")
     return first, last - first + 1
 
 
