@@ -1,0 +1,166 @@
+"""The LVM reader against volume groups made by the real lvm2 tools on loop devices.
+
+What the reader finds (names, ids, seqno, tags, LVs, bytes) is compared with what the tools report, never
+with the reader's own view of the format.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ovfstore.storage.lvm import OpenVolumeGroup, open_volume_group, read_lv
+from ovfstore.storage.lvm.ondisk import read_label, read_mda_header
+from tests.fixtures.lvm import MIB, LvmLab, lvm_lab_at
+
+BLOCK = 4096
+
+
+@pytest.fixture
+def lvm_lab(tmp_path: Path) -> Iterator[LvmLab]:
+    with lvm_lab_at(tmp_path) as lab:
+        yield lab
+
+
+def _block(pv: int, offset: int) -> bytes:
+    """The pattern of the 4 KiB block at byte `offset` (a multiple of 4096) of image `pv`."""
+    return f"pv{pv}@{offset:012d}|".encode().ljust(32, b".") * (BLOCK // 32)
+
+
+def _pattern(pv: int, offset: int, length: int) -> bytes:
+    first = offset - offset % BLOCK
+    data = b"".join(_block(pv, at) for at in range(first, offset + length, BLOCK))
+    return data[offset - first : offset - first + length]
+
+
+def _fill(image: Path, pv: int, start: int) -> None:
+    """Every block of the image from `start` carries its image number and byte offset."""
+    size = image.stat().st_size
+    with image.open("r+b") as file:
+        for at in range(start, size, MIB):
+            file.seek(at)
+            file.write(_pattern(pv, at, min(MIB, size - at)))
+
+
+def _open(lab: LvmLab) -> OpenVolumeGroup:
+    return open_volume_group([str(image) for image in lab.images])
+
+
+def _tags(value: str) -> set[str]:
+    return set(value.split(",")) - {""}
+
+
+def test_vg_lvs_and_tags_agree_with_the_tools(lvm_lab: LvmLab) -> None:
+    loops = lvm_lab.attach(3, 64)
+    lvm_lab.lvm("pvcreate", *loops)
+    lvm_lab.lvm("vgcreate", "-s", "4m", lvm_lab.vg, *loops)
+    lvm_lab.lvm("vgchange", "--addtag", "RHAT_storage_domain", "--addtag", "MDT_CLASS=Data", lvm_lab.vg)
+    lvm_lab.lvm("lvcreate", "-an", "-Zn", "-L", "8m", "-n", "metadata", "--addtag", "first", lvm_lab.vg)
+    lvm_lab.lvm("lvcreate", "-an", "-Zn", "-L", "100m", "-n", "vol1", "--addtag", "IU_abc", lvm_lab.vg)
+    lvm_lab.lvm("lvchange", "--addtag", "PU_00000000-0000-0000-0000-000000000000", f"{lvm_lab.vg}/vol1")
+    (vgs,) = lvm_lab.report("vgs", "vg", "-o", "vg_name,vg_uuid,vg_seqno,vg_tags,vg_extent_size", lvm_lab.vg)
+    lvs = lvm_lab.report("lvs", "lv", "-o", "lv_name,lv_uuid,lv_tags,lv_size", lvm_lab.vg)
+    pvs = lvm_lab.report("pvs", "pv", "-o", "pv_name,pv_uuid,pe_start,pv_pe_count", *loops)
+    with _open(lvm_lab) as opened:
+        vg = opened.vg
+        assert (vg.name, vg.id, vg.seqno) == (vgs["vg_name"], vgs["vg_uuid"], int(vgs["vg_seqno"]))
+        assert vg.extent_size * 512 == int(vgs["vg_extent_size"]) == 4 * MIB
+        assert set(vg.tags) == _tags(vgs["vg_tags"]) == {"RHAT_storage_domain", "MDT_CLASS=Data"}
+        assert {name: (lv.id, set(lv.tags)) for name, lv in vg.lvs.items()} == {
+            row["lv_name"]: (row["lv_uuid"], _tags(row["lv_tags"])) for row in lvs
+        }
+        assert {name: lv.extent_count * 4 * MIB for name, lv in vg.lvs.items()} == {
+            row["lv_name"]: int(row["lv_size"]) for row in lvs
+        }
+        by_path = {device.path: name for name, device in opened.devices.items()}
+        for row, image in zip(pvs, lvm_lab.images, strict=True):
+            pv = vg.pvs[by_path[str(image)]]
+            assert (pv.id, pv.pe_start * 512, pv.pe_count) == (
+                row["pv_uuid"],
+                int(row["pe_start"]),
+                int(row["pv_pe_count"]),
+            )
+
+
+def _segments(lab: LvmLab, lv: str) -> list[tuple[int, int, int, int]]:
+    """(first LV extent, image index, first PV extent, extent count) of each segment, as the tools say."""
+    rows = lab.report("lvs", "seg", "--segments", "-o", "lv_name,seg_start_pe,seg_pe_ranges", f"{lab.vg}/{lv}")
+    found = []
+    for row in rows:
+        device, extents = row["seg_pe_ranges"].split(":")
+        first, last = (int(part) for part in extents.split("-"))
+        found.append((int(row["seg_start_pe"]), lab.loops.index(device), first, last - first + 1))
+    return sorted(found)
+
+
+def test_read_lv_across_segments_on_several_pvs(lvm_lab: LvmLab) -> None:
+    loops = lvm_lab.attach(3, 64)
+    lvm_lab.lvm("pvcreate", *loops)
+    lvm_lab.lvm("vgcreate", "-s", "4m", lvm_lab.vg, *loops)
+    lvm_lab.lvm("lvcreate", "-an", "-Zn", "-L", "8m", "-n", "a", lvm_lab.vg, loops[0])
+    lvm_lab.lvm("lvcreate", "-an", "-Zn", "-L", "40m", "-n", "b", lvm_lab.vg, loops[0])
+    lvm_lab.lvm("lvextend", "-L", "+28m", f"{lvm_lab.vg}/a", loops[0], loops[2])
+    segments = _segments(lvm_lab, "a")
+    assert len(segments) == 3
+    assert {image for _, image, _, _ in segments} == {0, 2}
+    pe_start = {
+        row["pv_name"]: int(row["pe_start"]) for row in lvm_lab.report("pvs", "pv", "-o", "pv_name,pe_start", *loops)
+    }
+    for index, image in enumerate(lvm_lab.images):
+        _fill(image, index, pe_start[loops[index]])
+    extent = 4 * MIB
+
+    def expected(offset: int, length: int) -> bytes:
+        data = b""
+        for lv_first, image, pv_first, count in segments:
+            start, end = lv_first * extent, (lv_first + count) * extent
+            low, high = max(offset, start), min(offset + length, end)
+            if low < high:
+                data += _pattern(image, pe_start[loops[image]] + pv_first * extent + low - start, high - low)
+        return data
+
+    with _open(lvm_lab) as opened:
+        size = opened.vg.lvs["a"].extent_count * extent
+        assert size == 36 * MIB
+        for lv_first, _, _, _ in segments[1:]:
+            boundary = lv_first * extent
+            assert read_lv(opened, "a", boundary - 1000, 3000) == expected(boundary - 1000, 3000)
+        assert read_lv(opened, "a", 0, size) == expected(0, size)
+        assert read_lv(opened, "a", size - 7, 7) == expected(size - 7, 7)
+        assert read_lv(opened, "b", 5 * MIB + 3, 10) == _pattern(0, pe_start[loops[0]] + 2 * extent + 5 * MIB + 3, 10)
+
+
+def _wrapped(image: Path) -> bool:
+    fd = os.open(image, os.O_RDONLY)
+    try:
+        header = read_mda_header(fd, str(image), read_label(fd, str(image)).metadata_areas[0])
+    finally:
+        os.close(fd)
+    return header.text_offset + header.text_size > header.size
+
+
+def test_newest_metadata_after_many_rewrites_and_a_wrap(lvm_lab: LvmLab) -> None:
+    loops = lvm_lab.attach(2, 32)
+    lvm_lab.lvm("pvcreate", "--metadatasize", "16k", "--dataalignment", "64k", *loops)
+    lvm_lab.lvm("vgcreate", "-s", "4m", lvm_lab.vg, *loops)
+    lvm_lab.lvm("lvcreate", "-an", "-Zn", "-L", "4m", "-n", "metadata", lvm_lab.vg)
+    wrapped_seen = False
+    for round_ in range(50):
+        tag = f"MDT_ROUND={round_}_" + "x" * 80
+        lvm_lab.lvm("vgchange", "--addtag", tag, lvm_lab.vg)
+        if _wrapped(lvm_lab.images[0]):
+            wrapped_seen = True
+            (vgs,) = lvm_lab.report("vgs", "vg", "-o", "vg_seqno", lvm_lab.vg)
+            with _open(lvm_lab) as opened:
+                assert opened.vg.seqno == int(vgs["vg_seqno"])
+                assert tag in opened.vg.tags
+        if round_ % 2:
+            lvm_lab.lvm("vgchange", "--deltag", tag, lvm_lab.vg)
+    assert wrapped_seen, "the metadata text never wrapped around the ring buffer"
+    (vgs,) = lvm_lab.report("vgs", "vg", "-o", "vg_seqno,vg_tags", lvm_lab.vg)
+    with _open(lvm_lab) as opened:
+        assert opened.vg.seqno == int(vgs["vg_seqno"]) > 70
+        assert set(opened.vg.tags) == _tags(vgs["vg_tags"])
