@@ -7,13 +7,15 @@ with the reader's own view of the format.
 from __future__ import annotations
 
 import os
+import shutil
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ovfstore.storage.lvm import OpenVolumeGroup, open_volume_group, read_lv
-from ovfstore.storage.lvm.ondisk import read_label, read_mda_header
+from ovfstore.storage.lvm import LvmFormatError, OpenVolumeGroup, open_volume_group, read_lv
+from ovfstore.storage.lvm.ondisk import calc_crc, read_label, read_mda_header
 from tests.fixtures.lvm import MIB, LvmLab, lvm_lab_at
 
 BLOCK = 4096
@@ -164,3 +166,93 @@ def test_newest_metadata_after_many_rewrites_and_a_wrap(lvm_lab: LvmLab) -> None
     with _open(lvm_lab) as opened:
         assert opened.vg.seqno == int(vgs["vg_seqno"]) > 70
         assert set(opened.vg.tags) == _tags(vgs["vg_tags"])
+
+
+@pytest.fixture
+def pv_copy(lvm_lab: LvmLab, tmp_path: Path) -> Path:
+    """A copy of a real one-PV VG's image, with an LV `lv` of 4 MiB, for a test to damage."""
+    loops = lvm_lab.attach(1, 16)
+    lvm_lab.lvm("pvcreate", *loops)
+    lvm_lab.lvm("vgcreate", "-s", "4m", lvm_lab.vg, *loops)
+    lvm_lab.lvm("lvcreate", "-an", "-Zn", "-L", "4m", "-n", "lv", lvm_lab.vg)
+    copy = tmp_path / "copy.img"
+    shutil.copyfile(lvm_lab.images[0], copy)
+    with _open(lvm_lab) as opened:
+        assert read_lv(opened, "lv", 0, 16) == bytes(16)
+    return copy
+
+
+def _flip(image: Path, offset: int) -> None:
+    with image.open("r+b") as file:
+        file.seek(offset)
+        byte = file.read(1)
+        file.seek(offset)
+        file.write(bytes([byte[0] ^ 0xFF]))
+
+
+def _replace_text(image: Path, text: bytes) -> None:
+    """The current metadata text replaced by `text`, its CRC and the header's made right again."""
+    fd = os.open(image, os.O_RDWR)
+    try:
+        area = read_label(fd, str(image)).metadata_areas[0]
+        header = read_mda_header(fd, str(image), area)
+        data = text + b"\0"
+        os.pwrite(fd, data, area.offset + header.text_offset)
+        block = bytearray(os.pread(fd, 512, area.offset))
+        struct.pack_into("<QQI", block, 40, header.text_offset, len(data), calc_crc(data))
+        struct.pack_into("<I", block, 0, calc_crc(bytes(block[4:])))
+        os.pwrite(fd, bytes(block), area.offset)
+    finally:
+        os.close(fd)
+
+
+def _refused(image: Path, *words: str) -> str:
+    with pytest.raises(LvmFormatError) as caught, open_volume_group([str(image)]) as opened:
+        read_lv(opened, "lv", 0, 4 * MIB)
+    message = str(caught.value)
+    assert all(word in message for word in words), message
+    assert len(message) < 800
+    return message
+
+
+def test_a_bad_label_crc_is_refused(pv_copy: Path) -> None:
+    _flip(pv_copy, 512 + 100)
+    _refused(pv_copy, "label", "bad CRC")
+
+
+def test_a_bad_metadata_area_crc_is_refused(pv_copy: Path) -> None:
+    _flip(pv_copy, 4096 + 30)
+    _refused(pv_copy, "metadata area header", "bad CRC")
+
+
+def test_a_damaged_metadata_text_is_refused(pv_copy: Path) -> None:
+    fd = os.open(pv_copy, os.O_RDONLY)
+    try:
+        area = read_label(fd, str(pv_copy)).metadata_areas[0]
+        header = read_mda_header(fd, str(pv_copy), area)
+    finally:
+        os.close(fd)
+    _flip(pv_copy, area.offset + header.text_offset + 10)
+    _refused(pv_copy, "metadata text", "bad CRC")
+
+
+@pytest.mark.parametrize(("size", "words"), [(100, ("too small",)), (3000, ("truncated",)), (3 * MIB, ("truncated",))])
+def test_a_truncated_image_is_refused(pv_copy: Path, size: int, words: tuple[str, ...]) -> None:
+    os.truncate(pv_copy, size)
+    _refused(pv_copy, *words)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (b'vg { id = "x"\nseqno = 1\n', ("unbalanced",)),
+        (b"vg { seqno = " + b"9" * 5000 + b" }", ("too large",)),
+        (b"vg " + b"{ a " * 40 + b"}" * 40, ("deep",)),
+        (b'vg { id = "x" seqno = 1 extent_size = 8192 }', ("physical_volumes",)),
+        (b'vg { id = "x" id = "y" }', ("twice",)),
+        (b'vg { id = ["x" }', ("string, number or list",)),
+    ],
+)
+def test_a_malformed_metadata_text_is_refused(pv_copy: Path, text: bytes, words: tuple[str, ...]) -> None:
+    _replace_text(pv_copy, text)
+    _refused(pv_copy, *words)
