@@ -85,6 +85,11 @@ def test_vg_lvs_and_tags_agree_with_the_tools(lvm_lab: LvmLab) -> None:
                 int(row["pe_start"]),
                 int(row["pv_pe_count"]),
             )
+    with open_volume_group(loops) as on_devices:
+        assert (on_devices.vg.id, on_devices.vg.seqno) == (vgs["vg_uuid"], int(vgs["vg_seqno"]))
+        assert {name: device.path for name, device in on_devices.devices.items()} == {
+            name: loops[lvm_lab.images.index(Path(device.path))] for name, device in opened.devices.items()
+        }
 
 
 def _segments(lab: LvmLab, lv: str) -> list[tuple[int, int, int, int]]:
