@@ -261,3 +261,33 @@ def test_a_truncated_image_is_refused(pv_copy: Path, size: int, words: tuple[str
 def test_a_malformed_metadata_text_is_refused(pv_copy: Path, text: bytes, words: tuple[str, ...]) -> None:
     _replace_text(pv_copy, text)
     _refused(pv_copy, *words)
+
+
+def test_ovirt_layout_two_copies_on_the_first_pv_and_ignored_areas_elsewhere(lvm_lab: LvmLab) -> None:
+    loops = lvm_lab.attach(2, 32)
+    lvm_lab.lvm("pvcreate", "--pvmetadatacopies", "2", *loops)
+    lvm_lab.lvm("vgcreate", "-s", "4m", lvm_lab.vg, *loops)
+    lvm_lab.lvm("pvchange", "--metadataignore", "y", loops[1])
+    lvm_lab.lvm("lvcreate", "-an", "-Zn", "-L", "4m", "-n", "metadata", "--addtag", "MD_1", lvm_lab.vg)
+    (vgs,) = lvm_lab.report("vgs", "vg", "-o", "vg_seqno", lvm_lab.vg)
+    areas = []
+    for image in lvm_lab.images:
+        fd = os.open(image, os.O_RDONLY)
+        try:
+            label = read_label(fd, str(image))
+            areas.append([(area, read_mda_header(fd, str(image), area).ignored) for area in label.metadata_areas])
+        finally:
+            os.close(fd)
+    assert [[ignored for _, ignored in pv] for pv in areas] == [[False, False], [True, True]]
+    with _open(lvm_lab) as opened:
+        assert opened.vg.seqno == int(vgs["vg_seqno"])
+        assert opened.damaged == []
+    _flip(lvm_lab.images[0], areas[0][0][0].offset + 30)
+    with _open(lvm_lab) as opened:
+        assert opened.vg.seqno == int(vgs["vg_seqno"])
+        assert opened.vg.lvs["metadata"].tags == ("MD_1",)
+        assert len(opened.damaged) == 1
+        assert "bad CRC" in opened.damaged[0]
+    _flip(lvm_lab.images[0], areas[0][1][0].offset + 30)
+    with pytest.raises(LvmFormatError, match="bad CRC"):
+        _open(lvm_lab)

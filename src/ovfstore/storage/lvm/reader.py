@@ -36,10 +36,14 @@ class Device:
 
 @dataclass
 class OpenVolumeGroup:
-    """The newest metadata of a VG and its devices by PV name (a PV whose device was not given is absent)."""
+    """The newest metadata of a VG and its devices by PV name (a PV whose device was not given is absent).
+
+    `damaged`: why each metadata area that could not be read was passed over for another copy.
+    """
 
     vg: VolumeGroup
     devices: dict[str, Device]
+    damaged: list[str] = field(default_factory=list)
     _open: list[Device] = field(default_factory=list)
 
     def close(self) -> None:
@@ -65,15 +69,21 @@ def _open_device(path: str) -> Device:
         raise
 
 
-def _newest_metadata(devices: list[Device]) -> VolumeGroup:
-    """The VG of the highest seqno among the metadata areas that are not ignored, on every device."""
+def _newest_metadata(devices: list[Device]) -> tuple[VolumeGroup, list[str]]:
+    """The VG of the highest seqno among the metadata areas that are not ignored, on every device, and why
+    any damaged area was passed over: a PV usually holds two copies, and one good copy is enough."""
     newest: VolumeGroup | None = None
+    damaged: list[LvmFormatError] = []
     for device in devices:
         for area in device.label.metadata_areas:
-            header = read_mda_header(device.fd, device.path, area)
-            if header.ignored or not header.text_size:
+            try:
+                header = read_mda_header(device.fd, device.path, area)
+                if header.ignored or not header.text_size:
+                    continue
+                vg = parse_vg(read_metadata_text(device.fd, device.path, header))
+            except LvmFormatError as error:
+                damaged.append(error)
                 continue
-            vg = parse_vg(read_metadata_text(device.fd, device.path, header))
             if newest is not None and vg.id != newest.id:
                 raise LvmFormatError(
                     f"the devices hold two volume groups, {quoted(newest.name)} and {quoted(vg.name)}: "
@@ -82,8 +92,10 @@ def _newest_metadata(devices: list[Device]) -> VolumeGroup:
             if newest is None or vg.seqno > newest.seqno:
                 newest = vg
     if newest is None:
+        if damaged:
+            raise damaged[0]
         raise LvmFormatError("no device given holds LVM metadata (every metadata area is ignored or empty)")
-    return newest
+    return newest, [str(error) for error in damaged]
 
 
 def open_volume_group(paths: Iterable[str]) -> OpenVolumeGroup:
@@ -94,7 +106,7 @@ def open_volume_group(paths: Iterable[str]) -> OpenVolumeGroup:
             opened.append(_open_device(path))
         if not opened:
             raise LvmFormatError("no device given: name the devices or images of the volume group")
-        vg = _newest_metadata(opened)
+        vg, damaged = _newest_metadata(opened)
         by_uuid = {device.label.uuid: device for device in opened}
         devices = {name: by_uuid[pv.id] for name, pv in vg.pvs.items() if pv.id in by_uuid}
         for name, device in devices.items():
@@ -106,7 +118,7 @@ def open_volume_group(paths: Iterable[str]) -> OpenVolumeGroup:
         strangers = [device.path for device in opened if device not in devices.values()]
         if strangers:
             raise LvmFormatError(f"{cut(strangers[0])} is a PV, but not of VG {quoted(vg.name)}")
-        return OpenVolumeGroup(vg, devices, opened)
+        return OpenVolumeGroup(vg, devices, damaged, opened)
     except BaseException:
         for device in opened:
             os.close(device.fd)
