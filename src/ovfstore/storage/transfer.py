@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 
-from ovfstore.storage.backend import Backend
+from ovfstore.storage.backend import VolumeBackend
 from ovfstore.storage.domain import FileDomain
 from ovfstore.storage.errors import CapacityExceeded, DigestMismatch, InvalidArgument
 from ovfstore.storage.volumeio import WrittenData, read_views, write_from
@@ -117,7 +117,7 @@ def copy_volume(
                 ) from e
 
 
-def _views_reader(backend: Backend, length: int, buffer: mmap.mmap) -> Source:
+def _views_reader(backend: VolumeBackend, length: int, buffer: mmap.mmap) -> Source:
     """The first `length` bytes of `backend` as a `Source`, read into `buffer` one aligned span at a time."""
     views = read_views(backend, 0, length, buffer)
     pending = memoryview(b"")
