@@ -46,7 +46,7 @@ def test_domain_metadata_round_trips_with_one_checksum_definition() -> None:
     assert all(t.startswith("MDT_") and " " not in t and "," not in t for t in written)
     checksum = [t for t in written if t.startswith("MDT__SHA_CKSUM=")]
     assert checksum == [f"MDT__SHA_CKSUM={md.domain_checksum(_values())}"]
-    parsed = tags.domain_metadata(reversed(written + ["RHAT_storage_domain", "other"]))  # any order
+    parsed = tags.domain_metadata(reversed([*written, "RHAT_storage_domain", "other"]))  # any order
     assert dict(parsed.values) == _values()
     assert parsed.checksum == md.ChecksumState.VALID
     # The same lines as a file domain's dom_md/metadata.
@@ -121,7 +121,8 @@ def test_slot_places() -> None:
     assert slots.slot_offset(1, 5) == (1 << 20) + 8192
     assert slots.slot_offset(4, 4) == 2048
     assert slots.slot_offset(4, 3) == 2048
-    assert slots.first_slot(5) == 1 and slots.first_slot(4) == 4
+    assert slots.first_slot(5) == 1
+    assert slots.first_slot(4) == 4
     assert slots.slot_count(5, 128 << 20) == (127 << 20) // 8192
     assert slots.slot_count(3, 128 << 20) == (128 << 20) // 512
     assert slots.checked_offset(1, 5, 2 << 20) == (1 << 20) + 8192
@@ -136,7 +137,8 @@ def test_slots_outside_the_lv_or_reserved_are_damage(slot: int, version: int) ->
 def test_slot_round_trip_is_a_meta_padded() -> None:
     meta = _meta()
     data = slots.format_slot(meta, 5)
-    assert len(data) == 8192 and data.rstrip(b"\0") == md.format_volume_meta(meta)
+    assert len(data) == 8192
+    assert data.rstrip(b"\0") == md.format_volume_meta(meta)
     assert slots.parse_slot(data) == meta
     assert len(slots.format_slot(meta, 4)) == 512
     assert slots.parse_slot(slots.format_slot(meta, 4)) == meta

@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 
 from ovfstore.storage.backend import VolumeBackend
-from ovfstore.storage.domain import FileDomain
+from ovfstore.storage.domains import Domain
 from ovfstore.storage.errors import CapacityExceeded, DigestMismatch, InvalidArgument
 from ovfstore.storage.volumeio import WrittenData, read_views, write_from
 
@@ -33,7 +33,7 @@ class WritePipeline:
 
 
 def write_volume(
-    domain: FileDomain,
+    domain: Domain,
     img: str,
     vol: str,
     source: Source,
@@ -80,7 +80,7 @@ def write_volume(
 
 
 def copy_volume(
-    domain: FileDomain,
+    domain: Domain,
     src_img: str,
     src_vol: str,
     img: str,
