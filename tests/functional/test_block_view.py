@@ -19,7 +19,8 @@ from ovfstore.storage.backend import aligned_buffer
 from ovfstore.storage.block import slots, tags
 from ovfstore.storage.block.lvio import SegmentBackend, segment_map
 from ovfstore.storage.block.view import BlockView
-from ovfstore.storage.errors import ImageNotFound, InvalidArgument, InvalidMetadata, VolumeNotFound
+from ovfstore.storage.domains import find_domain, scan_all
+from ovfstore.storage.errors import DomainNotFound, ImageNotFound, InvalidArgument, InvalidMetadata, VolumeNotFound
 from tests.fixtures.lvm import MIB, LvmLab, lvm_lab_at
 
 IMG = "11111111-2222-4333-8444-555555555555"
@@ -197,3 +198,17 @@ def test_a_domain_whose_creation_did_not_finish_is_refused(lab: LvmLab) -> None:
     lab.lvm("vgcreate", "-s", "4m", "--addtag", tags.DOMAIN_UNREADY, lab.vg, *loops)
     with pytest.raises(InvalidMetadata, match="did not finish"):
         BlockView(loops).metadata()
+
+
+def test_domains_are_found_on_the_devices_and_a_damaged_one_is_a_problem(lab: LvmLab) -> None:
+    loops = _domain(lab)
+    found, problems = scan_all((), loops)
+    assert [(d.storage, d.sd_id, meta.description) for d, meta in found] == [("block", lab.vg, "a block, domain")]
+    assert problems == []
+    assert find_domain((), ["/dev/nothing*", *loops], lab.vg).path == f"/dev/{lab.vg}"
+    with pytest.raises(DomainNotFound, match="nor on its devices"):
+        find_domain((), loops, str(uuid.uuid4()))
+    lab.lvm("vgchange", "--addtag", "MDT_ROLE=Master", lab.vg)  # a second ROLE: damage, whatever the checksum
+    found, problems = scan_all((), loops)
+    assert found == []
+    assert [(p.path, type(p.error)) for p in problems] == [(f"/dev/{lab.vg}", InvalidMetadata)]
