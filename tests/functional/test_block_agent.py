@@ -253,3 +253,38 @@ def test_sigkill_mid_upload_leaves_the_volume_illegal_and_its_metadata_whole(
         data = os.urandom(MIB)
         client.upload(sd, img, vol, [data], len(data))
         assert client.volume_info(sd, img, vol).legality == "LEGAL"
+
+
+def test_concurrent_creations_take_distinct_slots(lab: LvmLab, start: Callable[[], LocalAgent]) -> None:
+    """Two agents on one host (as after a restart with a request still running) and several requests each:
+    the VG lock gives every volume a slot of its own."""
+    first, second = start(), start()
+    with client_of(first) as client:
+        _create(client, lab)
+    sd = uuid.UUID(lab.vg)
+    made: list[uuid.UUID] = []
+    failures: list[BaseException] = []
+
+    def create(agent: LocalAgent) -> None:
+        with client_of(agent) as client:
+            for _ in range(3):
+                img, vol = uuid.uuid4(), uuid.uuid4()
+                try:
+                    client.create_volume(sd, img, vol, MIB, description="parallel")
+                    made.append(vol)
+                except BaseException as e:
+                    failures.append(e)
+
+    threads = [threading.Thread(target=create, args=(agent,)) for agent in (first, second, first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    assert len(made) == 12
+    slots_taken = sorted(int(t[3:]) for vol in made for t in _lv_tags(lab, vol) if t.startswith("MD_"))
+    assert slots_taken == list(range(1, 13))
+    view = BlockView(lab.loops)
+    volumes, problems = view.scan_volumes()
+    assert problems == []
+    assert {uuid.UUID(v.volume) for v in volumes} == set(made)

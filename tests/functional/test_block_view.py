@@ -212,3 +212,13 @@ def test_domains_are_found_on_the_devices_and_a_damaged_one_is_a_problem(lab: Lv
     found, problems = scan_all((), loops)
     assert found == []
     assert [(p.path, type(p.error)) for p in problems] == [(f"/dev/{lab.vg}", InvalidMetadata)]
+
+
+def test_a_device_that_is_not_the_pv_the_metadata_names_is_never_opened(lab: LvmLab) -> None:
+    loops = _domain(lab)
+    view = BlockView(loops)
+    swapped = {name: loops[1] if path == loops[0] else loops[0] for name, path in view.pv_paths.items()}
+    with pytest.raises(InvalidMetadata, match="devices changed"):
+        SegmentBackend(view.vg, VOL, swapped, writable=True)
+    with pytest.raises(InvalidMetadata, match="not among the devices given"):
+        SegmentBackend(view.vg, VOL, {name: path for name, path in view.pv_paths.items() if path == loops[0]}, False)

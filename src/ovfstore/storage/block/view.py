@@ -8,6 +8,7 @@ The VG metadata comes from `storage.lvm` (the newest copy on the PVs), the domai
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,8 @@ from ovfstore.store.quoting import cut, quoted
 #: The LVs VDSM creates in every block domain; never volumes.
 SPECIAL_LVS = ("metadata", "ids", "inbox", "outbox", "leases", "xleases", "master")
 METADATA_LV = "metadata"
+#: Reads of the VG metadata before it is taken for damaged (a commit of another process may be under way).
+READ_ATTEMPTS = 3
 
 
 class BlockView:
@@ -46,16 +49,23 @@ class BlockView:
 
     def refresh(self) -> None:
         """Read the VG metadata from the devices again (after a change made by the LVM tools)."""
-        try:
-            with open_volume_group(self.device_paths) as opened:
-                self.vg: VolumeGroup = opened.vg
-                self.pv_paths: dict[str, str] = {name: device.path for name, device in opened.devices.items()}
-                #: Why each metadata copy passed over for another was unreadable.
-                self.damaged: list[str] = list(opened.damaged)
-        except LvmFormatError as e:
-            raise InvalidMetadata(f"the LVM metadata of {cut(', '.join(self.device_paths))} cannot be read: {e}") from e
-        except OSError as e:
-            raise from_os_error(e, f"the devices {cut(', '.join(self.device_paths))}") from e
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                with open_volume_group(self.device_paths) as opened:
+                    self.vg: VolumeGroup = opened.vg
+                    self.pv_paths: dict[str, str] = {name: device.path for name, device in opened.devices.items()}
+                    #: Why each metadata copy passed over for another was unreadable.
+                    self.damaged: list[str] = list(opened.damaged)
+                break
+            except LvmFormatError as e:
+                # The LVM tools of another process may be committing a change right now: read again.
+                if attempt + 1 < READ_ATTEMPTS:
+                    time.sleep(0.05)
+                    continue
+                where = cut(", ".join(self.device_paths))
+                raise InvalidMetadata(f"the LVM metadata of {where} cannot be read: {e}") from e
+            except OSError as e:
+                raise from_os_error(e, f"the devices {cut(', '.join(self.device_paths))}") from e
         try:
             self.sd_id = check_uuid(self.vg.name, "volume group name")
         except InvalidArgument as e:
