@@ -1,18 +1,20 @@
-"""`ovfstore inspect`: read a storage domain directory offline, with no engine and no database."""
+"""`ovfstore inspect`: read a storage domain offline, with no engine, no database and no LVM tools: a file
+domain's directory, or a block domain's devices (or image files copied from them)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import click
 
-from ovfstore.offline import DomainReport, InspectError, inspect_domain
+from ovfstore.offline import DomainReport, InspectError, inspect_devices, inspect_domain
 
 
 @click.command()
-@click.argument("domain_dir", type=click.Path(file_okay=False))
+@click.argument("domain", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a report.")
 @click.option(
     "--export",
@@ -20,14 +22,16 @@ from ovfstore.offline import DomainReport, InspectError, inspect_domain
     type=click.Path(file_okay=False),
     help="Write each OVF of the chosen store (or the legacy ones) into this directory as <id>.ovf.",
 )
-def inspect(domain_dir: str, as_json: bool, export_dir: str | None) -> None:
-    """Read the storage domain DOMAIN_DIR (the <sdUUID> directory itself): its metadata, every OVF store
-    (valid or not, and why), and the VMs and templates of the newest good store, with which of their
-    disks are on the domain. Exits 1 when DOMAIN_DIR is not a domain or nothing in it can be read."""
+def inspect(domain: tuple[str, ...], as_json: bool, export_dir: str | None) -> None:
+    """Read a storage domain offline: DOMAIN is the <sdUUID> directory of a file domain, or the block
+    devices of a block domain's volume group (or image files copied from them with dd), all of them,
+    read with no LVM tools and nothing activated. Shows its metadata, every OVF store (valid or not, and
+    why), and the VMs and templates of the newest good store, with which of their disks are on the
+    domain. Exits 1 when DOMAIN is not a domain or nothing in it can be read."""
     # Every problem is in the report; the storage layer's log lines would only repeat them.
     logging.getLogger("ovfstore").addHandler(logging.NullHandler())
     try:
-        report = inspect_domain(domain_dir, export_dir)
+        report = _inspect(domain, export_dir)
     except (InspectError, OSError) as e:
         click.echo(f"error: {_one_line(e)}", err=True)
         sys.exit(1)
@@ -41,6 +45,25 @@ def inspect(domain_dir: str, as_json: bool, export_dir: str | None) -> None:
         click.echo(f"error: {_one_line(error)}", err=True)
     if report.source == "none":
         sys.exit(1)
+
+
+def _inspect(paths: tuple[str, ...], export_dir: str | None) -> DomainReport:
+    """A directory: a file domain; devices or image files: the PVs of a block domain."""
+    for path in paths:
+        if not os.path.lexists(path):
+            raise InspectError(
+                f"{path}: no such file, directory or device; give the <sdUUID> directory of a file storage "
+                "domain, or the devices (or images) of a block storage domain"
+            )
+    directories = [path for path in paths if os.path.isdir(path)]
+    if directories and len(paths) > 1:
+        raise InspectError(
+            f"{directories[0]} is a directory: give one <sdUUID> directory of a file storage domain, or only "
+            "the devices (or images) of a block storage domain"
+        )
+    if directories:
+        return inspect_domain(paths[0], export_dir)
+    return inspect_devices(paths, export_dir)
 
 
 def _one_line(problem: Exception | str) -> str:

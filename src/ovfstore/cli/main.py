@@ -24,7 +24,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "domain": ("ovfstore.cli.domain:domain", "Storage domains: add, import, attach, maintenance, detach, update-ovf."),
     "engine": ("ovfstore.cli.engine:engine", "Run the engine and its REST API; manage API users."),
     "host": ("ovfstore.cli.resources:host", "Hosts (host agents), through the REST API."),
-    "inspect": ("ovfstore.cli.inspect:inspect", "Read a domain directory offline: its stores, VMs and templates."),
+    "inspect": ("ovfstore.cli.inspect:inspect", "Read a domain offline (directory or LUNs): stores, VMs, templates."),
     "job": ("ovfstore.cli.resources:job", "Jobs: what long actions did."),
     "network": ("ovfstore.cli.resources:network", "Networks, through the REST API."),
     "ovf": ("ovfstore.cli.ovf:ovf", "Read and show OVF documents."),

@@ -1,6 +1,10 @@
-"""Offline inspection of a file storage domain: no engine, no database, no agent.
+"""Offline inspection of a storage domain, file or block: no engine, no database, no agent, no LVM tools.
 
-Reads a domain directory the way recovery would: its metadata, every OVF store volume (each judged by
+A file domain is read from its `<sdUUID>` directory (`FileDomain`); a block domain from its devices, or
+image files copied from them, with the pure LVM reader (`BlockView`: the label and metadata parsed from
+the raw bytes, each LV reached through its segment map, nothing activated). Both are then read by one
+code path, over the read-only part of the `storage.domains.Domain` interface (`ReadableDomain`), the way
+recovery would: its metadata, every OVF store volume (each judged by
 `store.selection`, the newest good one chosen), and the VMs and templates of the chosen store, with
 which of their disks are on the domain. When no store is usable it falls back to the legacy
 `master/vms` OVFs that engines before OVF stores wrote.
@@ -12,17 +16,21 @@ streams past, leaving only a small report per entity.
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from ovfstore.model import DiskStorageType, EntityType, TemplateStatus, VmStatus
 from ovfstore.ovf import OvfError, read_ovf
-from ovfstore.storage.domain import FileDomain
+from ovfstore.storage.backend import VolumeBackend
+from ovfstore.storage.block.tags import MD_PREFIX, decode_value
+from ovfstore.storage.block.view import BlockView
+from ovfstore.storage.domain import FileDomain, Problem, VolumeOnDisk
 from ovfstore.storage.errors import ChecksumMismatch, StorageError
-from ovfstore.storage.files import open_regular
+from ovfstore.storage.lvm.ondisk import SECTOR, device_size
 from ovfstore.storage.metadata import CHECKSUM_KEY, ChecksumState, DomainMetadata, parse_domain_metadata
 from ovfstore.store.quoting import cut, quoted
 from ovfstore.store.selection import StoreVerdict, StoreVolume, choose, evaluate, is_store
@@ -35,7 +43,22 @@ Source = Literal["store", "legacy", "none"]
 
 
 class InspectError(Exception):
-    """The directory cannot be inspected at all: it is not a domain, or its metadata is unreadable."""
+    """The domain cannot be inspected at all: not a domain, its metadata or volume list unreadable."""
+
+
+class ReadableDomain(Protocol):
+    """What inspection reads of a domain: the read-only part of `storage.domains.Domain`, which both
+    `FileDomain` and the read-only `BlockView` (and so `BlockDomain`) provide."""
+
+    @property
+    def storage(self) -> str: ...  # "file" or "block"
+    @property
+    def sd_id(self) -> str: ...
+
+    def metadata(self) -> DomainMetadata: ...
+    def scan_volumes(self, img_id: str | None = None) -> tuple[list[VolumeOnDisk], list[Problem]]: ...
+    def open_volume(self, img_id: str, vol_id: str, writable: bool, direct: bool = True) -> VolumeBackend: ...
+    def scan_legacy(self) -> tuple[dict[str, bytes], list[Problem]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +170,74 @@ def inspect_domain(path: str, export_dir: str | None = None) -> DomainReport:
         domain = FileDomain(real, (os.path.dirname(real),))
     except StorageError as e:
         raise InspectError(f"{cut(path)}: {e}; give the <sdUUID> directory of a file storage domain") from e
-    errors: list[str] = []
-    warnings: list[str] = []
-    metadata = _read_metadata(domain, path, errors, warnings)
-    report = DomainReport(path=real, metadata=metadata, errors=errors, warnings=warnings)
-    volumes, images = _list_volumes(domain, report.warnings)
+    return _inspect(domain, path, real, export_dir, [], [])
+
+
+def inspect_devices(paths: Sequence[str], export_dir: str | None = None) -> DomainReport:
+    """Inspect the block domain on `paths`: the devices of its VG, or image files copied from them
+    (`dd` of each LUN), read with no LVM tools and nothing activated. Export as `inspect_domain`.
+    `InspectError` when the devices hold no storage domain (or two VGs, or not its first PV's metadata)."""
+    if not paths:
+        raise InspectError("no device given: name the devices (or images) of a block storage domain's VG")
+    shown = cut(", ".join(paths))
+    hint = "give the devices (or their images) of one block storage domain, every PV of its VG"
+    try:
+        domain = BlockView(paths)
+    except StorageError as e:
+        raise InspectError(f"{shown}: {e}; {hint}") from e
+    errors = _missing_pvs(domain) + _truncated_pvs(domain)
+    warnings = [f"LVM metadata copy passed over: {damage}" for damage in domain.damaged]
+    where = ", ".join(f"{domain.pv_paths[name]} ({name})" for name in sorted(domain.pv_paths, key=_pv_order))
+    shown_path = f"VG {domain.vg.name} ({domain.vg_uuid}) on {where}"
+    return _inspect(domain, shown, shown_path, export_dir, errors, warnings)
+
+
+def _pv_order(name: str) -> tuple[int, str]:
+    return len(name), name  # pv2 before pv10
+
+
+def _missing_pvs(domain: BlockView) -> list[str]:
+    """A PV of the VG whose device was not given: what lies on it cannot be read."""
+    errors = []
+    for name in sorted(set(domain.vg.pvs) - set(domain.pv_paths), key=_pv_order):
+        pv = domain.vg.pvs[name]
+        errors.append(
+            f"PV {name} of VG {domain.vg.name} (UUID {pv.id}, last seen as {cut(pv.device)}) is not among the "
+            "devices given: volumes on it cannot be read; give every device (or image) of the VG"
+        )
+    return errors
+
+
+def _truncated_pvs(domain: BlockView) -> list[str]:
+    """A device or image shorter than its PV: a copy cut short (`dd` that stopped, a full disk)."""
+    errors = []
+    extent = domain.vg.extent_size * SECTOR
+    for name, path in sorted(domain.pv_paths.items(), key=lambda item: _pv_order(item[0])):
+        pv = domain.vg.pvs[name]
+        needed = pv.pe_start * SECTOR + pv.pe_count * extent
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                size = device_size(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            errors.append(f"{cut(path)} (PV {name}) cannot be read: {e.strerror}")
+            continue
+        if size < needed:
+            errors.append(
+                f"{cut(path)} (PV {name}) is {size} bytes, but the PV's extents end at byte {needed}: the device "
+                "or image is truncated, and volumes past its end cannot be read; copy the whole LUN again"
+            )
+    return errors
+
+
+def _inspect(
+    domain: ReadableDomain, shown: str, path: str, export_dir: str | None, errors: list[str], warnings: list[str]
+) -> DomainReport:
+    metadata = _read_metadata(domain, shown, errors, warnings)
+    report = DomainReport(path=path, metadata=metadata, errors=errors, warnings=warnings)
+    volumes, images = _list_volumes(domain, shown, report.warnings)
     report.stores = [evaluate(v, _reader(domain, v)) for v in volumes]
     for store in report.stores:
         report.warnings.extend(f"store {store.volume.disk_id}: {w}" for w in store.description.warnings)
@@ -164,37 +250,60 @@ def inspect_domain(path: str, export_dir: str | None = None) -> DomainReport:
             "no OVF store of this domain could be read; the VMs and templates below come from the legacy "
             "master/vms OVFs, which may be older than the stores"
         )
-    else:
+    elif domain.storage == "file":
         report.errors.append(
             "no OVF store of this domain could be read and it has no legacy master/vms OVFs: there is nothing "
             "to recover from it (see each store's error)"
         )
+    else:
+        report.errors.append(
+            "no OVF store of this domain could be read (a block domain's legacy OVFs, in its master LV, are "
+            "stale and not read): there is nothing to recover from it (see each store's error and the errors above)"
+        )
     return report
 
 
-def _read_metadata(domain: FileDomain, path: str, errors: list[str], warnings: list[str]) -> DomainMetadata:
+def _read_metadata(domain: ReadableDomain, shown: str, errors: list[str], warnings: list[str]) -> DomainMetadata:
+    where = "dom_md/metadata" if domain.storage == "file" else "the domain metadata (the VG's MDT_ tags)"
     try:
         meta = domain.metadata()
     except ChecksumMismatch as e:
         errors.append(f"{e}. The domain is not trusted; what follows is shown as found")
         # Shown anyway without its checksum line: inspection is for looking at damaged domains too.
-        lines = domain.read_metadata().split(b"\n")
+        lines = _raw_metadata(domain).split(b"\n")
         return parse_domain_metadata(b"\n".join(x for x in lines if not x.startswith(CHECKSUM_KEY.encode() + b"=")))
     except (StorageError, OSError) as e:
-        raise InspectError(f"{cut(path)}: dom_md/metadata cannot be read: {_reason(e)}") from e
+        raise InspectError(f"{cut(shown)}: {where} cannot be read: {_reason(e)}") from e
     if meta.checksum is ChecksumState.MISSING:
-        warnings.append(f"dom_md/metadata has no {CHECKSUM_KEY}; accepted unverified, as VDSM does")
+        warnings.append(f"{where} has no {CHECKSUM_KEY}; accepted unverified, as VDSM does")
     return meta
 
 
-def _list_volumes(domain: FileDomain, warnings: list[str]) -> tuple[list[StoreVolume], dict[UUID, set[UUID]]]:
+def _raw_metadata(domain: ReadableDomain) -> bytes:
+    """The domain metadata's lines as stored, its checksum unchecked."""
+    if isinstance(domain, FileDomain):
+        return domain.read_metadata()
+    assert isinstance(domain, BlockView)
+    lines = [decode_value(tag[len(MD_PREFIX) :]) for tag in domain.vg.tags if tag.startswith(MD_PREFIX)]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _list_volumes(
+    domain: ReadableDomain, shown: str, warnings: list[str]
+) -> tuple[list[StoreVolume], dict[UUID, set[UUID]]]:
     """The store volumes, and every image's volume ids (to tell which disks are present)."""
     stores: list[StoreVolume] = []
     images: dict[UUID, set[UUID]] = {}
-    infos, problems = domain.scan_volumes()
+    try:
+        infos, problems = domain.scan_volumes()
+    except (StorageError, OSError) as e:
+        raise InspectError(f"{cut(shown)}: the volumes cannot be listed: {_reason(e)}") from e
     damaged: set[str] = set()
     for problem in problems:
         # A disk with a volume that cannot be read is not whole: it is left out, and says which volume.
+        if not problem.image:
+            warnings.append(f"{cut(problem.path)} cannot be read as a volume and is left out: {problem.error}")
+            continue
         damaged.add(problem.image)
         which = f" (volume {problem.volume})" if problem.volume else ""
         warnings.append(f"image {problem.image} cannot be listed and is left out: {problem.error}{which}")
@@ -215,26 +324,41 @@ def _reason(e: StorageError | OSError) -> str:
     return str(e) if isinstance(e, StorageError) else f"{e.strerror} ({quoted(e.filename)})"
 
 
-def _reader(domain: FileDomain, volume: StoreVolume) -> Callable[[int], Iterator[bytes]]:
-    path = domain.volume_path(str(volume.disk_id), str(volume.volume_id))
+class VolumeUnreadable(OSError):
+    """A volume that cannot be opened for a reason the storage layer gives (a PV missing, an image cut
+    short): an `OSError`, as `selection.evaluate` takes a failed read, carrying that reason as its text."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _reader(domain: ReadableDomain, volume: StoreVolume) -> Callable[[int], Iterator[bytes]]:
     def read(size: int) -> Iterator[bytes]:
-        # Plain buffered reads: offline there is no cache coherency to keep with other hosts, and a file
+        # Plain buffered reads: offline there is no cache coherency to keep with other hosts, and a volume
         # shorter than `size` simply ends the stream, which the tar reader reports as a truncated store.
-        # Opened as every domain file is: never through a link, never a device or a FIFO.
-        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as f:
+        # Opened as the domain opens its volumes: a file domain's never through a link, never a device or
+        # a FIFO; a block domain's LV through its segment map on the devices given.
+        try:
+            backend = domain.open_volume(str(volume.disk_id), str(volume.volume_id), writable=False, direct=False)
+        except StorageError as e:
+            raise VolumeUnreadable(errno.EIO, str(e)) from e
+        with backend:
+            buf = bytearray(READ_CHUNK)
+            view = memoryview(buf)
             left = size
             while left > 0:
-                chunk = f.read(min(READ_CHUNK, left))
-                if not chunk:
+                n = backend.readinto(view[: min(READ_CHUNK, left)])
+                if not n:
                     return
-                left -= len(chunk)
-                yield chunk
+                left -= n
+                yield bytes(view[:n])
 
     return read
 
 
-def _read_chosen(domain: FileDomain, report: DomainReport, images: dict[UUID, set[UUID]], exporter: _Exporter) -> bool:
+def _read_chosen(
+    domain: ReadableDomain, report: DomainReport, images: dict[UUID, set[UUID]], exporter: _Exporter
+) -> bool:
     """Read the chosen store's entities; a store that fails this second read (it changed since it was
     judged) is passed over for the next best."""
     while (best := choose(report.stores)) is not None:
@@ -252,7 +376,7 @@ def _read_chosen(domain: FileDomain, report: DomainReport, images: dict[UUID, se
 
 
 def _read_entities(
-    domain: FileDomain, store: StoreVerdict, images: dict[UUID, set[UUID]], exporter: _Exporter
+    domain: ReadableDomain, store: StoreVerdict, images: dict[UUID, set[UUID]], exporter: _Exporter
 ) -> tuple[list[EntityReport], StoreSummary]:
     entities: list[EntityReport] = []
 
@@ -271,7 +395,9 @@ def _read_entities(
     return entities, summary
 
 
-def _read_legacy(domain: FileDomain, report: DomainReport, images: dict[UUID, set[UUID]], exporter: _Exporter) -> bool:
+def _read_legacy(
+    domain: ReadableDomain, report: DomainReport, images: dict[UUID, set[UUID]], exporter: _Exporter
+) -> bool:
     try:
         documents, problems = domain.scan_legacy()
     except (StorageError, OSError) as e:
