@@ -146,7 +146,12 @@ def _parse_areas(block: bytes, position: int, size: int, where: str, kind: str) 
         position += 16
         if offset == 0:
             return tuple(areas), position
-        # A data area of size 0 means "to the end of the device"; only its start must be inside.
+        # A data area of size 0 means "to the end of the device"; only its start must be inside. A metadata
+        # area past the end is kept: reading it fails, and the copy is passed over for another one, as the
+        # second copy at the end of a PV is lost from an image cut short (docs/RECOVERY.md).
+        if kind == "metadata" and offset + length > size:
+            areas.append(Area(offset, length))
+            continue
         if offset > size or offset + length > size:
             raise LvmFormatError(
                 f"{where}: a {kind} area at byte {offset} of {length} bytes passes the end of the device "
