@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +68,47 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """A block device the agent may use (`GET /devices`): `id` is the LUN id (the WWID where the kernel
+    gives one, else the device name), the LVM fields are None when the device is no physical volume, and
+    `domain_id` is set when its volume group is a storage domain."""
+
+    id: str
+    path: str
+    size: int
+    vendor: str
+    product: str
+    serial: str
+    pv_uuid: str | None
+    vg_name: str | None
+    vg_uuid: str | None
+    domain_id: UUID | None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DeviceInfo:
+        return cls(
+            id=str(d["id"]), path=str(d["path"]), size=int(d["size"]), vendor=str(d.get("vendor") or ""),
+            product=str(d.get("product") or ""), serial=str(d.get("serial") or ""),
+            pv_uuid=_text_or_none(d.get("pv_uuid")), vg_name=_text_or_none(d.get("vg_name")),
+            vg_uuid=_text_or_none(d.get("vg_uuid")),
+            domain_id=UUID(d["domain_id"]) if d.get("domain_id") else None,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DomainDevice:
+    """One physical volume of a block domain: its LUN id, device path and PV UUID."""
+
+    id: str
+    path: str
+    pv_uuid: str
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+@dataclass(frozen=True)
 class DomainInfo:
     id: UUID
     path: str
@@ -80,14 +121,27 @@ class DomainInfo:
     # "valid", or "missing" for an old domain written without `_SHA_CKSUM` (a wrong one is an error).
     checksum: str
     metadata: dict[str, str]
+    # "file" or "block"; a block domain's volume group UUID and physical volumes (its LUNs).
+    storage: str = "file"
+    vg_uuid: str = ""
+    devices: tuple[DomainDevice, ...] = ()
+
+    @property
+    def is_block(self) -> bool:
+        return self.storage == "block"
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DomainInfo:
+        devices = tuple(
+            DomainDevice(id=str(x["id"]), path=str(x.get("path", "")), pv_uuid=str(x.get("pv_uuid") or ""))
+            for x in d.get("devices") or ()
+        )
         return cls(
             id=UUID(d["id"]), path=d["path"], domain_class=d["class"],
             pool_id=UUID(d["pool_id"]) if d["pool_id"] else None, role=d["role"], storage_type=d["type"],
             version=d["version"], description=d["description"], checksum=d["checksum"],
-            metadata=d["metadata"],
+            metadata=d["metadata"], storage=str(d.get("storage") or "file"), vg_uuid=str(d.get("vg_uuid") or ""),
+            devices=devices,
         )  # fmt: skip
 
 
@@ -236,12 +290,23 @@ class AgentClient:
         storage_type: str = "LOCALFS",
         domain_class: str = "Data",
         remote_path: str = "",
+        devices: Sequence[str] | None = None,
     ) -> DomainInfo:
-        body = {"id": str(sd), "description": description, "type": storage_type, "class": domain_class}
-        body["remote_path"] = remote_path
+        """A new file domain under `parent`, or with `devices` (LUN ids or device paths; `storage_type`
+        ISCSI or FCP) a new block domain on those devices."""
+        body: dict[str, Any] = {"id": str(sd), "description": description, "type": storage_type}
+        body["class"] = domain_class
+        if devices is not None:
+            body["devices"] = list(devices)
+        else:
+            body["remote_path"] = remote_path
         if parent is not None:
             body["parent"] = parent
         return DomainInfo.from_json(self._call("POST", "/domains", json=body))
+
+    def list_devices(self) -> list[DeviceInfo]:
+        """The block devices the agent may use, with the volume group and domain each holds, if any."""
+        return [DeviceInfo.from_json(d) for d in self._call("GET", "/devices")]
 
     def attach(self, sd: Id, pool_id: Id, master: bool) -> DomainInfo:
         body = {"pool_id": str(pool_id), "master": master}
