@@ -19,7 +19,7 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService
 from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.hosts import AgentDirectory
-from ovfstore.engine.inventory import HostChanges, Inventory
+from ovfstore.engine.inventory import HostChanges, Inventory, VmChanges
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery import RecoveryService, RegistrationOptions
 from ovfstore.engine.recovery.compare import compare_inventories
@@ -155,7 +155,7 @@ def _kill_mid_write(
         inv.attachments.attach(DiskAttachment(entity_id=vm.id, disk_id=d.id, bootable=True))
         extra.append(vm.id)
     assert old.updater.run_once().domains[domain.id].ok
-    inv.vms.set_status(extra[0], VmStatus.UP)
+    inv.vms.update(extra[0], VmChanges(description="changed"))
 
     real_fetch = DocumentSpool.fetch
     calls = 0
