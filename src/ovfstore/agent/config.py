@@ -17,6 +17,11 @@ class AgentConfig:
     roots: tuple[str, ...]
     # The engine's shared secret, sent as `Authorization: Bearer <secret>` on every request.
     secret: str
+    # Block devices (or image files) the agent may use for block domains: paths or glob patterns, e.g.
+    # `/dev/mapper/*` (multipath LUNs) or `/dev/loop*`. No other device is read, scanned by LVM or written.
+    devices: tuple[str, ...] = ()
+    # The LVM_SYSTEM_DIR the LVM tools run with (an lvm.conf of the agent's own); None: the host's.
+    lvm_system_dir: str | None = None
     # Loopback only unless an operator decides otherwise: the agent writes storage on request.
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

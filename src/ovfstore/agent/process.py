@@ -25,11 +25,22 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
 
 
-def agent_command(roots: Sequence[Path], port: int, port_file: Path, *extra_args: str) -> list[str]:
+def agent_command(
+    roots: Sequence[Path],
+    port: int,
+    port_file: Path,
+    *extra_args: str,
+    devices: Sequence[str] = (),
+    lvm_system_dir: str | None = None,
+) -> list[str]:
     command = [sys.executable, "-m", "ovfstore.cli.main", "agent", "serve", "--port", str(port)]
     command += ["--port-file", str(port_file), *extra_args]
     for root in roots:
         command += ["--root", str(root)]
+    for device in devices:
+        command += ["--device", device]
+    if lvm_system_dir:
+        command += ["--lvm-system-dir", lvm_system_dir]
     return command
 
 
@@ -64,8 +75,11 @@ class LocalAgent:
         secret: str | None = None,
         port: int = 0,
         extra_args: Sequence[str] = (),
+        devices: Sequence[str] = (),
+        lvm_system_dir: str | None = None,
     ) -> None:
         self.roots = tuple(roots)
+        self.devices = tuple(devices)
         self.secret = secret or secrets.token_urlsafe(24)
         workdir.mkdir(parents=True, exist_ok=True)
         for root in roots:
@@ -75,7 +89,10 @@ class LocalAgent:
         secret_file = workdir / f"{name}.secret"
         secret_file.write_text(self.secret)
         os.chmod(secret_file, 0o600)
-        command = agent_command(roots, port, port_file, "--secret-file", str(secret_file), *extra_args)
+        command = agent_command(
+            roots, port, port_file, "--secret-file", str(secret_file), *extra_args, devices=devices,
+            lvm_system_dir=lvm_system_dir,
+        )  # fmt: skip
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - open for the life of the process
         # The secret file decides; one in the environment must not override it.
@@ -131,8 +148,12 @@ class SupervisedAgent:
         restart_initial_s: float = RESTART_INITIAL_S,
         restart_max_s: float = RESTART_MAX_S,
         stable_s: float = STABLE_S,
+        devices: Sequence[str] = (),
+        lvm_system_dir: str | None = None,
     ) -> None:
         self.roots = tuple(roots)
+        self.devices = tuple(devices)
+        self.lvm_system_dir = lvm_system_dir
         self.secret = secret
         self.on_down, self.on_up = on_down, on_up
         self.restart_initial_s, self.restart_max_s, self.stable_s = restart_initial_s, restart_max_s, stable_s
@@ -171,7 +192,10 @@ class SupervisedAgent:
         self.port_file.unlink(missing_ok=True)
         # The secret goes by environment, not by file: nothing secret is left on disk.
         env = {**os.environ, SECRET_ENV: self.secret}
-        process = subprocess.Popen(agent_command(self.roots, port, self.port_file), env=env)
+        command = agent_command(
+            self.roots, port, self.port_file, devices=self.devices, lvm_system_dir=self.lvm_system_dir
+        )
+        process = subprocess.Popen(command, env=env)
         self.pid_file.write_text(f"{process.pid}\n")
         return process
 

@@ -30,9 +30,20 @@ def _read_secret(secret_file: Path | None) -> str:
     "--root",
     "roots",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A directory holding storage domains; repeat for several. Nothing outside them is reachable.",
+)
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    help="A block device (or glob pattern, e.g. '/dev/mapper/*') the agent may use for block domains; repeat "
+    "for several. No other device is read or written.",
+)
+@click.option(
+    "--lvm-system-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="LVM_SYSTEM_DIR for the LVM tools (an lvm.conf of the agent's own); default: the host's.",
 )
 @click.option("--host", default=AgentConfig.host, show_default=True, help="Address to listen on.")
 @click.option("--port", default=AgentConfig.port, show_default=True, help="Port to listen on; 0 picks a free one.")
@@ -56,6 +67,8 @@ def _read_secret(secret_file: Path | None) -> str:
 @click.option("--log-level", default="warning", show_default=True, help="Log level of the agent.")
 def serve(
     roots: tuple[Path, ...],
+    devices: tuple[str, ...],
+    lvm_system_dir: str | None,
     host: str,
     port: int,
     port_file: Path | None,
@@ -69,8 +82,12 @@ def serve(
     from ovfstore.agent.app import create_app
     from ovfstore.agent.server import serve as serve_http
 
+    if not roots and not devices:
+        raise click.UsageError("give the agent storage: --root DIR for file domains, --device PATTERN for block ones")
     config = AgentConfig(
         roots=tuple(str(r.resolve()) for r in roots),
+        devices=devices,
+        lvm_system_dir=lvm_system_dir,
         secret=_read_secret(secret_file),
         host=host,
         port=port,

@@ -95,7 +95,26 @@ class LocalHost:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the local agent may create and find storage domains (default: DATA_DIR/storage).",
 )
-def up(config_file: Path | None, data_dir: Path, port: int, host: str, storage_root: Path | None) -> None:
+@click.option(
+    "--device",
+    "devices",
+    multiple=True,
+    help="A block device (or glob pattern) the local agent may use for block domains; repeat for several.",
+)
+@click.option(
+    "--lvm-system-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="LVM_SYSTEM_DIR for the local agent's LVM tools; default: the host's.",
+)
+def up(
+    config_file: Path | None,
+    data_dir: Path,
+    port: int,
+    host: str,
+    storage_root: Path | None,
+    devices: tuple[str, ...],
+    lvm_system_dir: str | None,
+) -> None:
     """Run the engine and one local agent; print the API address and the credentials.
 
     The local agent gets a new secret on every start, so [agent] secret is not used.
@@ -113,7 +132,10 @@ def up(config_file: Path | None, data_dir: Path, port: int, host: str, storage_r
     storage_root.mkdir(parents=True, exist_ok=True)
     local = LocalHost()
     try:
-        agent = SupervisedAgent([storage_root], data_dir, secret, on_down=local.down, on_up=local.up)
+        agent = SupervisedAgent(
+            [storage_root], data_dir, secret, on_down=local.down, on_up=local.up, devices=devices,
+            lvm_system_dir=lvm_system_dir,
+        )  # fmt: skip
     except RuntimeError as exc:
         raise click.ClickException(f"the local agent did not start: {exc}; see its messages above") from None
     agent_port = agent.port

@@ -15,6 +15,7 @@ import mmap
 import os
 import stat
 from types import TracebackType
+from typing import Protocol
 
 from ovfstore.storage.files import open_regular
 
@@ -37,6 +38,25 @@ def aligned_buffer(size: int) -> mmap.mmap:
         with contextlib.suppress(OSError):
             buf.madvise(mmap.MADV_HUGEPAGE)
     return buf
+
+
+class VolumeBackend(Protocol):
+    """What volume I/O needs of an open volume: a file or device (`Backend`) or an LV reached through its
+    segment map (`storage.block.lvio.SegmentBackend`)."""
+
+    direct: bool
+    is_block: bool
+
+    def size(self) -> int: ...
+    def seek(self, offset: int) -> None: ...
+    def write(self, buf: memoryview) -> int: ...
+    def readinto(self, buf: memoryview) -> int: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> VolumeBackend: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 class Backend:

@@ -153,6 +153,8 @@ def scan_domains(roots: tuple[str, ...]) -> tuple[list[tuple[FileDomain, md.Doma
 
 
 class FileDomain:
+    storage = "file"
+
     def __init__(self, path: str, roots: tuple[str, ...]) -> None:
         self.roots = roots
         self.path = contained(path, roots)

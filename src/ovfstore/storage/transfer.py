@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 
-from ovfstore.storage.backend import Backend
-from ovfstore.storage.domain import FileDomain
+from ovfstore.storage.backend import VolumeBackend
+from ovfstore.storage.domains import Domain
 from ovfstore.storage.errors import CapacityExceeded, DigestMismatch, InvalidArgument
 from ovfstore.storage.volumeio import WrittenData, read_views, write_from
 
@@ -33,7 +33,7 @@ class WritePipeline:
 
 
 def write_volume(
-    domain: FileDomain,
+    domain: Domain,
     img: str,
     vol: str,
     source: Source,
@@ -80,7 +80,7 @@ def write_volume(
 
 
 def copy_volume(
-    domain: FileDomain,
+    domain: Domain,
     src_img: str,
     src_vol: str,
     img: str,
@@ -117,7 +117,7 @@ def copy_volume(
                 ) from e
 
 
-def _views_reader(backend: Backend, length: int, buffer: mmap.mmap) -> Source:
+def _views_reader(backend: VolumeBackend, length: int, buffer: mmap.mmap) -> Source:
     """The first `length` bytes of `backend` as a `Source`, read into `buffer` one aligned span at a time."""
     views = read_views(backend, 0, length, buffer)
     pending = memoryview(b"")

@@ -16,7 +16,7 @@ from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from ovfstore.storage.backend import ALIGNMENT, Backend
+from ovfstore.storage.backend import ALIGNMENT, VolumeBackend
 from ovfstore.storage.errors import CapacityExceeded, IncompleteTransfer, InvalidArgument
 
 
@@ -61,7 +61,7 @@ def _check_length(length: int, capacity: int) -> None:
 
 def write_from(
     readinto: Callable[[memoryview], int],
-    backend: Backend,
+    backend: VolumeBackend,
     length: int,
     capacity: int,
     bufs: Sequence[mmap.mmap],
@@ -117,7 +117,7 @@ def write_from(
         wait([task for tasks in pending for task in tasks])
 
 
-def read_views(backend: Backend, offset: int, length: int, buf: mmap.mmap) -> Iterator[memoryview]:
+def read_views(backend: VolumeBackend, offset: int, length: int, buf: mmap.mmap) -> Iterator[memoryview]:
     """Yield exactly the bytes `[offset, offset + length)` as views of `buf`, no copy: each view is only
     valid until the next one is asked for (send it, then move on).
 

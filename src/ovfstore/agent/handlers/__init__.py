@@ -18,6 +18,7 @@ _VOLUME = "/domains/{sd}/images/{img}/volumes/{vol}"
 
 ROUTES: list[tuple[str, str, Endpoint]] = [
     ("GET", "/health", health.health),
+    ("GET", "/devices", domains.list_devices),
     ("GET", "/domains", domains.list_domains),
     ("POST", "/domains", domains.create_domain),
     ("GET", "/domains/{sd}", domains.domain_info),
