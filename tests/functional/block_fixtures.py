@@ -41,6 +41,7 @@ class BlockLab:
 @contextmanager
 def block_lab(tmp_path: Path, count: int = 3, size_mib: int = LUN_MIB) -> Iterator[BlockLab]:
     """`count` loop devices of `size_mib` (sparse), detached (and their VGs removed) on the way out."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     with lvm_lab_at(tmp_path) as lab:
         luns = lab.attach(count, size_mib)
         try:

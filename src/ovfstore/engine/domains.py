@@ -356,6 +356,12 @@ def _check_block_volumes(domain: StorageDomain, disk: Disk) -> None:
     if domain.storage_type.is_file:
         return
     for volume in disk.volumes:
+        if volume.format is VolumeFormat.COW or volume.parent_id is not None:
+            raise InvalidInput(
+                f"disk {disk.alias!r}: qcow2 (cow) volumes and volume chains are not supported on the "
+                f"{domain.storage_type.value} domain {domain.name!r} (qemu-img would need an activated LV); "
+                "make it a raw preallocated disk or put it on a file domain"
+            )
         if volume.format is VolumeFormat.RAW and volume.volume_type is VolumeType.SPARSE:
             raise InvalidInput(
                 f"disk {disk.alias!r}: a raw sparse disk cannot live on the {domain.storage_type.value} domain "
