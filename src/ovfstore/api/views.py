@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from ovfstore.agent.client import DeviceInfo
 from ovfstore.api.jobs import Job
 from ovfstore.api.router import BASE
 from ovfstore.api.xmlio import Node
@@ -23,6 +24,7 @@ from ovfstore.model import (
     DiskAttachment,
     DiskContentType,
     Host,
+    LogicalUnit,
     Network,
     Nic,
     Role,
@@ -132,11 +134,7 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
             "master": d.master,
             "status": d.status.value,
             "external_status": "ok",
-            "storage": {
-                "type": d.storage_type.value,
-                "address": d.address or None,
-                "path": d.path,
-            },
+            "storage": _domain_storage(d),
             "storage_format": f"v{d.format_version}",
             "type": d.domain_class.value,
             "data_center": ref("datacenters", d.data_center_id),
@@ -144,6 +142,51 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
         }
     )
     return node
+
+
+def _domain_storage(d: StorageDomain) -> Node:
+    """A file domain's address and path; a block domain's volume group and its LUNs, as oVirt shows them."""
+    if d.storage_type.is_file:
+        return {"type": d.storage_type.value, "address": d.address or None, "path": d.path}
+    units = [logical_unit(lu, vg_uuid=d.vg_uuid, domain_id=d.id) for lu in d.logical_units]
+    return {
+        "type": d.storage_type.value,
+        "volume_group": {"id": d.vg_uuid, "logical_units": {"logical_unit": units}},
+    }
+
+
+def logical_unit(
+    lu: LogicalUnit | DeviceInfo, *, vg_uuid: str | None = None, domain_id: UUID | None = None, status: str = ""
+) -> Node:
+    """A LUN (oVirt's `LogicalUnit`): a domain's recorded one, or a device a host reports now."""
+    if isinstance(lu, DeviceInfo):
+        vendor, product = lu.vendor, lu.product
+    else:
+        vendor, product = lu.vendor_id, lu.product_id
+    return {
+        "id": lu.id,
+        "paths": 1,
+        "product_id": product or None,
+        "serial": lu.serial or None,
+        "size": lu.size,
+        "status": status or None,
+        "storage_domain_id": domain_id,
+        "vendor_id": vendor or None,
+        "volume_group_id": vg_uuid or None,
+    }
+
+
+def host_storage(device: DeviceInfo, host_id: UUID) -> Node:
+    """A block device a host offers, as oVirt's `HostStorage` with its one LUN. A device that is an LVM
+    physical volume is `used`; one that is not is `free`."""
+    status = "free" if device.pv_uuid is None else "used"
+    unit = logical_unit(device, vg_uuid=device.vg_uuid, domain_id=device.domain_id, status=status)
+    return {
+        "id": device.id,
+        "logical_units": {"logical_unit": [unit]},
+        "type": "iscsi",
+        "host": ref("hosts", host_id),
+    }
 
 
 def network(n: Network) -> Node:

@@ -6,13 +6,21 @@
 4. Lose the engine: stop it and delete its database. Only the storage domains remain.
 5. Start a fresh engine, import both domains, register every template and VM, restart what was running.
 6. Compare the recovered inventory with the original, field by field. Exit 0 only if they match.
+
+With `--storage block` the two domains are iSCSI-style block domains (an LVM volume group each) on loop
+devices over sparse image files, created and imported by their LUNs; that needs root, lvm2 and loop
+devices, and without them the demo says which is missing and exits 77 (skipped).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -33,32 +41,106 @@ from ovfstore.model import (
     Disk,
     DiskAttachment,
     Host,
+    LogicalUnit,
     Nic,
     OvfData,
     Snapshot,
     StorageDomain,
+    StorageType,
     Template,
     Vm,
     VmStatus,
+    Volume,
+    VolumeType,
 )
 
 console = Console(highlight=False)
+
+
+#: The exit status of a demo that could not run here (automake's "skipped").
+SKIPPED = 77
 
 
 @click.command()
 @click.option("--vms", default=8, show_default=True, help="How many VMs to protect.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Work here instead of a temporary directory (kept afterwards).")  # fmt: skip
-def demo(vms: int, workdir: Path | None) -> None:
+@click.option("--storage", type=click.Choice(["file", "block"]), default="file", show_default=True,
+              help="File domains (directories), or block domains (LVM on loop devices: root and lvm2).")  # fmt: skip
+def demo(vms: int, workdir: Path | None, storage: str) -> None:
     """Protect an inventory, lose the engine, recover it from the storage domains alone, and check."""
+    if storage == "block":
+        missing = block_unavailable()
+        if missing:
+            console.print(f"[yellow]SKIPPED[/]: the block demo cannot run here: {missing}")
+            raise SystemExit(SKIPPED)
     keep = workdir is not None
     base = workdir or Path(tempfile.mkdtemp(prefix="ovfstore-demo-"))
     try:
-        ok = _run(base, vms)
+        ok = _run(base, vms, storage == "block")
     finally:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
     raise SystemExit(0 if ok else 1)
+
+
+def block_unavailable() -> str:
+    """Why block domains on loop devices cannot be made here ("" when they can)."""
+    if os.geteuid() != 0:
+        return "it needs root (loop devices and LVM), run it as root"
+    if shutil.which("lvm") is None:
+        return "lvm2 is not installed (apt-get install lvm2)"
+    if shutil.which("losetup") is None:
+        return "losetup is not installed (apt-get install mount)"
+    if not Path("/dev/loop-control").exists():
+        return "this machine has no loop devices (/dev/loop-control is missing)"
+    return ""
+
+
+#: Each LUN is a sparse image: a domain's special LVs take about 4.6 GiB and its disks are preallocated
+#: LVs, but nothing is written into them, so the image costs only what the stores and LVM metadata use.
+LUN_SIZE = 64 * GIB
+
+
+@dataclass(frozen=True, slots=True)
+class _Luns:
+    devices: tuple[str, ...]  # /dev/loopN, one per domain
+    lvm_system_dir: Path
+
+    def agent_args(self) -> list[str]:
+        args = [arg for device in self.devices for arg in ("--device", device)]
+        return [*args, "--lvm-system-dir", str(self.lvm_system_dir)]
+
+
+@contextmanager
+def _loop_luns(base: Path, count: int) -> Iterator[_Luns]:
+    """`count` loop devices over sparse images in `base/luns`, and an LVM configuration of their own that
+    sees only them (the host's LVM state is never touched). Detached on the way out; the images stay
+    with `--dir`, for `ovfstore inspect`."""
+    luns = base / "luns"
+    luns.mkdir(parents=True, exist_ok=True)
+    devices: list[str] = []
+    try:
+        for i in range(count):
+            image = luns / f"lun{i}.img"
+            with image.open("wb") as file:
+                file.truncate(LUN_SIZE)
+            done = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
+            if done.returncode:
+                raise click.ClickException(f"losetup could not attach {image}: {done.stderr.strip()[:300]}")
+            devices.append(done.stdout.strip())
+        etc = luns / "lvm"
+        etc.mkdir(exist_ok=True)
+        accept = ", ".join(f'"a|^{device}$|"' for device in devices)
+        (etc / "lvm.conf").write_text(
+            f'devices {{\nfilter = [ {accept}, "r|.*|" ]\nglobal_filter = [ {accept}, "r|.*|" ]\n'
+            'obtain_device_list_from_udev = 0\nexternal_device_info_source = "none"\nuse_devicesfile = 0\n}\n'
+            "activation {\nudev_sync = 0\nudev_rules = 0\n}\nbackup {\nbackup = 0\narchive = 0\n}\n"
+        )
+        yield _Luns(tuple(devices), etc)
+    finally:
+        for device in devices:
+            subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
 
 
 def _step(text: str) -> float:
@@ -88,24 +170,35 @@ class _Protected:
     """What engine A leaves behind for engine B to recover: the domains and what they must bring back."""
 
     domains: tuple[tuple[str, UUID], ...]  # name and id, the master first
+    luns: tuple[str, ...]  # block domains: a LUN of each domain, in the same order; () for file domains
     original: dict[UUID, OvfData]
     running: set[UUID]
 
 
-def _run(base: Path, vm_count: int) -> bool:
+def _run(base: Path, vm_count: int, block: bool) -> bool:
     storage = base / "storage"
-    console.print(f"[bold]ovfstore demo[/] in {base}")
+    console.print(f"[bold]ovfstore demo[/] in {base}" + (" (block domains on loop devices)" if block else ""))
+    if not block:
+        t = _step("Starting a host agent and engine A")
+        agent = LocalAgent([storage], base / "agent")
+        try:
+            protected = _protect(base, storage, agent, vm_count, t, None)
+            return _recover(base, storage, agent, protected)
+        finally:
+            agent.stop()
+    t = _step("Attaching two loop devices (the LUNs) and starting a host agent that may use them, and engine A")
+    with _loop_luns(base, 2) as luns:
+        agent = LocalAgent([storage], base / "agent", extra_args=luns.agent_args())
+        try:
+            protected = _protect(base, storage, agent, vm_count, t, luns)
+            return _recover(base, storage, agent, protected)
+        finally:
+            agent.stop()
 
-    t = _step("Starting a host agent and engine A")
-    agent = LocalAgent([storage], base / "agent")
-    try:
-        protected = _protect(base, storage, agent, vm_count, t)
-        return _recover(base, storage, agent, protected)
-    finally:
-        agent.stop()
 
-
-def _protect(base: Path, storage: Path, agent: LocalAgent, vm_count: int, started: float) -> _Protected:
+def _protect(
+    base: Path, storage: Path, agent: LocalAgent, vm_count: int, started: float, luns: _Luns | None
+) -> _Protected:
     """Engine A: two domains, an inventory, every store up to date; then the engine is lost."""
     engine = _engine(base, "engine-a", agent)
     try:
@@ -115,13 +208,32 @@ def _protect(base: Path, storage: Path, agent: LocalAgent, vm_count: int, starte
         host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
         _done(started, f"agent at {agent.url}, data center {dc.name!r}")
 
-        t = _step("Creating two storage domains and attaching them")
-        gold = engine.domains.create(StorageDomain(name="gold", path=str(storage), data_center_id=dc.id), host)
-        silver = engine.domains.create(StorageDomain(name="silver", path=str(storage), data_center_id=dc.id), host)
-        _done(t, f"gold {gold.id} (master), silver {silver.id}")
+        lun_ids: tuple[str, ...] = ()
+        if luns is None:
+            t = _step("Creating two storage domains and attaching them")
+            gold = engine.domains.create(StorageDomain(name="gold", path=str(storage), data_center_id=dc.id), host)
+            silver = engine.domains.create(StorageDomain(name="silver", path=str(storage), data_center_id=dc.id), host)
+            _done(t, f"gold {gold.id} (master), silver {silver.id}")
+        else:
+            t = _step("Creating two iSCSI storage domains, one on each LUN, and attaching them")
+            offered = {d.path: d.id for d in engine.domains.host_devices(host)}
+            lun_ids = tuple(offered[device] for device in luns.devices)
+            gold, silver = (
+                engine.domains.create(
+                    StorageDomain(
+                        name=name,
+                        storage_type=StorageType.ISCSI,
+                        data_center_id=dc.id,
+                        logical_units=[LogicalUnit(id=lun)],
+                    ),
+                    host,
+                )
+                for name, lun in zip(("gold", "silver"), lun_ids, strict=True)
+            )
+            _done(t, f"gold {gold.id} on LUN {lun_ids[0]} (master), silver {silver.id} on LUN {lun_ids[1]}")
 
         t = _step(f"Building an inventory: 2 templates, {vm_count} VMs with disks, NICs and snapshots")
-        ids = _build(engine, [gold, silver], vm_count)
+        ids = _build(engine, [gold, silver], vm_count, block=luns is not None)
         _done(t, f"{len(ids)} entities")
 
         t = _step("Waiting until every domain's OVF stores are up to date")
@@ -136,22 +248,27 @@ def _protect(base: Path, storage: Path, agent: LocalAgent, vm_count: int, starte
         engine.stop()
     shutil.rmtree(base / "engine-a")
     _done(t, "only the storage domains remain")
-    return _Protected((("gold", gold.id), ("silver", silver.id)), original, running)
+    return _Protected((("gold", gold.id), ("silver", silver.id)), lun_ids, original, running)
 
 
 def _recover(base: Path, storage: Path, agent: LocalAgent, protected: _Protected) -> bool:
     """Engine B, fresh: import the domains, register everything, restart what ran, compare."""
-    t = _step("Starting a fresh engine B and importing both domains")
+    how = "by their LUNs" if protected.luns else "by their paths"
+    t = _step(f"Starting a fresh engine B and importing both domains {how}")
     engine = _engine(base, "engine-b", agent)
     try:
         inv = engine.inventory
         cluster = inv.clusters.list()[0]
         host = inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=agent.url))
         domains = []
-        for name, domain_id in protected.domains:
-            imported = engine.recovery.import_domain(
-                str(storage / str(domain_id)), host=host, name=name, force_detach=True
-            )
+        for i, (name, domain_id) in enumerate(protected.domains):
+            if protected.luns:
+                [found_id] = engine.domains.unknown_on_luns(host, [protected.luns[i]])
+                imported = engine.recovery.import_block_domain(found_id, host=host, name=name, force_detach=True)
+            else:
+                imported = engine.recovery.import_domain(
+                    str(storage / str(domain_id)), host=host, name=name, force_detach=True
+                )
             domains.append(engine.domains.attach(imported.id, cluster.data_center_id))
         found = [e for d in domains for e in engine.recovery.unregistered_entities(d.id)]
         _done(t, f"{len({e.id for e in found})} unregistered VMs and templates found")
@@ -176,8 +293,20 @@ def _recover(base: Path, storage: Path, agent: LocalAgent, protected: _Protected
         engine.stop()
 
 
-def _build(engine: Engine, domains: list[StorageDomain], vm_count: int) -> list[UUID]:
+def _build(engine: Engine, domains: list[StorageDomain], vm_count: int, *, block: bool = False) -> list[UUID]:
+    """Templates and VMs with disks created on storage. On block domains a raw disk is a preallocated LV,
+    and the disks are a tenth of the size (the LUNs are sparse images; nothing is written into them)."""
     inv = engine.inventory
+    scale = 10 if block else 1
+
+    def new_disk(alias: str, gib: int, domain: StorageDomain) -> Disk:
+        disk = Disk(alias=alias, provisioned_size=gib * GIB // scale, domain_ids=[domain.id])
+        if block:
+            disk.volumes = [
+                Volume(disk_id=disk.id, capacity=disk.provisioned_size, volume_type=VolumeType.PREALLOCATED)
+            ]
+        return engine.domains.create_disk(disk)
+
     cluster = inv.clusters.list()[0]
     profile = inv.vnic_profiles.list()[0]
     templates = []
@@ -186,8 +315,7 @@ def _build(engine: Engine, domains: list[StorageDomain], vm_count: int) -> list[
             Template(name=f"{('rhel9', 'win2022')[i]}-template", cluster_id=cluster.id,
                      os_type=("rhel_9x64", "windows_2022")[i], memory_mb=2048, max_memory_mb=8192)
         )  # fmt: skip
-        disk = engine.domains.create_disk(Disk(alias=f"{template.name}_root", provisioned_size=10 * GIB,
-                                               domain_ids=[domain.id]))  # fmt: skip
+        disk = new_disk(f"{template.name}_root", 10, domain)
         inv.attachments.attach(DiskAttachment(entity_id=template.id, disk_id=disk.id, bootable=True))
         inv.nics.add(Nic(entity_id=template.id, name="nic1", vnic_profile_id=profile.id))
         templates.append(template)
@@ -199,12 +327,10 @@ def _build(engine: Engine, domains: list[StorageDomain], vm_count: int) -> list[
                max_memory_mb=16384, cpu_sockets=1 + i % 2, cpu_cores=2, high_availability=i % 3 == 0,
                priority=100 if i % 3 == 0 else 1, description=f"demo VM {i}")
         )  # fmt: skip
-        boot = engine.domains.create_disk(Disk(alias=f"vm{i:02d}_root", provisioned_size=20 * GIB,
-                                               domain_ids=[home.id]))  # fmt: skip
+        boot = new_disk(f"vm{i:02d}_root", 20, home)
         inv.attachments.attach(DiskAttachment(entity_id=vm.id, disk_id=boot.id, bootable=True))
         if i % 2 == 0:  # every other VM also has a data disk on the other domain
-            data = engine.domains.create_disk(Disk(alias=f"vm{i:02d}_data", provisioned_size=50 * GIB,
-                                                   domain_ids=[other.id]))  # fmt: skip
+            data = new_disk(f"vm{i:02d}_data", 50, other)
             inv.attachments.attach(DiskAttachment(entity_id=vm.id, disk_id=data.id))
         inv.nics.add(Nic(entity_id=vm.id, name="nic1", vnic_profile_id=profile.id))
         if i % 4 == 1:

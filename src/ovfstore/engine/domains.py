@@ -15,7 +15,7 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from ovfstore.agent.client import AgentClient, DomainInfo
+from ovfstore.agent.client import AgentClient, DeviceInfo, DomainInfo
 from ovfstore.agent.errors import AgentError, AgentUnavailable
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import Conflict, InvalidInput
@@ -30,9 +30,12 @@ from ovfstore.model import (
     DomainStatus,
     EntityType,
     Host,
+    LogicalUnit,
     StorageDomain,
     StorageType,
     Volume,
+    VolumeFormat,
+    VolumeType,
 )
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ _AGENT_TYPES = {
     StorageType.LOCALFS: "LOCALFS",
     StorageType.POSIXFS: "POSIXFS",
     StorageType.GLUSTERFS: "GLUSTERFS",
+    StorageType.ISCSI: "ISCSI",
+    StorageType.FCP: "FCP",
 }
 _CLASSES = {DomainClass.DATA: "Data", DomainClass.ISO: "Iso", DomainClass.EXPORT: "Backup"}
 
@@ -62,22 +67,26 @@ class DomainService:
     # --- create and attach -----------------------------------------------------------------------------
 
     def create(self, domain: StorageDomain, host: Host) -> StorageDomain:
-        """Create a new, empty file domain under `domain.path` through `host`'s agent, then record it."""
-        if domain.storage_type not in (StorageType.LOCALFS, StorageType.POSIXFS):
-            raise InvalidInput(
-                f"creating {domain.storage_type.value} domains is not supported yet: create a localfs or posixfs "
-                "domain, or import an existing domain by its path"
-            )
+        """Create a new, empty domain through `host`'s agent, then record it: a file domain under
+        `domain.path`, or a block domain (iSCSI, FCP) on `domain.logical_units` (by LUN id)."""
         client = self.agents.client(host)
-        self._call(
-            client.create_domain,
-            domain.id,
-            domain.name[:50],  # the metadata's DESCRIPTION holds 50 characters
-            parent=domain.path,
-            storage_type=_AGENT_TYPES[domain.storage_type],
-            domain_class=_CLASSES[domain.domain_class],
-            remote_path=f"{domain.address}:{domain.path}" if domain.address else domain.path,
-        )
+        if not domain.storage_type.is_file:
+            self._create_block(domain, client)
+        elif domain.storage_type not in (StorageType.LOCALFS, StorageType.POSIXFS):
+            raise InvalidInput(
+                f"creating {domain.storage_type.value} domains is not supported yet: create a localfs, posixfs, "
+                "iscsi or fcp domain, or import an existing domain by its path"
+            )
+        else:
+            self._call(
+                client.create_domain,
+                domain.id,
+                domain.name[:50],  # the metadata's DESCRIPTION holds 50 characters
+                parent=domain.path,
+                storage_type=_AGENT_TYPES[domain.storage_type],
+                domain_class=_CLASSES[domain.domain_class],
+                remote_path=f"{domain.address}:{domain.path}" if domain.address else domain.path,
+            )
         attach_to = domain.data_center_id
         domain.data_center_id = None
         domain.status = DomainStatus.UNATTACHED
@@ -86,6 +95,81 @@ class DomainService:
         if attach_to is not None:
             return self.attach(domain.id, attach_to)
         return domain
+
+    def _create_block(self, domain: StorageDomain, client: AgentClient) -> None:
+        """A new volume group named by the domain's id on its LUNs; the LUNs must be free (no LVM)."""
+        if domain.domain_class is not DomainClass.DATA:
+            raise InvalidInput("only data domains can be created on block storage")
+        wanted = [lu.id for lu in domain.logical_units]
+        if not wanted:
+            raise InvalidInput(
+                f"a {domain.storage_type.value} domain needs its LUNs: "
+                '<storage><logical_units><logical_unit id="..."/></logical_units></storage>'
+            )
+        devices = self.devices(client)
+        for lun in wanted:
+            device = _device(devices, lun)
+            if device is None:
+                raise Conflict(f"the host offers no LUN {lun!r}; list what it offers at /hosts/{{id}}/storage")
+            if device.pv_uuid is not None:
+                held = f"storage domain {device.domain_id}" if device.domain_id else f"volume group {device.vg_name}"
+                raise Conflict(f"LUN {lun!r} is in use ({held}); import that domain instead, or clear the LUN by hand")
+        info = self._call(
+            client.create_domain,
+            domain.id,
+            domain.name[:50],
+            storage_type=_AGENT_TYPES[domain.storage_type],
+            domain_class=_CLASSES[domain.domain_class],
+            devices=wanted,
+        )
+        assert isinstance(info, DomainInfo)
+        domain.vg_uuid = info.vg_uuid
+        domain.path = ""
+        domain.logical_units = self.logical_units(client, info)
+
+    def devices(self, client: AgentClient) -> list[DeviceInfo]:
+        """The block devices a host offers (its LUNs), with the volume group and domain each holds."""
+        found = self._call(client.list_devices)
+        assert isinstance(found, list)
+        return found
+
+    def host_devices(self, host: Host) -> list[DeviceInfo]:
+        return self.devices(self.agents.client(host))
+
+    def logical_units(self, client: AgentClient, info: DomainInfo) -> list[LogicalUnit]:
+        """A block domain's LUNs as the host reports them (every physical volume of its volume group)."""
+        by_pv = {d.pv_uuid: d for d in self.devices(client) if d.pv_uuid}
+        units = []
+        for pv in info.devices:
+            d = by_pv.get(pv.pv_uuid)
+            unit = LogicalUnit(id=pv.id, pv_uuid=pv.pv_uuid)
+            if d is not None:
+                unit = LogicalUnit(
+                    id=d.id, size=d.size, vendor_id=d.vendor, product_id=d.product, serial=d.serial, pv_uuid=pv.pv_uuid
+                )
+            units.append(unit)
+        return units
+
+    def unknown_on_luns(self, host: Host, luns: list[str], vg_uuid: str = "") -> list[UUID]:
+        """The domains this engine does not know that the named LUNs (ids or device paths) or volume group
+        hold. A LUN the host does not offer, or one holding no domain, is a Conflict saying which."""
+        known = {d.id for d in self.inv.storage_domains.list()}
+        devices = self.devices(self.agents.client(host))
+        found: set[UUID] = set()
+        for lun in luns:
+            device = _device(devices, lun)
+            if device is None:
+                raise Conflict(f"host {host.name} offers no LUN {lun!r}; list what it offers at /hosts/{{id}}/storage")
+            if device.domain_id is None:
+                what = f"volume group {device.vg_name!r}, not a storage domain" if device.vg_name else "no domain"
+                raise Conflict(f"LUN {lun!r} holds {what}; nothing to import from it")
+            found.add(device.domain_id)
+        if vg_uuid:
+            holding = {d.domain_id for d in devices if d.vg_uuid == vg_uuid and d.domain_id is not None}
+            if not holding:
+                raise Conflict(f"host {host.name} sees no storage domain in volume group {vg_uuid!r}")
+            found |= holding
+        return sorted(found - known, key=str)
 
     def unknown_at(self, host: Host, path: str) -> list[DomainInfo]:
         """Domains on storage at `path` (the domain's directory, or the directory holding it) that this
@@ -195,6 +279,8 @@ class DomainService:
             return self.inv.disks.add(disk)
         if not disk.volumes:
             disk.volumes = [Volume(disk_id=disk.id, capacity=disk.provisioned_size)]
+        for domain_id in disk.domain_ids:
+            _check_block_volumes(self.inv.storage_domains.get(domain_id), disk)
         created: list[tuple[AgentClient, UUID]] = []
         try:
             for domain_id in disk.domain_ids:
@@ -258,6 +344,29 @@ class DomainService:
             raise DomainCommandFailed(f"the host agent is not reachable: {exc}") from exc
         except AgentError as exc:
             raise DomainCommandFailed(str(exc)) from exc
+
+
+def _device(devices: list[DeviceInfo], lun: str) -> DeviceInfo | None:
+    """The device a request names by LUN id or by path."""
+    return next((d for d in devices if lun in (d.id, d.path)), None)
+
+
+def _check_block_volumes(domain: StorageDomain, disk: Disk) -> None:
+    """On a block domain a raw volume is a whole LV: it cannot be sparse (oVirt refuses it too)."""
+    if domain.storage_type.is_file:
+        return
+    for volume in disk.volumes:
+        if volume.format is VolumeFormat.COW or volume.parent_id is not None:
+            raise InvalidInput(
+                f"disk {disk.alias!r}: qcow2 (cow) volumes and volume chains are not supported on the "
+                f"{domain.storage_type.value} domain {domain.name!r} (qemu-img would need an activated LV); "
+                "make it a raw preallocated disk or put it on a file domain"
+            )
+        if volume.format is VolumeFormat.RAW and volume.volume_type is VolumeType.SPARSE:
+            raise InvalidInput(
+                f"disk {disk.alias!r}: a raw sparse disk cannot live on the {domain.storage_type.value} domain "
+                f"{domain.name!r}; make it preallocated (<sparse>false</sparse>) or put it on a file domain"
+            )
 
 
 def create_volumes(client: AgentClient, domain_id: UUID, disk: Disk) -> None:

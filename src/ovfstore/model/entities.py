@@ -91,6 +91,19 @@ class Host:
     status: HostStatus = HostStatus.UP
 
 
+@dataclass(kw_only=True, slots=True, frozen=True)
+class LogicalUnit:
+    """A LUN of a block (iSCSI or FC) domain as its host reported it: the LUN id (the WWID), its size, the
+    SCSI vendor, product and serial, and the UUID of the LVM physical volume it carries."""
+
+    id: str
+    size: int = 0
+    vendor_id: str = ""
+    product_id: str = ""
+    serial: str = ""
+    pv_uuid: str = ""
+
+
 @dataclass(kw_only=True, slots=True)
 class StorageDomain:
     id: UUID = field(default_factory=uuid4)
@@ -98,9 +111,13 @@ class StorageDomain:
     storage_type: StorageType = StorageType.LOCALFS
     domain_class: DomainClass = DomainClass.DATA
     # File domains: `address` is the NFS/Gluster server ("" for local and POSIX paths) and `path` the
-    # export or directory under which the domain's `<sdUUID>/` directory lives.
+    # export or directory under which the domain's `<sdUUID>/` directory lives. Block domains (iSCSI,
+    # FCP): `vg_uuid` is the LVM volume group's UUID (oVirt's `volume_group id`), `logical_units` its
+    # LUNs; `path` stays "".
     address: str = ""
     path: str = ""
+    vg_uuid: str = ""
+    logical_units: list[LogicalUnit] = field(default_factory=list)
     description: str = ""
     comment: str = ""
     data_center_id: UUID | None = None

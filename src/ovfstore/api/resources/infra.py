@@ -175,6 +175,15 @@ def get_host(call: Call) -> Document:
     return Document("host", views.host(call.engine.inventory.hosts.get(call.id("host", "host"))))
 
 
+def host_storage(call: Call) -> Document:
+    """The block devices the host offers (oVirt's `HostStorage` per LUN), each with the volume group and
+    storage domain it holds. Asked of the host's agent now; `report_status` is accepted and ignored (the
+    status is known without I/O)."""
+    host = call.engine.inventory.hosts.get(call.id("host", "host"))
+    devices = call.engine.domains.host_devices(host)
+    return Document("host_storages", {"host_storage": [views.host_storage(d, host.id) for d in devices]})
+
+
 def agent_url(address: str) -> str:
     """A host is the address of its agent: `http://h:port`; a bare host name gets the agent's default port."""
     address = address.strip()
@@ -365,6 +374,7 @@ def register(router: Router) -> None:
     r("GET", "/hosts", list_hosts)
     r("POST", "/hosts", add_host)
     r("GET", "/hosts/{host}", get_host)
+    r("GET", "/hosts/{host}/storage", host_storage)
     r("PUT", "/hosts/{host}", update_host)
     r("DELETE", "/hosts/{host}", remove_host)
     r("POST", "/hosts/{host}/activate", host_status(HostStatus.UP))

@@ -11,7 +11,7 @@ from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.xmlio import Body
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import StorageDomainChanges
-from ovfstore.model import DomainClass, Host, HostStatus, StorageDomain, StorageType
+from ovfstore.model import DomainClass, Host, HostStatus, LogicalUnit, StorageDomain, StorageType
 
 
 def _keys(call: Call) -> search.Keys:
@@ -23,6 +23,7 @@ def _keys(call: Call) -> search.Keys:
             "type": lambda d: [d.domain_class.value],
             "storage.type": lambda d: [d.storage_type.value],
             "storage.path": lambda d: [d.path],
+            "storage.volume_group": lambda d: [d.vg_uuid] if d.vg_uuid else [],
         }
     )
 
@@ -56,6 +57,8 @@ def add_domain(call: Call) -> Document:
     engine = call.engine
     host = _host(call, body)
     storage_type = _storage_type(body.get("storage/type") or "localfs")
+    if not storage_type.is_file:
+        return _add_block_domain(call, body, host, storage_type)
     path = body.get("storage/path") or ""
     address = body.get("storage/address") or ""
     name = body.get("name")
@@ -93,6 +96,75 @@ def add_domain(call: Call) -> Document:
     with call.api.jobs.run(f"Adding Storage Domain {domain.name}", call.user.id):
         domain = engine.domains.create(domain, host)
     return Document("storage_domain", views.storage_domain(domain), 201)
+
+
+def _add_block_domain(call: Call, body: Body, host: Host, storage_type: StorageType) -> Document:
+    """iSCSI or FCP: import the domain the LUNs (or the volume group) hold when this engine does not know
+    it, as for a path; else create a new domain on the LUNs. The LUNs are those the host already sees
+    (ovfstore does not log in to targets): `address`, `port`, `target` and credentials are ignored."""
+    engine = call.engine
+    luns = _lun_ids(body)
+    group = body.find("storage/volume_group")
+    vg_uuid = (group.attr("id") if group is not None else None) or ""
+    if not luns and not vg_uuid:
+        raise InvalidInput(
+            f"a {storage_type.value} domain needs its LUNs: "
+            '<storage><logical_units><logical_unit id="..."/></logical_units></storage> '
+            '(or <volume_group id="..."/> to import); GET /hosts/{id}/storage lists them'
+        )
+    name = body.get("name")
+    wants_import = bool(body.bool("import", False))
+    domain_class = _domain_class(body.get("type") or "data")
+    asked_id = body.id()
+    if wants_import or vg_uuid:
+        existing = engine.domains.unknown_on_luns(host, luns, vg_uuid)  # a Conflict says what the LUNs hold
+    else:
+        # As for a path: LUNs holding a domain this engine does not know are imported, never overwritten;
+        # free LUNs get a new domain (and LUNs in use otherwise are refused by `create`).
+        try:
+            existing = engine.domains.unknown_on_luns(host, luns)
+        except Conflict:
+            existing = []
+    if len(existing) > 1:
+        ids = ", ".join(str(d) for d in existing)
+        raise Conflict(f"the LUNs hold several storage domains unknown to this engine ({ids}); name one domain's LUNs")
+    if asked_id is not None and existing and existing[0] != asked_id:
+        raise Conflict(f"the LUNs hold storage domain {existing[0]}, not {asked_id}")
+    if existing or wants_import:
+        if not existing:
+            raise Conflict("the LUNs hold no storage domain unknown to this engine; nothing to import")
+        with call.api.jobs.run(f"Importing Storage Domain {name or existing[0]}", call.user.id):
+            domain = engine.recovery.import_block_domain(
+                existing[0], host=host, name=name, storage_type=storage_type, force_detach=True
+            )
+        return Document("storage_domain", views.storage_domain(domain), 201)
+    domain = StorageDomain(
+        name=name or "",
+        storage_type=storage_type,
+        domain_class=domain_class,
+        logical_units=[LogicalUnit(id=lun) for lun in luns],
+        description=body.get("description", "") or "",
+        comment=body.get("comment", "") or "",
+    )
+    if asked_id is not None:
+        domain.id = asked_id
+    domain.ovf_store_count = body.int("ovf_store_count", engine.updater.config.store_count) or 0
+    with call.api.jobs.run(f"Adding Storage Domain {domain.name}", call.user.id):
+        domain = engine.domains.create(domain, host)
+    return Document("storage_domain", views.storage_domain(domain), 201)
+
+
+def _lun_ids(body: Body) -> list[str]:
+    """The LUN ids a request names, under `storage/logical_units` or `storage/volume_group/logical_units`."""
+    found: list[str] = []
+    for path in ("storage/logical_units/logical_unit", "storage/volume_group/logical_units/logical_unit"):
+        for unit in body.findall(path):
+            lun = (unit.attr("id") or unit.get("id") or "").strip()
+            if not lun:
+                raise InvalidInput('every <logical_unit> needs its id: <logical_unit id="..."/>')
+            if lun not in found:
+                found.append(lun)
+    return found
 
 
 def _storage_type(text: str) -> StorageType:

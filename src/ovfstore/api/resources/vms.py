@@ -393,7 +393,10 @@ def _create_disk(call: Call, body: Body, default_domain: UUID | None) -> Disk:
     )
     if fmt is None:
         raise InvalidInput("disk <format> must be raw or cow")
-    sparse = body.bool("sparse", True)
+    sparse = body.bool("sparse", None)
+    if sparse is None:  # oVirt's default: sparse, except a raw disk on block storage, which is a whole LV
+        domains = [call.engine.inventory.storage_domains.get(d) for d in disk.domain_ids]
+        sparse = not (fmt is VolumeFormat.RAW and any(not d.storage_type.is_file for d in domains))
     disk.volumes = [
         Volume(disk_id=disk.id, capacity=size, format=fmt,
                volume_type=VolumeType.SPARSE if sparse else VolumeType.PREALLOCATED)

@@ -31,7 +31,7 @@ from sqlalchemy import (
     Uuid,
 )
 
-from ovfstore.engine.db.types import EnumListType, IntEnumType, StrEnumType, UTCDateTime, UUIDList
+from ovfstore.engine.db.types import EnumListType, IntEnumType, LogicalUnitList, StrEnumType, UTCDateTime, UUIDList
 from ovfstore.model import enums as e
 from ovfstore.model import utcnow
 
@@ -100,6 +100,9 @@ storage_domains = Table(
     Column("domain_class", StrEnumType(e.DomainClass), nullable=False),
     Column("address", String(NAME), nullable=False, default=""),
     Column("path", String(1024), nullable=False, default=""),
+    # Block domains: the volume group's UUID and the LUNs (JSON); "" and [] for file domains.
+    Column("vg_uuid", String(64), nullable=False, default=""),
+    Column("logical_units", LogicalUnitList, nullable=False, default=list),
     Column("description", String(TEXT), nullable=False, default=""),
     Column("comment", String(TEXT), nullable=False, default=""),
     Column("data_center_id", ForeignKey("data_centers.id"), nullable=True, index=True),

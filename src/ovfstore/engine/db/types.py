@@ -104,3 +104,26 @@ class UUIDList(TypeDecorator[list[Any]]):
         if value is None:
             return None
         return [UUID(v) for v in value.split("\n") if v]
+
+
+class LogicalUnitList(TypeDecorator[list[Any]]):
+    """A block domain's LUNs (`model.LogicalUnit`) as one JSON array: a handful per domain, read and
+    written with the domain, never searched."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
+        import dataclasses
+        import json
+
+        return None if value is None else json.dumps([dataclasses.asdict(v) for v in value], sort_keys=True)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[Any] | None:
+        import json
+
+        from ovfstore.model import LogicalUnit
+
+        if value is None:
+            return None
+        return [LogicalUnit(**item) for item in json.loads(value or "[]")]

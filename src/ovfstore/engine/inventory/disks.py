@@ -189,12 +189,23 @@ class DiskService(Service):
             tx.conn.execute(delete(v).where(v.c.id == volume_id))
             tx.bump(lookups.entities_with_disk(tx.conn, volume.disk_id))
 
-    def add_store_disk(self, domain_id: UUID, disk_id: UUID, volume_id: UUID, capacity: int, created: datetime) -> Disk:
-        """Record an OVF store volume of a domain as a disk: one raw sparse volume, on that domain only.
+    def add_store_disk(
+        self,
+        domain_id: UUID,
+        disk_id: UUID,
+        volume_id: UUID,
+        capacity: int,
+        created: datetime,
+        volume_type: VolumeType = VolumeType.SPARSE,
+    ) -> Disk:
+        """Record an OVF store volume of a domain as a disk: one raw volume (sparse on file domains,
+        preallocated on block ones), on that domain only.
         No VM or template holds it and it may be on a domain being attached, so nothing is checked or
         bumped. The store's own state (`ovf_stores`) is the updater's to record, in the same transaction
         when the caller opened one (`transaction()`)."""
-        volume = Volume(id=volume_id, disk_id=disk_id, capacity=capacity, creation_date=created)
+        volume = Volume(
+            id=volume_id, disk_id=disk_id, capacity=capacity, volume_type=volume_type, creation_date=created
+        )
         disk = Disk(
             id=disk_id, alias=OVF_STORE, description=OVF_STORE, provisioned_size=capacity,
             content_type=DiskContentType.OVF_STORE, domain_ids=[domain_id], volumes=[volume], creation_date=created,

@@ -41,6 +41,8 @@ class StorageDomainService(Service):
         _check_store_count(domain.ovf_store_count)
         if domain.storage_type.is_file and not domain.path:
             raise InvalidInput(f"a {domain.storage_type.value} storage domain needs a path")
+        if not domain.storage_type.is_file and not domain.logical_units:
+            raise InvalidInput(f"a {domain.storage_type.value} storage domain needs its logical units (LUNs)")
         with self._tx() as tx:
             if domain.data_center_id is not None:
                 one(tx.conn, s.data_centers, DataCenter, domain.data_center_id, "data center")

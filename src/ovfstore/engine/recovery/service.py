@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy import delete, select
 
-from ovfstore.agent.client import AgentClient
+from ovfstore.agent.client import AgentClient, DomainInfo
 from ovfstore.agent.errors import AgentError, CorruptMetadata
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.domains import DomainCommandFailed, DomainService
@@ -106,31 +106,64 @@ class RecoveryService:
             raise InvalidInput(f"the domain at {path} has damaged metadata and is not trusted: {exc}") from exc
         except AgentError as exc:
             raise InvalidInput(f"no storage domain found at {path}: {exc}") from exc
+        domain = self._adopt(client, info, f"the domain at {path}", force_detach)
+        domain.name = name or info.description or f"imported-{str(info.id)[:8]}"
+        domain.storage_type = storage_type
+        domain.address = address
+        domain.path = os.path.dirname(info.path.rstrip("/"))
+        return self.inv.storage_domains.add(domain)
+
+    def import_block_domain(
+        self,
+        domain_id: UUID,
+        *,
+        host: Host,
+        name: str | None = None,
+        storage_type: StorageType = StorageType.ISCSI,
+        force_detach: bool = False,
+    ) -> StorageDomain:
+        """Add the existing block domain `domain_id` (a volume group on LUNs the host sees), keeping its
+        id; as `import_domain` for the rest. Its LUNs are recorded as the host reports them."""
+        client = self.agents.client(host)
+        try:
+            info = client.domain_info(domain_id)
+        except CorruptMetadata as exc:
+            raise InvalidInput(f"block domain {domain_id} has damaged metadata and is not trusted: {exc}") from exc
+        except AgentError as exc:
+            raise InvalidInput(f"block domain {domain_id} cannot be read through host {host.name}: {exc}") from exc
+        if not info.is_block:
+            raise InvalidInput(f"domain {domain_id} is a file domain at {info.path}; import it by its path")
+        domain = self._adopt(client, info, f"block domain {domain_id}", force_detach)
+        domain.name = name or info.description or f"imported-{str(info.id)[:8]}"
+        domain.storage_type = storage_type
+        domain.vg_uuid = info.vg_uuid
+        domain.logical_units = self.domains.logical_units(client, info)
+        return self.inv.storage_domains.add(domain)
+
+    def _adopt(self, client: AgentClient, info: DomainInfo, what: str, force_detach: bool) -> StorageDomain:
+        """Checks shared by every import: a data domain this engine does not know, no longer attached to a
+        data center (or, with `force_detach`, detached from that stale one on storage first)."""
         if info.domain_class != "Data":
-            raise InvalidInput(f"the domain at {path} is a {info.domain_class} domain; only data domains are imported")
+            raise InvalidInput(f"{what} is a {info.domain_class} domain; only data domains are imported")
         known = {d.id: d for d in self.inv.storage_domains.list()}
         if info.id in known:
             raise Conflict(f"storage domain {info.id} is already known here as {known[info.id].name!r}")
         if info.pool_id is not None:
             if not force_detach:
                 raise Conflict(
-                    f"the domain at {path} is still attached to data center {info.pool_id}; if that data center's "
+                    f"{what} is still attached to data center {info.pool_id}; if that data center's "
                     "engine is gone, import it with force_detach to take it over"
                 )
             try:
                 client.detach(info.id, info.pool_id, force=True)
             except AgentError as exc:
                 raise DomainCommandFailed(f"detaching the domain from its stale data center failed: {exc}") from exc
-        domain = StorageDomain(
+        return StorageDomain(
             id=info.id,
-            name=name or info.description or f"imported-{str(info.id)[:8]}",
-            storage_type=storage_type,
-            address=address,
-            path=os.path.dirname(info.path.rstrip("/")),
+            name="",
             description=info.description,
             ovf_store_count=self.domains.updater.config.store_count,
         )
-        return self.inv.storage_domains.add(domain)
 
     def scan_through(self, domain_id: UUID, client: AgentClient) -> ScanReport:
         report = DomainScan(self.inv, client, domain_id, self.clock()).run()

@@ -18,7 +18,7 @@ from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.failures import AgentRefused, agent_errors
 from ovfstore.engine.updater.records import StoreRecord
-from ovfstore.model import OvfStoreStatus, StorageDomain
+from ovfstore.model import OvfStoreStatus, StorageDomain, VolumeType
 from ovfstore.store import description
 from ovfstore.store.selection import STORE_DISK_TYPE
 
@@ -32,7 +32,7 @@ def ensure_stores(
         existing = records.of_domain(tx.conn, domain.id)
         for _ in range(domain.ovf_store_count - len(existing)):
             disk_id = uuid4()
-            inventory.disks.add_store_disk(domain.id, disk_id, uuid4(), capacity, now)
+            inventory.disks.add_store_disk(domain.id, disk_id, uuid4(), capacity, now, volume_type=_store_type(domain))
             records.add(tx.conn, domain.id, disk_id, now, status=OvfStoreStatus.DISABLED, error="not created yet")
         pending = [sv for sv in records.of_domain(tx.conn, domain.id) if sv.status is OvfStoreStatus.DISABLED]
     errors = []
@@ -48,10 +48,16 @@ def ensure_stores(
     return errors
 
 
+def _store_type(domain: StorageDomain) -> VolumeType:
+    """Sparse on file domains; on block domains a raw volume is a preallocated LV, as VDSM makes it."""
+    return VolumeType.SPARSE if domain.storage_type.is_file else VolumeType.PREALLOCATED
+
+
 def _create_volume(client: AgentClient, domain: StorageDomain, store: StoreRecord) -> None:
     try:
         client.create_volume(
-            domain.id, store.disk_id, store.volume_id, store.capacity, format="RAW", type="SPARSE",
+            domain.id, store.disk_id, store.volume_id, store.capacity, format="RAW",
+            type=_store_type(domain).value.upper(),
             disk_type=STORE_DISK_TYPE, description=description.never_written(),
         )  # fmt: skip
     except Conflict:
