@@ -18,6 +18,7 @@ from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.runtime import Engine, EngineConfig
 from ovfstore.engine.users import UserRole
 from ovfstore.model import Host
+from tests.e2e.browser import browser  # noqa: F401  (fixture)
 from tests.functional.agent_fixtures import AgentProcess, agent_factory  # noqa: F401  (fixture)
 
 ADMIN_PASSWORD = "admin-secret-1"
@@ -32,6 +33,12 @@ class RunningEngine:
     agent: AgentProcess
     host: Host
     shutdown: Callable[[], None]
+    port: int
+
+    @property
+    def root(self) -> str:
+        """The engine's root: the status page."""
+        return f"http://127.0.0.1:{self.port}"
 
     def connect(self, username: str = "admin@internal", password: str = ADMIN_PASSWORD) -> sdk.Connection:
         return sdk.Connection(url=self.url, username=username, password=password, insecure=True, timeout=120)
@@ -62,13 +69,13 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
     stop: list[Callable[[], None]] = []
     storage = tmp_path / "storage"
 
-    def start(db_url: str, host_name: str = "host1") -> RunningEngine:
+    def start(db_url: str, host_name: str = "host1", updater: UpdaterConfig | None = None) -> RunningEngine:
         agent = agent_factory(roots=(storage,))
         engine = Engine(
             EngineConfig(
                 db_url,
                 AgentAccess(secret=agent.secret, timeout_s=60),
-                UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
+                updater or UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
             )
         )
         engine.start()
@@ -87,7 +94,7 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
             engine.stop()
 
         stop.append(shutdown)
-        return RunningEngine(engine, f"http://127.0.0.1:{port}/ovirt-engine/api", storage, agent, host, shutdown)
+        return RunningEngine(engine, f"http://127.0.0.1:{port}/ovirt-engine/api", storage, agent, host, shutdown, port)
 
     yield start
     for shutdown in reversed(stop):
