@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import ovirtsdk4 as sdk
+import ovirtsdk4.types as types
 import pytest
 import uvicorn
 
@@ -104,3 +106,46 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
 @pytest.fixture
 def running(db_url: str, engines: Callable[..., RunningEngine]) -> RunningEngine:
     return engines(db_url)
+
+
+def protected_vm(running: RunningEngine, domain: str = "gold", vm: str = "web") -> UUID:
+    """Through the SDK: a new domain attached to Default and a VM with a disk on it; returns the domain's id."""
+    path = running.storage / domain
+    path.mkdir(parents=True)
+    conn = running.connect()
+    try:
+        system = conn.system_service()
+        sd = system.storage_domains_service().add(
+            types.StorageDomain(
+                name=domain, type=types.StorageDomainType.DATA, host=types.Host(name=running.host.name),
+                storage=types.HostStorage(type=types.StorageType.LOCALFS, path=str(path)),
+            )
+        )  # fmt: skip
+        dc = system.data_centers_service().list(search="name=Default")[0]
+        system.data_centers_service().data_center_service(dc.id).storage_domains_service().add(
+            types.StorageDomain(id=sd.id)
+        )
+        added = system.vms_service().add(
+            types.Vm(name=vm, cluster=types.Cluster(name="Default"), template=types.Template(name="Blank"))
+        )
+        system.vms_service().vm_service(added.id).disk_attachments_service().add(
+            types.DiskAttachment(
+                disk=types.Disk(
+                    name=f"{vm}_disk", provisioned_size=1 << 30, storage_domains=[types.StorageDomain(id=sd.id)]
+                ),
+                interface=types.DiskInterface.VIRTIO, bootable=True, active=True,
+            )
+        )  # fmt: skip
+    finally:
+        conn.close()
+    return UUID(sd.id)
+
+
+def edit_vm(running: RunningEngine, vm: str, description: str) -> None:
+    conn = running.connect()
+    try:
+        vms = conn.system_service().vms_service()
+        found = vms.list(search=f"name={vm}")[0]
+        vms.vm_service(found.id).update(types.Vm(description=description))
+    finally:
+        conn.close()

@@ -8,10 +8,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from uuid import UUID
 
 import httpx
-import ovirtsdk4.types as types
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -20,7 +18,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.model import Cluster, DataCenter, Vm
 from tests.e2e.browser import OUTPUT
-from tests.e2e.conftest import ADMIN_PASSWORD, READER_PASSWORD, RunningEngine
+from tests.e2e.conftest import ADMIN_PASSWORD, READER_PASSWORD, RunningEngine, edit_vm, protected_vm
 
 # A debounce long enough to see the change pending in the page, short enough to see it written.
 CONFIG = UpdaterConfig(debounce_s=6.0, backoff_initial_s=0.1)
@@ -30,40 +28,13 @@ CONFIG = UpdaterConfig(debounce_s=6.0, backoff_initial_s=0.1)
 def site(engines: Callable[..., RunningEngine], tmp_path_factory: pytest.TempPathFactory) -> RunningEngine:
     """gold (2 stores) holding `web`'s disk, all written; `orphan` in a data center without any domain."""
     running = engines(f"sqlite:///{tmp_path_factory.mktemp('page') / 'engine.db'}", updater=CONFIG)
-    path = running.storage / "gold"
-    path.mkdir(parents=True)
-    conn = running.connect()
-    try:
-        system = conn.system_service()
-        sd = system.storage_domains_service().add(
-            types.StorageDomain(
-                name="gold", type=types.StorageDomainType.DATA, host=types.Host(name="host1"),
-                storage=types.HostStorage(type=types.StorageType.LOCALFS, path=str(path)),
-            )
-        )  # fmt: skip
-        dc = system.data_centers_service().list(search="name=Default")[0]
-        system.data_centers_service().data_center_service(dc.id).storage_domains_service().add(
-            types.StorageDomain(id=sd.id)
-        )
-        vm = system.vms_service().add(
-            types.Vm(name="web", cluster=types.Cluster(name="Default"), template=types.Template(name="Blank"))
-        )
-        system.vms_service().vm_service(vm.id).disk_attachments_service().add(
-            types.DiskAttachment(
-                disk=types.Disk(
-                    name="web_disk", provisioned_size=1 << 30, storage_domains=[types.StorageDomain(id=sd.id)]
-                ),
-                interface=types.DiskInterface.VIRTIO, bootable=True, active=True,
-            )
-        )  # fmt: skip
-    finally:
-        conn.close()
+    gold = protected_vm(running)
     inv = running.engine.inventory
     far = inv.data_centers.add(
         DataCenter(name="far", mac_pool_start="56:6f:03:00:00:00", mac_pool_end="56:6f:03:00:00:ff")
     )
     inv.vms.add(Vm(name="orphan", cluster_id=inv.clusters.add(Cluster(name="far", data_center_id=far.id)).id))
-    running.engine.updater.update_now(UUID(sd.id), timeout=120)
+    running.engine.updater.update_now(gold, timeout=120)
     _until(lambda: all(st.up_to_date for st in running.engine.updater.status()), "gold up to date")
     return running
 
@@ -131,13 +102,7 @@ def test_the_status_page_in_a_browser(site: RunningEngine, browser: WebDriver) -
     assert not browser.find_elements(By.CSS_SELECTOR, 'tr[data-entity="web"]')
 
     # A VM edit: pending during the debounce, then up to date without anyone pressing anything.
-    conn = site.connect()
-    try:
-        vms = conn.system_service().vms_service()
-        web = vms.list(search="name=web")[0]
-        vms.vm_service(web.id).update(types.Vm(description="edited from the test"))
-    finally:
-        conn.close()
+    edit_vm(site, "web", "edited from the test")
     browser.refresh()
     gold = _domain(browser, "gold")
     assert gold.get_attribute("data-state") == "pending"
