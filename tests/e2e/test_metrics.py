@@ -4,9 +4,12 @@ generation, bytes written, update count and transfer bytes by what was really wr
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,14 +20,17 @@ from tests.e2e.conftest import ADMIN_PASSWORD, RunningEngine, edit_vm, protected
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 GOLD = (("domain", "gold"),)
 UPDATE_ROUTE = "/ovirt-engine/api/storagedomains/{sd}/updateovfstore"
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 
 
-def _scrape(client: httpx.Client) -> Samples:
+def _scrape(client: httpx.Client, families: set[str] | None = None) -> Samples:
     answer = client.get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     found: Samples = {}
     for family in text_string_to_metric_families(answer.text):
+        if families is not None:
+            families.add(family.name)
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
@@ -75,7 +81,8 @@ def test_the_figures_follow_the_stores_through_an_update(db_url: str, engines: C
         assert seen  # scraped while the update ran
         assert seen == sorted(seen)
 
-        after = _scrape(client)
+        families: set[str] = set()
+        after = _scrape(client, families)
     status = next(st for st in running.engine.updater.status() if st.name == "gold")
     size = status.stores[0].size
     assert size is not None
@@ -109,3 +116,9 @@ def test_the_figures_follow_the_stores_through_an_update(db_url: str, engines: C
     request = (("method", "POST"), ("route", UPDATE_ROUTE), ("status", "200"))
     assert _get(after, "ovfstore_api_requests_total", request) == 1
     assert str(gold) not in "".join(str(labels) for _, labels in after)
+
+    # Every series the sample Grafana dashboard asks for is one the engine serves.
+    exprs = [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for target in panel["targets"]]
+    asked = {re.sub(r"_(bucket|count|sum|total)$", "", name) for e in exprs for name in re.findall(r"ovfstore_\w+", e)}
+    assert len(asked) >= 12
+    assert asked <= families, asked - families
