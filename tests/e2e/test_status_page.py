@@ -116,7 +116,7 @@ def test_the_status_page_in_a_browser(site: RunningEngine, browser: WebDriver) -
     before = _generations(gold)
     gold.find_element(By.CSS_SELECTOR, 'button[data-update="gold"]').click()
     flash = _find(browser, "flash", 120).text
-    assert re.search(r"gold: 2 stores written, generation \d+, 1 VMs and templates", flash), flash
+    assert re.search(r"gold: 2 stores written, generation \d+, 1 VM or template", flash), flash
     after = _generations(_domain(browser, "gold"))
     assert min(after) > max(before), (before, after)
     assert _domain(browser, "gold").find_element(By.CSS_SELECTOR, "svg.spark polyline")  # update durations

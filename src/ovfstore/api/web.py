@@ -301,9 +301,13 @@ def _outcome(name: str, result: DomainResult) -> tuple[str, str]:
     if result.written:
         return "ok", (
             f"{name}: {len(result.written)} stores written, generation {result.generation}, "
-            f"{result.entity_count} VMs and templates, {size(result.size)} in {result.seconds:.2f} s"
+            f"{_count(result.entity_count)}, {size(result.size)} in {result.seconds:.2f} s"
         )
     return "ok", f"{name}: nothing written: {result.skipped or 'nothing to do'}"
+
+
+def _count(n: int) -> str:
+    return "1 VM or template" if n == 1 else f"{n} VMs and templates"
 
 
 def _html(template: str, *, status: int = 200, **context: object) -> HTMLResponse:
