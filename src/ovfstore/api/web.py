@@ -6,10 +6,11 @@ update durations. Then the VMs and templates no store protects, with the reason,
 Administrators get "Update OVF stores now" per domain, which waits for the result and shows it.
 
 Login is the API's: the same users, passwords and login throttle; the session is an API token in an
-HttpOnly, SameSite=Strict cookie, and every form that changes something carries a token derived from the
-session (`csrf`), so another site cannot post it. Read-only users see everything and change nothing: the
-button is not shown to them and the action refuses them. Everything shown comes from engine services
-(`OvfUpdater.status` and `unprotected`, `events.recent`, the telemetry's history): no query of its own.
+HttpOnly, SameSite=Lax cookie (a link from an alert opens the page logged in), and every form that changes
+something carries a token derived from the session (`csrf`), so another site cannot post it. Read-only
+users see everything and change nothing: the button is not shown to them and the action refuses them.
+Everything shown comes from engine services (`OvfUpdater.status` and `unprotected`, `events.recent`, the
+telemetry's history): no query of its own.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ class StatusPage:
             return _html("login.html", status=401, error=cut(str(exc), 300), name=cut(name, 100))
         token = self.api.tokens.issue(user)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token.value, httponly=True, samesite="strict", path="/")
+        response.set_cookie(COOKIE, token.value, httponly=True, samesite="lax", path="/")
         return response
 
     async def logout(self, request: Request) -> Response:

@@ -29,7 +29,9 @@ from uuid import UUID
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import select
 
+from ovfstore.engine.db import schema as s
 from ovfstore.engine.updater.domain import FAILURE_KINDS, DomainResult
 from ovfstore.engine.updater.protection import REASONS
 from ovfstore.model import utcnow
@@ -100,7 +102,6 @@ class Telemetry:
         r.register(_Present(updater))
         self._lock = threading.Lock()
         self._history: dict[UUID, deque[Update]] = {}
-        self._names: dict[UUID, str] = {}
         updater.observe(self.domain_updated)
 
     # --- what happened --------------------------------------------------------------------------------------
@@ -139,12 +140,11 @@ class Telemetry:
         return generate_latest(self.registry)
 
     def _name(self, domain_id: UUID) -> str:
-        name = self._names.get(domain_id)
-        if name is None:
-            found = [st.name for st in self.updater.status(domain_id)]
-            name = found[0] if found else str(domain_id)
-            self._names[domain_id] = name
-        return name
+        """The domain's name as it is now (the label the present figures use too), its id if it is gone."""
+        d = s.storage_domains
+        with self.updater.db.read() as conn:
+            name = conn.execute(select(d.c.name).where(d.c.id == domain_id)).scalar()
+        return str(name) if name is not None else str(domain_id)
 
 
 class _Present(Collector):
