@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean fuzz
+.PHONY: demo test lint typecheck unit venv clean fuzz browser
 
 venv: $(STAMP)
 
@@ -32,7 +32,8 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 # The whole suite: lint, strict types, then every test (SQLite and PostgreSQL; with CI=true a missing
-# PostgreSQL is a failure, not a skip).
+# PostgreSQL, or a missing chromium and chromium-driver for the status page's browser tests, is a failure,
+# not a skip). `make browser` installs those two from Debian (as root), as .ci/run does.
 test: lint typecheck
 	$(BIN)/pytest --cov --cov-report=term tests
 
@@ -47,6 +48,10 @@ fuzz: $(STAMP)
 		$(BIN)/python -m tests.fuzz.run $$t .fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
 			-artifact_prefix=.fuzz/ -print_final_stats=1 || exit 1; \
 	done
+
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		|| { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage*

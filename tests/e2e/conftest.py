@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import ovirtsdk4 as sdk
+import ovirtsdk4.types as types
 import pytest
 import uvicorn
 
@@ -18,6 +20,7 @@ from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.runtime import Engine, EngineConfig
 from ovfstore.engine.users import UserRole
 from ovfstore.model import Host
+from tests.e2e.browser import browser  # noqa: F401  (fixture)
 from tests.functional.agent_fixtures import AgentProcess, agent_factory  # noqa: F401  (fixture)
 
 ADMIN_PASSWORD = "admin-secret-1"
@@ -32,6 +35,12 @@ class RunningEngine:
     agent: AgentProcess
     host: Host
     shutdown: Callable[[], None]
+    port: int
+
+    @property
+    def root(self) -> str:
+        """The engine's root: the status page."""
+        return f"http://127.0.0.1:{self.port}"
 
     def connect(self, username: str = "admin@internal", password: str = ADMIN_PASSWORD) -> sdk.Connection:
         return sdk.Connection(url=self.url, username=username, password=password, insecure=True, timeout=120)
@@ -62,13 +71,13 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
     stop: list[Callable[[], None]] = []
     storage = tmp_path / "storage"
 
-    def start(db_url: str, host_name: str = "host1") -> RunningEngine:
+    def start(db_url: str, host_name: str = "host1", updater: UpdaterConfig | None = None) -> RunningEngine:
         agent = agent_factory(roots=(storage,))
         engine = Engine(
             EngineConfig(
                 db_url,
                 AgentAccess(secret=agent.secret, timeout_s=60),
-                UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
+                updater or UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
             )
         )
         engine.start()
@@ -87,7 +96,7 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
             engine.stop()
 
         stop.append(shutdown)
-        return RunningEngine(engine, f"http://127.0.0.1:{port}/ovirt-engine/api", storage, agent, host, shutdown)
+        return RunningEngine(engine, f"http://127.0.0.1:{port}/ovirt-engine/api", storage, agent, host, shutdown, port)
 
     yield start
     for shutdown in reversed(stop):
@@ -97,3 +106,46 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
 @pytest.fixture
 def running(db_url: str, engines: Callable[..., RunningEngine]) -> RunningEngine:
     return engines(db_url)
+
+
+def protected_vm(running: RunningEngine, domain: str = "gold", vm: str = "web") -> UUID:
+    """Through the SDK: a new domain attached to Default and a VM with a disk on it; returns the domain's id."""
+    path = running.storage / domain
+    path.mkdir(parents=True)
+    conn = running.connect()
+    try:
+        system = conn.system_service()
+        sd = system.storage_domains_service().add(
+            types.StorageDomain(
+                name=domain, type=types.StorageDomainType.DATA, host=types.Host(name=running.host.name),
+                storage=types.HostStorage(type=types.StorageType.LOCALFS, path=str(path)),
+            )
+        )  # fmt: skip
+        dc = system.data_centers_service().list(search="name=Default")[0]
+        system.data_centers_service().data_center_service(dc.id).storage_domains_service().add(
+            types.StorageDomain(id=sd.id)
+        )
+        added = system.vms_service().add(
+            types.Vm(name=vm, cluster=types.Cluster(name="Default"), template=types.Template(name="Blank"))
+        )
+        system.vms_service().vm_service(added.id).disk_attachments_service().add(
+            types.DiskAttachment(
+                disk=types.Disk(
+                    name=f"{vm}_disk", provisioned_size=1 << 30, storage_domains=[types.StorageDomain(id=sd.id)]
+                ),
+                interface=types.DiskInterface.VIRTIO, bootable=True, active=True,
+            )
+        )  # fmt: skip
+    finally:
+        conn.close()
+    return UUID(sd.id)
+
+
+def edit_vm(running: RunningEngine, vm: str, description: str) -> None:
+    conn = running.connect()
+    try:
+        vms = conn.system_service().vms_service()
+        found = vms.list(search=f"name={vm}")[0]
+        vms.vm_service(found.id).update(types.Vm(description=description))
+    finally:
+        conn.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from ovfstore.engine import events
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory import VmChanges
 from ovfstore.engine.ovfsource import load_ovf_data
@@ -148,6 +149,15 @@ def test_protect_lose_the_engine_import_register_compare(
         ("db", "registered"),
         ("worker", "registered"),
     ], [r.reason for r in reports]
+    # What the status page's events show an operator: the imports, what each domain held, the registrations.
+    told = [(e.code, e.domain_id) for e in events.recent(fresh.db)]
+    for name in ("sd1", "sd2"):
+        for code in ("domain_imported", "domain_scanned", "registered_all"):
+            assert (code, imported[name].id) in told, (code, name, told)
+    registered = [e.message for e in events.recent(fresh.db) if e.code == "registered_all"]
+    assert sorted(registered) == sorted(
+        f"2 VMs and templates registered from domain {imported[name].id}, 0 refused" for name in ("sd1", "sd2")
+    )
 
     recovered = _snapshot_of(fresh.db, protected["ids"])
     problems = compare_inventories(original, recovered)

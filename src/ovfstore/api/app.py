@@ -2,13 +2,15 @@
 
 `create_app(engine)` serves `/ovirt-engine/api/...`, the SSO token endpoint
 `/ovirt-engine/sso/oauth/token` and logout `/ovirt-engine/services/sso-logout`. Every API call needs a
-bearer token (or HTTP Basic credentials); read-only users may only GET (403 otherwise).
+bearer token (or HTTP Basic credentials); read-only users may only GET (403 otherwise). The operator's
+status page is the root (`/`, `/login`, `/logout`, `/update/{sd}`: `api/web.py`) and the Prometheus
+metrics are at `/metrics` (`engine/telemetry.py`).
 """
 
 from __future__ import annotations
 
 import logging
-import urllib.parse
+import time
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -22,28 +24,29 @@ from ovfstore.api.router import (
     BASE,
     Call,
     Fault,
+    LoginRefused,
     Router,
     bounded,
+    client_address,
     credentials,
     fault_response,
     read_body,
+    read_form,
     render,
     to_fault,
     unauthorized,
 )
 from ovfstore.api.throttle import Lockout, LoginThrottle
 from ovfstore.api.tokens import TokenStore
+from ovfstore.api.web import StatusPage
 from ovfstore.engine.errors import InvalidInput
 from ovfstore.engine.runtime import Engine
+from ovfstore.engine.telemetry import CONTENT_TYPE as METRICS_TYPE
 from ovfstore.engine.users import User, full_name
 
 log = logging.getLogger(__name__)
 
 SCOPE = "ovirt-app-api"
-
-
-class LoginRefused(Exception):
-    """A wrong user name or password, or a login refused by the throttle; the message says which."""
 
 
 class Api:
@@ -65,18 +68,27 @@ class Api:
                 "'Authorization: Bearer <token>'"
             )
         if isinstance(found, str):
-            user = self.tokens.user(found)
-            if user is None:
+            if self.tokens.user(found) is None:
                 raise unauthorized("the token is unknown or expired; ask /ovirt-engine/sso/oauth/token for a new one")
-            current = self.engine.users.current(user)  # the role as it is now; gone with the user or its password
+            current = self.user_of_token(found)
             if current is None:
-                self.tokens.revoke(found)
                 raise unauthorized("the token's user was removed or its password changed; log in again")
             return current
         try:
-            return self.login(*found, _address(request))
+            return self.login(*found, client_address(request))
         except LoginRefused as exc:
             raise unauthorized(str(exc)) from None
+
+    def user_of_token(self, token: str) -> User | None:
+        """The token's user with its role as it is now; None for an unknown or expired token, or one whose
+        user was removed or changed its password (the token is revoked then)."""
+        user = self.tokens.user(token)
+        if user is None:
+            return None
+        current = self.engine.users.current(user)
+        if current is None:
+            self.tokens.revoke(token)
+        return current
 
     def login(self, name: str, password: str, address: str) -> User:
         """The user whose password this is, unless the throttle refuses the attempt before any check."""
@@ -91,9 +103,20 @@ class Api:
         return user
 
     async def handle(self, request: Request) -> Response:
+        started = time.monotonic()
+        template, response = await self._handle(request)
+        self.engine.telemetry.observe_request(
+            request.method, template, response.status_code, time.monotonic() - started
+        )
+        return response
+
+    async def _handle(self, request: Request) -> tuple[str, Response]:
+        """The answer, and the route's template for the metrics (never the path: ids are unbounded)."""
+        template = "unmatched"
         try:
             path = "/" + request.path_params.get("path", "").strip("/")
             route, params = self.router.match(request.method, path.rstrip("/") or "/")
+            template = BASE + route.template
             user = await run_in_threadpool(self.authenticate, request)
             if route.writes and not user.may_change:
                 raise Fault(
@@ -105,16 +128,16 @@ class Api:
             call = Call(self, request, request.method, params, request.query_params, body, user)
             doc = await run_in_threadpool(route.handler, call)
         except Exception as exc:
-            return fault_response(request, to_fault(exc))
+            return template, fault_response(request, to_fault(exc))
         if doc is None:  # DELETE: the SDK accepts 200 only, with or without a body
-            return Response(b"", 200)
-        return render(request, doc)
+            return template, Response(b"", 200)
+        return template, render(request, doc)
 
     # --- SSO ----------------------------------------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
         try:
-            form = await _form(request)
+            form = await read_form(request)
         except Fault as fault:
             return _sso_error("invalid_request", fault.detail, fault.status)
         grant = str(form.get("grant_type", ""))
@@ -125,7 +148,7 @@ class Api:
             return _sso_error("invalid_scope", f"scope must include {SCOPE}")
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         try:
-            user = await run_in_threadpool(self.login, name, password, _address(request))
+            user = await run_in_threadpool(self.login, name, password, client_address(request))
         except LoginRefused as exc:
             return _sso_error("access_denied", f"Cannot authenticate user: {exc}.")
         token = self.tokens.issue(user)
@@ -140,7 +163,7 @@ class Api:
 
     async def logout(self, request: Request) -> Response:
         try:
-            form = await _form(request)
+            form = await read_form(request)
         except Fault as fault:
             return _sso_error("invalid_request", fault.detail, fault.status)
         self.tokens.revoke(str(form.get("token", "")))
@@ -155,17 +178,6 @@ def _login_name(name: str) -> str:
         return name
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded form of an SSO request (a few fields; no multipart parser needed for that)."""
-    body = await read_body(request)
-    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    return {key: values[0] for key, values in fields.items()}
-
-
 def _sso_error(code: str, message: str, status: int = 400) -> Response:
     """oVirt's SSO error, which the SDK raises as an AuthError; the message quotes the client, so bounded."""
     return JSONResponse({"error_code": code, "error": bounded(message)}, status_code=status)
@@ -173,8 +185,20 @@ def _sso_error(code: str, message: str, status: int = 400) -> Response:
 
 def create_app(engine: Engine, *, tokens: TokenStore | None = None, throttle: LoginThrottle | None = None) -> Starlette:
     api = Api(engine, tokens, throttle)
+    page = StatusPage(api)
+
+    async def metrics(request: Request) -> Response:
+        body = await run_in_threadpool(engine.telemetry.exposition)
+        return Response(body, media_type=METRICS_TYPE)
+
     app = Starlette(
         routes=[
+            Route("/", page.page, methods=["GET"]),
+            Route("/login", page.login_form, methods=["GET"]),
+            Route("/login", page.login, methods=["POST"]),
+            Route("/logout", page.logout, methods=["POST"]),
+            Route("/update/{sd}", page.update, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/ovirt-engine/sso/oauth/token", api.token, methods=["POST"]),
             Route("/ovirt-engine/services/sso-logout", api.logout, methods=["POST", "GET"]),
             Route(BASE, api.handle, methods=["GET", "POST", "PUT", "DELETE"]),

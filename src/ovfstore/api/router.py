@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -125,6 +126,7 @@ Handler = Callable[[Call], Document | None]
 class Route:
     handler: Handler
     writes: bool  # refused to read-only users: every method but GET
+    template: str = ""  # the path template, for the metrics
 
 
 class Router:
@@ -134,7 +136,7 @@ class Router:
         self.table: RouteTable[Route] = RouteTable(trailing_slash=True)
 
     def add(self, method: str, template: str, handler: Handler) -> None:
-        self.table.add(method, template, Route(handler, writes=method != "GET"))
+        self.table.add(method, template, Route(handler, writes=method != "GET", template=template))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         try:
@@ -179,6 +181,21 @@ def to_fault(exc: Exception) -> Fault:
         return Fault(409, "Operation Failed", f"the storage operation failed on the host: {exc}")
     log.exception("unexpected error in the API")
     return Fault(500, "Internal Server Error", f"{exc.__class__.__name__}: {exc}; see the engine's log")
+
+
+class LoginRefused(Exception):
+    """A wrong user name or password, or a login refused by the throttle; the message says which."""
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form (SSO requests, the status page's forms: a few fields, no multipart parser)."""
+    body = await read_body(request)
+    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[0] for key, values in fields.items()}
 
 
 def credentials(request: Request) -> tuple[str, str] | str | None:

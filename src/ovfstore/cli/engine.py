@@ -109,7 +109,9 @@ def serve(
         runtime,
         host,
         port,
-        on_listening=lambda bound: click.echo(f"API at http://{host}:{bound}/ovirt-engine/api", err=True),
+        on_listening=lambda bound: click.echo(
+            f"API at http://{host}:{bound}/ovirt-engine/api (status page at http://{host}:{bound}/)", err=True
+        ),
     )
 
 

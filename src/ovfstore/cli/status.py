@@ -1,8 +1,10 @@
-"""`ovfstore status`: how fresh every data domain's OVF stores are, as a table or as JSON.
+"""`ovfstore status`: how fresh every data domain's OVF stores are, with the recovery point and the number
+of VMs and templates no store protects, as a table or as JSON; `ovfstore unprotected` lists those.
 
-Exit status, for scripts and monitoring: 0 every data domain up to date, 1 some domain behind (a change
-not on its stores yet, a store outdated or failing), 2 the engine could not be asked (not running,
-login refused, an error answer).
+Exit status, for scripts and monitoring: 0 every data domain within its recovery point threshold and
+everything protected, 1 some domain behind (its recovery point at or past the threshold: the engine's
+`recovery_point_threshold_s`, 0 by default, or `--threshold`) or something unprotected, 2 the engine
+could not be asked (not running, login refused, an error answer).
 """
 
 from __future__ import annotations
@@ -26,25 +28,79 @@ class _Unreachable(click.ClickException):
     exit_code = UNREACHABLE
 
 
-_NUMBERS = ("ovf_store_count", "entity_count", "pending_count", "unstorable_count", "generation", "size", "ovf_size")
+_NUMBERS = (
+    "ovf_store_count", "entity_count", "pending_count", "unstorable_count", "generation", "size", "ovf_size",
+    "unprotected_count",
+)  # fmt: skip
+_FLAGS = ("up_to_date", "behind")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds of recovery point a domain may have before it counts as behind (default: the engine's "
+    "recovery_point_threshold_s, 0 unless set).",
+)
 @with_api
-def status(api: ApiClient, as_json: bool) -> None:
-    """Every data domain's OVF store freshness: up to date, changes pending and how old the oldest is,
-    last error. Exit 0 all up to date, 1 some domain behind, 2 the engine could not be asked."""
+def status(api: ApiClient, as_json: bool, threshold: float | None) -> None:
+    """Every data domain's OVF store freshness: up to date, the recovery point (how old the oldest change
+    not on its stores is), changes pending, last error; and how many VMs and templates no store protects.
+    Exit 0 all within the threshold and protected, 1 some domain behind or something unprotected, 2 the
+    engine could not be asked."""
     try:
-        domains = [_domain(d) for d in api.get("/ovfstorestatus").findall("storage_domain")]
+        answer = api.get("/ovfstorestatus")
     except click.ClickException as exc:
         raise _Unreachable(exc.message) from exc
-    behind = [d for d in domains if not d["up_to_date"]]
+    domains = [_domain(d) for d in answer.findall("storage_domain")]
+    if threshold is not None:
+        for d in domains:
+            age = d.get("pending_age_seconds")
+            d["behind"] = not d["up_to_date"] and (age is None or age >= threshold)
+    unprotected = int(answer.findtext("unprotected_count") or 0)
+    behind = [d for d in domains if d.get("behind", not d["up_to_date"])]
     if as_json:
-        click.echo(json.dumps({"up_to_date": not behind, "storage_domains": domains}, indent=2))
+        document = {
+            "up_to_date": all(d["up_to_date"] for d in domains),
+            "behind": bool(behind),
+            "unprotected_count": unprotected,
+            "storage_domains": domains,
+        }
+        click.echo(json.dumps(document, indent=2))
     else:
         _table(domains)
-    if behind:
+        if unprotected:
+            Console().print(
+                f"[red]{unprotected} VMs and templates are not protected[/red]: `ovfstore unprotected` lists them"
+            )
+    if behind or unprotected:
+        raise SystemExit(BEHIND)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@with_api
+def unprotected(api: ApiClient, as_json: bool) -> None:
+    """The VMs and templates no OVF store protects, with the reason and where they belong. Exit 0 none,
+    1 some, 2 the engine could not be asked."""
+    try:
+        answer = api.get("/ovfstoreunprotected")
+    except click.ClickException as exc:
+        raise _Unreachable(exc.message) from exc
+    found = [{**_fields(e), "id": e.get("id")} for e in answer.findall("entity")]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        out = Table("name", "type", "reason", "detail", "kept on", "since")
+        for e in found:
+            out.add_row(
+                e.get("name") or "", e.get("type") or "", e.get("reason_text") or e.get("reason") or "",
+                e.get("detail") or "", e.get("kept_on") or "", e.get("since") or "",
+            )  # fmt: skip
+        Console().print(out if found else "every VM and template is protected")
+    if found:
         raise SystemExit(BEHIND)
 
 
@@ -63,7 +119,7 @@ def _fields(node: etree._Element) -> dict[str, Any]:
         if len(child) or not isinstance(child.tag, str):
             continue  # nested (the stores) or a comment
         text = child.text
-        if child.tag == "up_to_date":
+        if child.tag in _FLAGS:
             found[child.tag] = text == "true"
         elif child.tag in _NUMBERS and text is not None:
             found[child.tag] = int(text)
@@ -71,25 +127,26 @@ def _fields(node: etree._Element) -> dict[str, Any]:
             found[child.tag] = float(text)
         else:
             found[child.tag] = text
-    if "ovf_size" not in found:  # an entity of `unstorable` has no freshness of its own
+    if "ovf_size" not in found and "reason" not in found:  # an entity has no freshness of its own
         found.setdefault("up_to_date", False)
     return found
 
 
 def _table(domains: list[dict[str, Any]]) -> None:
     out = Table(
-        "domain", "stores", "fresh", "entities", "pending", "oldest pending", "last updated", "outdated since",
+        "domain", "stores", "fresh", "entities", "pending", "recovery point", "last updated", "outdated since",
         "last error",
     )  # fmt: skip
     for d in domains:
         age = d.get("pending_age_seconds")
+        fresh = "[green]yes[/green]" if d["up_to_date"] else "[red]behind[/red]" if d.get("behind") else "no"
         out.add_row(
             d.get("name") or "",
             str(d.get("ovf_store_count", "")),
-            "[green]yes[/green]" if d["up_to_date"] else "[red]no[/red]",
+            fresh,
             str(d.get("entity_count", 0)),
             str(d.get("pending_count", 0)),
-            "" if d["up_to_date"] else ("unknown" if age is None else f"{age:.0f} s ago"),
+            "0 s" if d["up_to_date"] else ("unknown" if age is None else f"{age:.0f} s"),
             d.get("last_updated") or "never",
             d.get("outdated_since") or "",
             (d.get("last_error") or "")[:80],

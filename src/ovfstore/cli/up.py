@@ -146,6 +146,7 @@ def up(
 
         def listening(bound: int) -> None:
             click.echo(f"API:      http://{host}:{bound}/ovirt-engine/api")
+            click.echo(f"status:   http://{host}:{bound}/ (metrics at /metrics)")
             click.echo("user:     admin@internal")
             click.echo(f"storage:  {storage_root} (local agent on port {agent_port})")
             click.echo(f"data:     {data_dir}")

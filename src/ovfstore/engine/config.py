@@ -37,6 +37,14 @@ class UpdaterConfig:
     parallel_domains: int = 4
     # Written into each store's manifest so a reader can tell who wrote it.
     writer: str = "ovfstore"
+    # A domain is "behind" (`ovfstore status` exits 1, the page and the metrics say so) once its recovery
+    # point is this old. 0: as soon as any change is not on its stores, the strictest; a monitoring check
+    # that must not fire during the debounce sets it above `debounce_s` plus a run (60 s is ample).
+    recovery_point_threshold_s: float = 0.0
+    # A VM or template locked (a disk being created or copied, a snapshot being taken) keeps its previous
+    # OVF on storage and its change waits. Locks normally last seconds to minutes; one held longer than this
+    # (a task that died) makes the entity count as unprotected, for someone to look at.
+    locked_threshold_s: float = 900.0
 
 
 @dataclass(frozen=True, slots=True)

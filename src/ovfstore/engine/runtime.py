@@ -11,6 +11,7 @@ from ovfstore.engine.domains import DomainService
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.recovery import RecoveryService
+from ovfstore.engine.telemetry import Telemetry
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.engine.users import UserService
 
@@ -32,6 +33,7 @@ class Engine:
         self.domains = DomainService(self.inventory, self.agents, self.updater)
         self.recovery = RecoveryService(self.inventory, self.agents, self.domains)
         self.users = UserService(self.db)
+        self.telemetry = Telemetry(self.updater)
 
     def start(self) -> None:
         """Bring the schema up to date, create oVirt's defaults if missing, start the updater."""

@@ -25,8 +25,11 @@ SECTIONS: dict[str, type[UpdaterConfig] | type[AgentAccess]] = {"updater": Updat
 
 # A debounce of 0 means "write at once"; for every other number 0 would stop the engine working (no
 # store fits, no domain is updated, every agent request times out at once), so it must be positive.
-# A store count of 0 is a domain that keeps no stores, as oVirt allows.
-_ZERO_ALLOWED = frozenset({("updater", "debounce_s"), ("updater", "store_count")})
+# A store count of 0 is a domain that keeps no stores, as oVirt allows; a recovery point threshold of 0 calls a
+# domain behind as soon as a change is not on its stores.
+_ZERO_ALLOWED = frozenset(
+    {("updater", "debounce_s"), ("updater", "store_count"), ("updater", "recovery_point_threshold_s")}
+)
 
 Values = dict[str, dict[str, object]]
 

@@ -325,58 +325,9 @@ def deactivate_domain(call: Call) -> Document:
     return action_done()
 
 
-def ovf_status(call: Call) -> Document:
-    """ovfstore's own: how fresh every data domain's OVF stores are (what `ovfstore status` shows)."""
-    domains = []
-    for st in call.engine.updater.status():
-        domains.append(
-            {
-                "id": st.domain_id,
-                "href": views.href("storagedomains", st.domain_id),
-                "name": st.name,
-                "ovf_store_count": st.ovf_store_count,
-                "up_to_date": st.up_to_date,
-                "last_updated": st.last_updated,
-                "outdated_since": st.outdated_since,
-                "last_error": st.last_error,
-                "entity_count": st.entity_count,
-                # The recovery point: changes not on the domain's stores yet, and how old the oldest is.
-                "pending_count": st.pending_count,
-                "oldest_pending_change": st.oldest_pending_change,
-                "pending_age_seconds": None if st.pending_age_s is None else round(st.pending_age_s, 3),
-                # Left out of every store because their OVF is too large: not protected until changed.
-                "unstorable_count": len(st.unstorable),
-                "unstorable": {
-                    "entity": [
-                        {"id": u.entity_id, "name": u.name, "ovf_size": u.ovf_size, "detected_at": u.detected_at}
-                        for u in st.unstorable
-                    ]
-                },
-                "stores": {
-                    "store": [
-                        {
-                            "id": s.disk_id,
-                            "status": s.status.value,
-                            "generation": s.generation,
-                            "size": s.size,
-                            "sha256": s.sha256,
-                            "entity_count": s.entity_count,
-                            "last_updated": s.last_updated,
-                            "outdated_since": s.outdated_since,
-                            "last_error": s.last_error,
-                        }
-                        for s in st.stores
-                    ]
-                },
-            }
-        )
-    return Document("ovf_store_status", {"storage_domain": domains})
-
-
 def register(router: Router) -> None:
     r = router.add
     r("GET", "/storagedomains", list_domains)
-    r("GET", "/ovfstorestatus", ovf_status)
     r("POST", "/storagedomains", add_domain)
     r("GET", "/storagedomains/{sd}", get_domain)
     r("PUT", "/storagedomains/{sd}", update_domain)

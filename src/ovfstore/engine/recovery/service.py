@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 
 from ovfstore.agent.client import AgentClient, DomainInfo
 from ovfstore.agent.errors import AgentError, CorruptMetadata
+from ovfstore.engine import events
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.domains import DomainCommandFailed, DomainService
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
@@ -111,7 +112,9 @@ class RecoveryService:
         domain.storage_type = storage_type
         domain.address = address
         domain.path = os.path.dirname(info.path.rstrip("/"))
-        return self.inv.storage_domains.add(domain)
+        added = self.inv.storage_domains.add(domain)
+        self._event("domain_imported", f"storage domain {added.name} ({added.id}) imported from {path}", added.id)
+        return added
 
     def import_block_domain(
         self,
@@ -138,7 +141,10 @@ class RecoveryService:
         domain.storage_type = storage_type
         domain.vg_uuid = info.vg_uuid
         domain.logical_units = self.domains.logical_units(client, info)
-        return self.inv.storage_domains.add(domain)
+        added = self.inv.storage_domains.add(domain)
+        luns = ", ".join(lun.id for lun in added.logical_units) or "its LUNs"
+        self._event("domain_imported", f"block storage domain {added.name} ({added.id}) imported from {luns}", added.id)
+        return added
 
     def _adopt(self, client: AgentClient, info: DomainInfo, what: str, force_detach: bool) -> StorageDomain:
         """Checks shared by every import: a data domain this engine does not know, no longer attached to a
@@ -173,7 +179,19 @@ class RecoveryService:
             domain_id, report.entities, report.unreadable, report.already_known, report.source or "nothing",
             report.disks, report.adopted_stores,
         )  # fmt: skip
+        self._event(
+            "domain_scanned",
+            f"domain {domain_id} read: {report.entities} VMs and templates ({report.unreadable} unreadable, "
+            f"{report.already_known} already known) from {report.source or 'no store'}, {report.disks} unregistered "
+            f"disks, {report.adopted_stores} stores adopted",
+            domain_id,
+        )
         return report
+
+    def _event(
+        self, code: str, message: str, domain_id: UUID, severity: events.Severity = events.Severity.NORMAL
+    ) -> None:
+        events.record(self.inv.db, self.clock(), severity, code, message, domain_id)
 
     # --- what was found ------------------------------------------------------------------------------------
 
@@ -223,7 +241,12 @@ class RecoveryService:
         if entity.data is None:
             raise RegistrationRefused(f"{entity_id}: its OVF cannot be read ({entity.errors}); it cannot be registered")
         plan = self.registrar.plan(domain_id, entity.data, options)
-        return plan.report if dry_run else self.registrar.apply(plan)
+        if dry_run:
+            return plan.report
+        report = self.registrar.apply(plan)
+        kind = report.entity_type.value
+        self._event("registered", f"{kind} {report.name} ({report.registered_id or entity_id}) registered", domain_id)
+        return report
 
     def register_all(
         self,
@@ -254,6 +277,15 @@ class RecoveryService:
             reports.append(report)
             if progress is not None:
                 progress(report)
+        if not dry_run and reports:
+            done = sum(r.outcome == "registered" for r in reports)
+            refused = len(reports) - done
+            self._event(
+                "registered_all",
+                f"{done} VMs and templates registered from domain {domain_id}, {refused} refused",
+                domain_id,
+                events.Severity.WARNING if refused else events.Severity.NORMAL,
+            )
         return reports
 
     def register_disk(self, domain_id: UUID, disk_id: UUID) -> Disk:

@@ -15,6 +15,7 @@ same holds for this host and the next up host of the data center is tried (`fail
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +33,7 @@ from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.contents import StoreContents, load_contents
-from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, agent_errors
+from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, TooLarge, agent_errors
 from ovfstore.engine.updater.records import StoreRecord
 from ovfstore.engine.updater.stores import ensure_stores
 from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus, StorageDomain
@@ -45,6 +46,20 @@ log = logging.getLogger(__name__)
 WRITABLE = (DomainStatus.ACTIVE, DomainStatus.PREPARING_FOR_MAINTENANCE, DomainStatus.DETACHING)
 
 
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One store written: `upload` streamed from the engine, `copy` made by the agent from the first."""
+
+    kind: str
+    size: int
+    seconds: float
+
+
+#: What a failed domain update is counted as (`DomainResult.failure`): no host up, no host answering,
+#: the storage refusing or missing (`StepFailed`), a tar larger than a store, or a bug.
+FAILURE_KINDS = ("no_host", "host_unreachable", "storage", "capacity", "internal")
+
+
 @dataclass(slots=True)
 class DomainResult:
     domain_id: UUID
@@ -54,6 +69,9 @@ class DomainResult:
     generation: int = 0
     skipped: str | None = None  # nothing to do, and why
     error: str | None = None  # the domain stays outdated; retried later
+    failure: str | None = None  # with `error`: one of FAILURE_KINDS
+    transfers: list[Transfer] = field(default_factory=list)
+    seconds: float = 0.0  # the whole domain step, set by the updater
 
     @property
     def ok(self) -> bool:
@@ -88,7 +106,9 @@ class DomainStep:
             return result
         hosts = self.agents.up_hosts(domain.data_center_id)
         if not hosts:
-            return self._failed(result, "no host of the data center is up; bring a host up to update the stores")
+            return self._failed(
+                result, "no host of the data center is up; bring a host up to update the stores", "no_host"
+            )
         failures = []
         for host in hosts:
             try:
@@ -97,8 +117,8 @@ class DomainStep:
                 failures.append(f"{host.name}: {exc}")
                 log.warning("host %s unavailable for domain %s: %s", host.name, domain.name, exc)
             except StepFailed as exc:
-                return self._failed(result, str(exc))
-        return self._failed(result, "no host could reach the domain: " + "; ".join(failures))
+                return self._failed(result, str(exc), exc.kind)
+        return self._failed(result, "no host could reach the domain: " + "; ".join(failures), "host_unreachable")
 
     def _writable_domain(self, result: DomainResult) -> StorageDomain | None:
         """The domain, if its stores are to be written; otherwise None, with `result.skipped` saying why."""
@@ -193,8 +213,9 @@ class DomainStep:
                     "the old stores are kept intact. Add capacity (larger OVF stores) or split the domain's VMs"
                 )
                 log.error("domain %s: %s", domain.name, message)
-                raise StepFailed(message)
+                raise TooLarge(message)
             previous = description.parse(on_storage[store.volume_id].description).last_updated_text
+            started = time.monotonic()
             try:
                 with agent_errors(f"writing store {store.disk_id} failed"):
                     written = _write_store(client, domain.id, store, tar, source, previous, now)
@@ -205,12 +226,14 @@ class DomainStep:
                 self.db, store.disk_id, generation=tar.generation, size=tar.length, sha256=written.sha256,
                 entity_ids=tar.entity_ids, when=now,
             )  # fmt: skip
+            result.transfers.append(Transfer("copy" if source else "upload", tar.length, time.monotonic() - started))
             source = source or (store, written)
             result.written.append(store.disk_id)
             result.size = tar.length
 
-    def _failed(self, result: DomainResult, error: str) -> DomainResult:
+    def _failed(self, result: DomainResult, error: str, kind: str) -> DomainResult:
         result.error = error
+        result.failure = kind
         records.set_domain_error(self.db, result.domain_id, error)
         return result
 

@@ -22,7 +22,15 @@ class HostLost(Exception):
 
 
 class StepFailed(Exception):
-    """The domain's stores cannot be written now, through any host; the message says why."""
+    """The domain's stores cannot be written now, through any host; the message says why. `kind` sorts
+    failures for the metrics (`storage`: the agent refused or the volumes are missing; `capacity`: the tar
+    is larger than a store)."""
+
+    kind = "storage"
+
+
+class TooLarge(StepFailed):
+    kind = "capacity"
 
 
 class AgentRefused(StepFailed):

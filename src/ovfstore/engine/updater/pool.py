@@ -59,7 +59,7 @@ def pool_step(db: Database, render: Render, now: datetime) -> PoolResult:
     with db.read() as conn:
         candidates = _outdated_entities(conn)
         if candidates:
-            result.locked = _locked(conn, list(candidates))
+            result.locked = locked_entities(conn, list(candidates))
     ready = [i for i in candidates if i not in result.locked]
     too_large: dict[UUID, set[UUID]] = {}  # entity -> the domains it belongs on
     for batch in chunks(ready, BATCH):
@@ -164,7 +164,7 @@ def outdated_entity_ids(conn: Connection) -> list[UUID]:
     return list(_outdated_entities(conn))
 
 
-def _locked(conn: Connection, ids: list[UUID]) -> set[UUID]:
+def locked_entities(conn: Connection, ids: list[UUID]) -> set[UUID]:
     """Entities that are in the middle of something: image-locked VMs, locked templates, entities with
     a locked disk or a snapshot being taken. Their OVF would describe a state that is not final."""
     vm, da, d, sn = s.vm_static, s.disk_attachments, s.disks, s.snapshots
@@ -302,4 +302,12 @@ def mark_outdated(
     return domains
 
 
-__all__ = ["PoolResult", "Render", "count_outdated_entities", "mark_outdated", "outdated_entity_ids", "pool_step"]
+__all__ = [
+    "PoolResult",
+    "Render",
+    "count_outdated_entities",
+    "locked_entities",
+    "mark_outdated",
+    "outdated_entity_ids",
+    "pool_step",
+]

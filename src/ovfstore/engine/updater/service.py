@@ -33,6 +33,7 @@ from ovfstore.engine.inventory import Changes, Inventory
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.domain import DomainResult, DomainStep, UpdateError
 from ovfstore.engine.updater.pool import PoolResult, Render, pool_step
+from ovfstore.engine.updater.protection import Unprotected, unprotected_entities
 from ovfstore.engine.updater.status import DomainOvfStatus, domains_status
 from ovfstore.model import utcnow
 
@@ -81,10 +82,16 @@ class OvfUpdater:
         self._next_sweep = 0.0  # the first run starts at once: catch up with what happened while stopped
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._observers: list[Callable[[DomainResult], None]] = []
         self.last_report: RunReport | None = None
         inventory.subscribe(self._on_change)
 
     # --- control -------------------------------------------------------------------------------------
+
+    def observe(self, observer: Callable[[DomainResult], None]) -> None:
+        """Call `observer` with each domain's result, on the updater's threads, after it is recorded (the
+        metrics and the status page's history of update durations). An observer must not block or raise."""
+        self._observers.append(observer)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -129,6 +136,13 @@ class OvfUpdater:
         the changes not on them yet (the debounce counts: a change waiting for its run is pending)."""
         return domains_status(self.db, domain_id, now=self.clock(), heard=self._heard_at)
 
+    def unprotected(self, statuses: list[DomainOvfStatus] | None = None) -> list[Unprotected]:
+        """The VMs and templates no domain's stores protect, with the reason (`protection`). `statuses`: the
+        status of every domain just taken, to answer both from one moment."""
+        statuses = self.status() if statuses is None else statuses
+        with self.db.read() as conn:
+            return unprotected_entities(conn, statuses, self.clock(), self.config.locked_threshold_s)
+
     # --- one run -------------------------------------------------------------------------------------
 
     def run_once(self, force: set[UUID] | frozenset[UUID] = frozenset()) -> RunReport:
@@ -163,17 +177,37 @@ class OvfUpdater:
         return report
 
     def _update_domain(self, domain_id: UUID, force: bool) -> DomainResult:
+        started = time.monotonic()
         try:
-            return self.domain_step.update(domain_id, force=force)
+            result = self.domain_step.update(domain_id, force=force)
         except Exception as exc:  # a bug must not stop the other domains; it is recorded like a failure
             log.exception("updating the OVF stores of domain %s failed", domain_id)
-            return DomainResult(domain_id, error=f"internal error: {exc.__class__.__name__}: {exc}")
+            result = DomainResult(
+                domain_id, error=f"internal error: {exc.__class__.__name__}: {exc}", failure="internal"
+            )
+        result.seconds = time.monotonic() - started
+        return result
 
     def _domains_to_update(self) -> set[UUID]:
         with self.db.read() as conn:
             return records.domains_with_work(conn)
 
     def _after(self, domain_id: UUID, result: DomainResult) -> None:
+        self._record(domain_id, result)
+        for observer in self._observers:
+            try:
+                observer(result)
+            except Exception:  # the updater's work must not depend on who watches it
+                log.exception("an observer of the OVF updater failed")
+
+    def _record(self, domain_id: UUID, result: DomainResult) -> None:
+        if result.written:
+            events.record(
+                self.db, self.clock(), events.Severity.NORMAL, "ovf_update_done",
+                f"the OVF stores of domain {domain_id} were written: {len(result.written)} stores, generation "
+                f"{result.generation}, {result.entity_count} entities, {result.size} bytes in {result.seconds:.2f} s",
+                domain_id,
+            )  # fmt: skip
         if result.error is None:
             if domain_id in self._backoff:
                 del self._backoff[domain_id]

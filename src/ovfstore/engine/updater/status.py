@@ -47,6 +47,7 @@ class DomainOvfStatus:
     as_of: datetime | None = None  # when this status was taken
     # Entities that belong here but whose OVF is too large for any store: never protected until changed.
     unstorable: tuple[UnstorableEntity, ...] = ()
+    data_center_id: UUID | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -66,6 +67,27 @@ class DomainOvfStatus:
         if since is None or self.as_of is None:
             return None
         return max(0.0, (self.as_of - since).total_seconds())
+
+    def behind(self, threshold_s: float) -> bool:
+        """Not up to date for `threshold_s` seconds or more (for 0: not up to date), or since a time nobody
+        recorded: what `ovfstore status` exits 1 for and the metrics and the page call behind."""
+        if self.up_to_date:
+            return False
+        age = self.pending_age_s
+        return age is None or age >= threshold_s
+
+    @property
+    def failing(self) -> bool:
+        """A store of the domain is disabled (its creation failed, its volume is gone) or its last write
+        failed: the domain's stores are not being kept current."""
+        return any(st.status is OvfStoreStatus.DISABLED or st.last_error for st in self.stores)
+
+    @property
+    def protects(self) -> bool:
+        """The domain keeps stores, one holds a written copy, and none is failing: the entities that belong
+        here are on storage, at worst `pending_age_s` old."""
+        written = any(st.last_updated is not None for st in self.stores)
+        return self.ovf_store_count > 0 and written and not self.failing
 
     @property
     def outdated_since(self) -> datetime | None:
@@ -120,6 +142,7 @@ def domains_status(
             oldest_pending_change=pending[row.id].oldest,
             as_of=as_of,
             unstorable=unstorable[row.id],
+            data_center_id=row.data_center_id,
         )
         for row in domains
     ]
