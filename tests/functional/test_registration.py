@@ -51,6 +51,7 @@ def _protect_and_recover(
     tmp_path: Path,
     *,
     attach_sd2: bool,
+    second_vm: bool = False,
 ) -> Recovered:
     site = build_site(database, agent_factory, tmp_path)
     site.add_domain("sd1")
@@ -75,6 +76,9 @@ def _protect_and_recover(
     inv.permissions.add(app.id, "bob@internal", role.id)
     inv.affinity_groups.add_member(group.id, app.id)
     inv.affinity_labels.add_member(label.id, app.id)
+    if second_vm:  # diskless: in every domain's stores, with the next MAC of the pool
+        db = inv.vms.add(Vm(name="db", cluster_id=site.cluster.id))
+        db_nic = inv.nics.add(Nic(entity_id=db.id, name="eth0", vnic_profile_id=profile.id))
     for disk in inv.disks.list():
         if disk.storage_type is DiskStorageType.IMAGE:
             site.materialize(disk.id)
@@ -87,7 +91,11 @@ def _protect_and_recover(
     sd1 = engine.import_and_attach(dirs["sd1"], "sd1")
     sd2 = engine.import_and_attach(dirs["sd2"], "sd2") if attach_sd2 else None
     assert nic.mac is not None
-    return Recovered(engine, sd1, sd2, {"template": template.id, "app": app.id}, {"nic1": nic.mac})
+    recovered = Recovered(engine, sd1, sd2, {"template": template.id, "app": app.id}, {"nic1": nic.mac})
+    if second_vm:
+        assert db_nic.mac is not None
+        recovered.ids["db"], recovered.old_macs["db/eth0"] = db.id, db_nic.mac
+    return recovered
 
 
 @pytest.fixture
@@ -95,6 +103,16 @@ def recovered(
     database: Database, empty_db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path
 ) -> Iterator[Recovered]:
     result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True)
+    yield result
+    result.engine.close()
+
+
+@pytest.fixture
+def two_vms(
+    database: Database, empty_db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path
+) -> Iterator[Recovered]:
+    """Everything comes back, with a second, diskless VM `db` holding the next MAC of the pool."""
+    result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True, second_vm=True)
     yield result
     result.engine.close()
 
@@ -172,7 +190,39 @@ def test_macs_in_use_or_out_of_range_are_refused_unless_reassigned(recovered: Re
     (nic,) = e.inv.nics.list(recovered.ids["app"])
     assert nic.mac is not None
     assert nic.mac != recovered.old_macs["nic1"]
-    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)]
+    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], nic.mac)]
+
+
+def _squat(r: Recovered, mac: str) -> None:
+    e = r.engine
+    squatter = e.inv.vms.add(Vm(name="squatter", cluster_id=e.cluster.id))
+    e.inv.nics.add(Nic(entity_id=squatter.id, name="eth0", mac=mac))
+
+
+def test_a_reassigned_mac_is_never_one_another_unregistered_vm_records(two_vms: Recovered) -> None:
+    e, r = two_vms.engine, two_vms
+    app_mac, db_mac = r.old_macs["nic1"], r.old_macs["db/eth0"]
+    _register_template(r)
+    _squat(r, app_mac)
+    report = e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions(reassign_bad_macs=True))
+    (nic,) = e.inv.nics.list(r.ids["app"])
+    assert nic.mac not in (app_mac, db_mac), "db's MAC is still recorded for db: never handed out"
+    assert report.reassigned_macs == [("nic1", app_mac, nic.mac)]
+    # db comes back with its own MAC, without asking for reassignment: no chain.
+    report = e.recovery.register(r.sd1.id, r.ids["db"], RegistrationOptions())
+    assert report.reassigned_macs == []
+    (db_nic,) = e.inv.nics.list(r.ids["db"])
+    assert db_nic.mac == db_mac
+
+
+def test_register_all_reassigns_without_chains(two_vms: Recovered) -> None:
+    e, r = two_vms.engine, two_vms
+    _squat(r, r.old_macs["nic1"])
+    reports = e.recovery.register_all(r.sd1.id, RegistrationOptions(reassign_bad_macs=True))
+    assert [(x.name, x.outcome) for x in reports] == [(n, "registered") for n in ("tmpl", "app", "db")]
+    assert [len(x.reassigned_macs) for x in reports] == [0, 1, 0]
+    (db_nic,) = e.inv.nics.list(r.ids["db"])
+    assert db_nic.mac == r.old_macs["db/eth0"]
 
 
 def test_a_mac_outside_the_pool_is_refused(recovered: Recovered) -> None:
@@ -196,8 +246,8 @@ def test_clone_registers_a_copy_with_new_ids_and_macs(recovered: Recovered) -> N
     clone = e.inv.vms.get(report.registered_id)
     assert clone.name == "app2"
     (nic,) = e.inv.nics.list(clone.id)
-    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)], "a clone never reuses a MAC"
     assert nic.mac is not None
+    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], nic.mac)], "a clone never reuses a MAC"
     with pytest.raises(NotFound, match="does not exist"):
         e.inv.vms.get(recovered.ids["app"])
 

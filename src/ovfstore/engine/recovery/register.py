@@ -9,6 +9,8 @@ entity is ordinary inventory, and the updater writes it into the stores of its d
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -45,6 +47,31 @@ class _Context:
     data: OvfData
     options: RegistrationOptions
     cluster: Cluster
+    # MACs recorded in the OVFs of the data center's unregistered VMs, with the VMs recording each.
+    reserved: Mapping[str, set[UUID]]
+
+
+#: A NIC's MAC in any OVF dialect (`<rasd:MACAddress>`, whatever the prefix); read without parsing the
+#: document, because every unregistered OVF of the data center is scanned for each registration.
+_MAC_ELEMENT = re.compile(rb"MACAddress>\s*([0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5})\s*</")
+
+
+def reserved_macs(conn: Connection, data_center_id: UUID) -> dict[str, set[UUID]]:
+    """The MACs the unregistered VMs and templates of the data center's domains still record, each with
+    the entities recording it: a MAC handed out to a NIC now would force that entity's NIC to be
+    reassigned in turn when it is registered (docs/RECOVERY.md, "MAC addresses")."""
+    u, d = s.unregistered_entities, s.storage_domains
+    found: dict[str, set[UUID]] = {}
+    rows = conn.execute(
+        select(u.c.entity_id, u.c.ovf_data)
+        .select_from(u.join(d, u.c.domain_id == d.c.id))
+        .where(d.c.data_center_id == data_center_id)
+    )
+    for entity_id, document in rows:
+        for match in _MAC_ELEMENT.finditer(document or b""):
+            mac = match.group(1).decode().lower().replace("-", ":")
+            found.setdefault(mac, set()).add(entity_id)
+    return found
 
 
 @dataclass(slots=True)
@@ -69,9 +96,12 @@ class Registrar:
         data: OvfData,
         options: RegistrationOptions,
         planned: set[UUID] = frozenset(),  # type: ignore[assignment]
+        reserved: dict[UUID, dict[str, set[UUID]]] | None = None,
     ) -> Plan:
         """Check everything and work out what would be created; raise `RegistrationRefused` if it cannot
-        be. `planned` holds templates a dry run of "register everything" would have registered already."""
+        be. `planned` holds templates a dry run of "register everything" would have registered already;
+        `reserved` caches, per data center, the MACs of its unregistered entities (`reserved_macs`): "register
+        everything" reads them once, not once per entity."""
         original = data.entity
         report = RegistrationReport(original.id, original.name, data.entity_type, "would_register")
         entity = dataclasses.replace(original)
@@ -96,7 +126,10 @@ class Registrar:
             self._check_template(conn, data, entity, planned)
             self._check_name(conn, data, entity, cluster, report)
             plan = Plan(report, entity)
-            ctx = _Context(conn, domain_id, data, options, cluster)
+            cache = {} if reserved is None else reserved
+            if cluster.data_center_id not in cache:
+                cache[cluster.data_center_id] = reserved_macs(conn, cluster.data_center_id)
+            ctx = _Context(conn, domain_id, data, options, cluster, cache[cluster.data_center_id])
             self._plan_disks(ctx, plan)
             self._plan_nics(ctx, plan)
             self._plan_rest(ctx, plan)
@@ -234,6 +267,10 @@ class Registrar:
         conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
         dc = conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id)).mappings().one()
         used = lookups.macs_in_data_center(conn, cluster.data_center_id)
+        # Another unregistered entity's MAC is never handed out: its own registration would then have to
+        # reassign it, and so on down a chain. The entity's own MACs are its to keep.
+        original_id = data.entity.id
+        reserved = {mac for mac, owners in ctx.reserved.items() if owners - {original_id}}
         taken: set[str] = set()
         for ovf_nic in data.nics:
             nic = dataclasses.replace(ovf_nic.nic, entity_id=plan.entity.id)
@@ -260,8 +297,12 @@ class Registrar:
                     raise RegistrationRefused(
                         f"{_what(data)}: NIC {nic.name!r}: {problem}; allow MAC reassignment to give it a free one"
                     )
-                nic.mac = None  # the inventory allocates a free one from the pool
-                plan.report.reassigned_macs.append((nic.name, old, None))
+                nic.mac = None
+            if nic.mac is None and isinstance(plan.entity, Vm):
+                # The lowest address free here and recorded by no other unregistered entity.
+                nic.mac = macs.next_free(dc["mac_pool_start"], dc["mac_pool_end"], used | taken | reserved)
+            if problem is not None:
+                plan.report.reassigned_macs.append((nic.name, old, nic.mac))
             if nic.mac is not None:
                 taken.add(nic.mac)
             plan.nics.append(nic)
