@@ -13,7 +13,7 @@ import pytest
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.errors import NotFound
 from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges
-from ovfstore.engine.recovery import RegistrationOptions, RegistrationRefused, VnicProfileMapping
+from ovfstore.engine.recovery import LunMapping, RegistrationOptions, RegistrationRefused, VnicProfileMapping
 from ovfstore.model import (
     GIB,
     AffinityGroup,
@@ -23,6 +23,7 @@ from ovfstore.model import (
     Disk,
     DiskAttachment,
     DiskStorageType,
+    LunConnection,
     Network,
     Nic,
     Role,
@@ -69,8 +70,14 @@ def _protect_and_recover(
         disk = inv.disks.add(Disk(alias=f"app_disk{i}", provisioned_size=GIB, domain_ids=[site.domains[sd].id]))
         inv.attachments.attach(DiskAttachment(entity_id=app.id, disk_id=disk.id, bootable=i == 0))
     lun = inv.disks.add(
-        Disk(alias="app_lun", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc")
-    )
+        Disk(
+            alias="app_lun", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc",
+            lun_vendor="LIO-ORG", lun_product="app", lun_serial="SLIO-ORG_app_aabbcc",
+            lun_connections=[
+                LunConnection(address="10.1.1.1", port="3260", target="iqn.2024-01.site-a:app", portal="1")
+            ],
+        )
+    )  # fmt: skip
     inv.attachments.attach(DiskAttachment(entity_id=app.id, disk_id=lun.id))
     nic = inv.nics.add(Nic(entity_id=app.id, name="nic1", vnic_profile_id=profile.id))
     inv.permissions.add(app.id, "bob@internal", role.id)
@@ -317,3 +324,59 @@ def test_a_domain_of_another_data_center_is_not_used_for_disks(recovered: Recove
         e.recovery.register(
             recovered.sd1.id, recovered.ids["app"], RegistrationOptions(cluster_mappings={"Default": "other-cluster"})
         )
+
+
+def _lun_of(r: Recovered) -> Disk:
+    e = r.engine
+    (lun,) = [
+        d for d in (e.inv.disks.get(a.disk_id) for a in e.inv.attachments.list(r.ids["app"]))
+        if d.storage_type is DiskStorageType.LUN
+    ]  # fmt: skip
+    return lun
+
+
+def test_a_direct_lun_comes_back_with_its_paths_vendor_product_serial_and_size(recovered: Recovered) -> None:
+    _register_template(recovered)
+    recovered.engine.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+    lun = _lun_of(recovered)
+    assert (lun.lun_id, lun.lun_vendor, lun.lun_product, lun.lun_serial, lun.provisioned_size) == (
+        "36001405aabbcc", "LIO-ORG", "app", "SLIO-ORG_app_aabbcc", GIB,
+    )  # fmt: skip
+    assert lun.lun_connections == [
+        LunConnection(address="10.1.1.1", port="3260", target="iqn.2024-01.site-a:app", portal="1")
+    ]
+
+
+def test_a_lun_mapping_gives_the_target_lun_and_its_paths(recovered: Recovered) -> None:
+    _register_template(recovered)
+    path = LunConnection(address="10.2.2.2", port="3260", target="iqn.2024-01.site-b:app", portal="1")
+    mapping = LunMapping("36001405bbbbbb", (path,))
+    options = RegistrationOptions(lun_mappings={"36001405aabbcc": mapping})
+    report = recovered.engine.recovery.register(recovered.sd1.id, recovered.ids["app"], options)
+    lun = _lun_of(recovered)
+    assert (lun.lun_id, lun.lun_connections, lun.lun_serial) == ("36001405bbbbbb", [path], "SLIO-ORG_app_aabbcc")
+    assert report.disk_reports == [
+        (lun.id, "LUN 36001405aabbcc mapped to 36001405bbbbbb (ISCSI 10.2.2.2:3260 iqn.2024-01.site-b:app)")
+    ]
+
+
+def test_a_lun_that_cannot_be_mapped_is_refused_or_dropped_under_partial_import(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    # The LUN is taken here already, by a disk of another VM.
+    e.inv.disks.add(
+        Disk(alias="other", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc")
+    )
+    with pytest.raises(
+        RegistrationRefused, match=r"LUN 36001405aabbcc is already used by disk .*allow a partial import"
+    ):
+        e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+    report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(allow_partial_import=True))
+    assert report.outcome == "registered"
+    (dropped,) = report.dropped_disks
+    ((disk_id, detail),) = report.disk_reports
+    assert disk_id == dropped
+    assert detail.startswith("dropped: LUN 36001405aabbcc is already used by disk ")
+    assert any("direct LUN disk 'app_lun'" in w and "dropped" in w for w in report.warnings)
+    aliases = {e.inv.disks.get(a.disk_id).alias for a in e.inv.attachments.list(recovered.ids["app"])}
+    assert aliases == {"app_disk0", "app_disk1"}

@@ -31,7 +31,14 @@ from sqlalchemy import (
     Uuid,
 )
 
-from ovfstore.engine.db.types import EnumListType, IntEnumType, StrEnumType, UTCDateTime, UUIDList
+from ovfstore.engine.db.types import (
+    EnumListType,
+    IntEnumType,
+    LunConnectionList,
+    StrEnumType,
+    UTCDateTime,
+    UUIDList,
+)
 from ovfstore.model import enums as e
 from ovfstore.model import utcnow
 
@@ -208,6 +215,11 @@ disks = Table(
     Column("storage_type", StrEnumType(e.DiskStorageType), nullable=False),
     Column("lun_id", String(NAME), nullable=True),
     Column("creation_date", UTCDateTime, nullable=False),
+    # Direct LUN disks: what identifies the LUN beyond its id, and its paths (migration 0007).
+    Column("lun_vendor", String(NAME), nullable=False, default=""),
+    Column("lun_product", String(NAME), nullable=False, default=""),
+    Column("lun_serial", String(NAME), nullable=False, default=""),
+    Column("lun_connections", LunConnectionList, nullable=False, default=list),
 )
 
 # Which domains hold a disk's volume chain (oVirt: image_storage_domain_map).

@@ -104,3 +104,25 @@ class UUIDList(TypeDecorator[list[Any]]):
         if value is None:
             return None
         return [UUID(v) for v in value.split("\n") if v]
+
+
+class LunConnectionList(TypeDecorator[list[Any]]):
+    """A direct LUN's paths (`model.LunConnection`) as a JSON array of objects."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
+        import dataclasses
+        import json
+
+        return None if value is None else json.dumps([dataclasses.asdict(c) for c in value])
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[Any] | None:
+        import json
+
+        from ovfstore.model import LunConnection
+
+        if value is None:
+            return None
+        return [LunConnection(**c) for c in json.loads(value) if isinstance(c, dict)]

@@ -21,14 +21,21 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import InvalidInput
 from ovfstore.engine.inventory import Inventory, lookups
 from ovfstore.engine.inventory.base import exists
-from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
+from ovfstore.engine.recovery.options import (
+    LunMapping,
+    RegistrationOptions,
+    RegistrationRefused,
+    RegistrationReport,
+)
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     Cluster,
     Disk,
     DiskAttachment,
+    DiskStorageType,
     DomainStatus,
     EntityType,
+    LunConnection,
     Nic,
     OvfData,
     Snapshot,
@@ -228,9 +235,9 @@ class Registrar:
         for ovf_disk in data.disks:
             disk = dataclasses.replace(ovf_disk.disk, domain_ids=[], volumes=list(ovf_disk.disk.volumes))
             attachment = dataclasses.replace(ovf_disk.attachment, entity_id=plan.entity.id)
-            if disk.lun_id is not None:
-                disk.lun_id = options.lun_mappings.get(disk.lun_id, disk.lun_id)
-                plan.disks.append((disk, attachment, False))
+            if disk.storage_type is DiskStorageType.LUN:
+                if self._plan_lun(ctx, plan, disk):
+                    plan.disks.append((disk, attachment, exists(conn, dm, dm.c.id == disk.id)))
                 continue
             if exists(conn, dm, dm.c.id == disk.id):
                 if not disk.shareable:
@@ -262,6 +269,47 @@ class Registrar:
                 )
             disk.domain_ids = present
             plan.disks.append((disk, attachment, False))
+
+    def _plan_lun(self, ctx: _Context, plan: Plan, disk: Disk) -> bool:
+        """Map a direct LUN disk onto this site's LUN; False when it is dropped (partial import)."""
+        source = disk.lun_id
+        mapping = ctx.options.lun_mappings.get(source or "")
+        if isinstance(mapping, str):
+            mapping = LunMapping(mapping)
+        problem = None
+        if mapping is not None:
+            disk.lun_id = mapping.target_lun_id or None
+            if mapping.target_connections:
+                disk.lun_connections = list(mapping.target_connections)
+            if disk.lun_id is None:
+                problem = f"the LUN mapping for {source!r} names no target LUN"
+        elif not source:
+            problem = "its OVF names no LUN id, so nothing says which LUN it is"
+        if problem is None:
+            dm = s.disks
+            same = ctx.conn.execute(select(dm.c.shareable).where(dm.c.id == disk.id)).first()
+            other = ctx.conn.execute(
+                select(dm.c.id, dm.c.shareable).where(dm.c.lun_id == disk.lun_id, dm.c.id != disk.id)
+            ).first()
+            if same is not None and not (same.shareable and disk.shareable):
+                problem = "the disk already belongs to another VM here"
+            elif other is not None and not (other.shareable and disk.shareable):
+                problem = f"LUN {disk.lun_id} is already used by disk {other.id} here"
+        if problem is None:
+            if mapping is not None:
+                paths = ", ".join(_path(c) for c in disk.lun_connections) or "no recorded path"
+                plan.report.disk_reports.append((disk.id, f"LUN {source} mapped to {disk.lun_id} ({paths})"))
+            return True
+        what = f"direct LUN disk {disk.alias!r} ({disk.id})"
+        if not ctx.options.allow_partial_import:
+            raise RegistrationRefused(
+                f"{_what(ctx.data)}: {what}: {problem}; map it to a LUN of this site (LUN mapping), "
+                "or allow a partial import to register the VM without it"
+            )
+        plan.report.dropped_disks.append(disk.id)
+        plan.report.disk_reports.append((disk.id, f"dropped: {problem}"))
+        plan.report.warnings.append(f"{what}: {problem}: dropped")
+        return False
 
     def _plan_nics(self, ctx: _Context, plan: Plan) -> None:
         conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
@@ -360,6 +408,11 @@ class Registrar:
                 plan.report.warnings.append(f"affinity label {target!r} does not exist here: not applied")
             else:
                 plan.labels.append(label_id)
+
+
+def _path(c: LunConnection) -> str:
+    where = f"{c.address}:{c.port}" if c.port else c.address
+    return f"{c.storage_type} {where} {c.target}".strip()
 
 
 def _what(data: OvfData) -> str:
