@@ -31,9 +31,13 @@ from ovfstore.model import (
     Template,
     Vm,
     VnicProfile,
+    Volume,
+    VolumeFormat,
 )
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import FreshEngine, build_site, fresh_engine
+
+NEWER = UUID("9e9e9e9e-0000-4000-8000-000000000001")
 
 
 @dataclass
@@ -53,6 +57,7 @@ def _protect_and_recover(
     *,
     attach_sd2: bool,
     second_vm: bool = False,
+    chain: str | None = None,
 ) -> Recovered:
     site = build_site(database, agent_factory, tmp_path)
     site.add_domain("sd1")
@@ -86,10 +91,22 @@ def _protect_and_recover(
     if second_vm:  # diskless: in every domain's stores, with the next MAC of the pool
         db = inv.vms.add(Vm(name="db", cluster_id=site.cluster.id))
         db_nic = inv.nics.add(Nic(entity_id=db.id, name="eth0", vnic_profile_id=profile.id))
+    disk0 = next(d for d in inv.disks.list() if d.alias == "app_disk0")
+    if chain == "lost":  # a snapshot the store records, whose volume is lost on storage afterwards
+        inv.disks.add_volume(Volume(disk_id=disk0.id, format=VolumeFormat.COW, capacity=GIB))
     for disk in inv.disks.list():
         if disk.storage_type is DiskStorageType.IMAGE:
             site.materialize(disk.id)
     assert all(r.ok for r in site.updater.run_once().domains.values())
+    disk0 = inv.disks.get(disk0.id)
+    leaf = disk0.chain()[-1]
+    sd1_id = site.domains["sd1"].id
+    if chain == "newer":  # a snapshot taken after the store was written: storage has one more volume
+        with site.agent.client() as client:
+            client.create_volume(sd1_id, disk0.id, NEWER, GIB, format="COW", type="SPARSE", parent=leaf.id)
+    if chain == "lost":
+        for path in (site.domain_dir("sd1") / "images" / str(disk0.id)).glob(f"{leaf.id}*"):
+            path.unlink()
     site.updater.domain_step.agents.close()
     dirs = {name: site.domain_dir(name) for name in ("sd1", "sd2")}
     database.dispose()
@@ -99,6 +116,7 @@ def _protect_and_recover(
     sd2 = engine.import_and_attach(dirs["sd2"], "sd2") if attach_sd2 else None
     assert nic.mac is not None
     recovered = Recovered(engine, sd1, sd2, {"template": template.id, "app": app.id}, {"nic1": nic.mac})
+    recovered.ids["disk0"], recovered.ids["disk0_leaf"] = disk0.id, leaf.id
     if second_vm:
         assert db_nic.mac is not None
         recovered.ids["db"], recovered.old_macs["db/eth0"] = db.id, db_nic.mac
@@ -380,3 +398,43 @@ def test_a_lun_that_cannot_be_mapped_is_refused_or_dropped_under_partial_import(
     assert any("direct LUN disk 'app_lun'" in w and "dropped" in w for w in report.warnings)
     aliases = {e.inv.disks.get(a.disk_id).alias for a in e.inv.attachments.list(recovered.ids["app"])}
     assert aliases == {"app_disk0", "app_disk1"}
+
+
+@pytest.fixture(params=["newer", "lost"])
+def chain_differs(
+    request: pytest.FixtureRequest,
+    database: Database,
+    empty_db_url: str,
+    agent_factory: Callable[..., AgentProcess],
+    tmp_path: Path,
+) -> Iterator[tuple[str, Recovered]]:
+    result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True, chain=request.param)
+    yield request.param, result
+    result.engine.close()
+
+
+def test_a_chain_that_differs_from_storage_registers_what_is_consistent(chain_differs: tuple[str, Recovered]) -> None:
+    case, r = chain_differs
+    e = r.engine
+    _register_template(r)
+    disk0, leaf = r.ids["disk0"], r.ids["disk0_leaf"]
+    if case == "lost":
+        with pytest.raises(RegistrationRefused, match=f"newest volume.*{leaf}.*allow a partial import"):
+            e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions())
+        options = RegistrationOptions(allow_partial_import=True)
+    else:
+        options = RegistrationOptions()
+    report = e.recovery.register(r.sd1.id, r.ids["app"], options)
+    assert report.outcome == "registered"
+    assert report.dropped_disks == []
+    ((disk_id, detail),) = report.disk_reports
+    assert disk_id == disk0
+    chain = [v.id for v in e.inv.disks.get(disk0).chain()]
+    if case == "newer":
+        assert chain[-2:] == [leaf, NEWER], "the layer the VM was writing to joins the chain"
+        assert "newer than the OVF" in detail
+    else:
+        assert leaf not in chain
+        assert len(chain) == 1
+        assert f"registered with 1 of 2 volume(s), up to {chain[0]}" in detail
+        assert str(leaf) in detail

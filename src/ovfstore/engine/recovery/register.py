@@ -42,6 +42,8 @@ from ovfstore.model import (
     Template,
     Vm,
     VmStatus,
+    Volume,
+    VolumeFormat,
 )
 
 
@@ -258,17 +260,90 @@ class Registrar:
             ).all()
             wanted = {v.id for v in disk.volumes}
             present = [row.domain_id for row in found if wanted <= set(row.volume_ids)]
+            what = f"disk {disk.alias!r} ({disk.id})"
+            if not present and found:
+                # The OVF's chain and the volumes on storage differ (docs/RECOVERY.md, "When the chain differs").
+                problem = self._reconcile_chain(ctx, plan, disk, list(found[0].volume_ids))
+                if problem is None:
+                    disk.domain_ids = [found[0].domain_id]
+                    plan.disks.append((disk, attachment, False))
+                    continue
+                reason = f"{what}: {problem}"
+            elif not present:
+                reason = f"{what} is on no active domain of this data center"
             if not present:
                 if options.allow_partial_import:
                     plan.report.dropped_disks.append(disk.id)
-                    plan.report.warnings.append(f"disk {disk.alias!r} ({disk.id}) is on no attached domain: dropped")
+                    plan.report.disk_reports.append((disk.id, f"dropped: {reason.removeprefix(what + ': ')}"))
+                    plan.report.warnings.append(f"{reason}: dropped")
                     continue
                 raise RegistrationRefused(
-                    f"{_what(data)}: its disk {disk.alias!r} ({disk.id}) is on no active domain of this data center; "
-                    "attach the domain holding it, or allow a partial import"
+                    f"{_what(data)}: its {reason}; attach the domain holding it, or allow a partial import "
+                    "(the disk is then dropped, or registered with the part of its chain storage still has)"
                 )
             disk.domain_ids = present
+            self._newer_layers(plan, disk, next(r for r in found if r.domain_id == present[0]).volume_ids)
             plan.disks.append((disk, attachment, False))
+
+    def _reconcile_chain(self, ctx: _Context, plan: Plan, disk: Disk, on_storage: list[UUID]) -> str | None:
+        """Some volumes of the OVF's chain are not on storage. When what storage holds is the chain's base
+        part (the newest volumes were lost), the disk can be registered with that part under partial
+        import; the reason it cannot be registered otherwise."""
+        chain = disk.chain() or disk.volumes
+        held = set(on_storage)
+        kept = 0
+        while kept < len(chain) and chain[kept].id in held:
+            kept += 1
+        missing = [v.id for v in chain if v.id not in held]
+        lost = ", ".join(str(v) for v in missing)
+        if kept == 0 or any(v.id in held for v in chain[kept:]):
+            return f"volume(s) {lost} of its chain are not on storage and no base part of the chain is whole"
+        if not ctx.options.allow_partial_import:
+            return (
+                f"the newest volume(s) {lost} of its chain are not on storage (the disk could be registered from "
+                f"volume {chain[kept - 1].id}, losing what was written after)"
+            )
+        disk.volumes = chain[:kept]
+        disk.provisioned_size = disk.volumes[-1].capacity
+        note = (
+            f"registered with {kept} of {len(chain)} volume(s), up to {chain[kept - 1].id}: volume(s) {lost} "
+            "are not on storage, what was written into them is lost"
+        )
+        plan.report.disk_reports.append((disk.id, note))
+        plan.report.warnings.append(f"disk {disk.alias!r} ({disk.id}) {note}")
+        return None
+
+    def _newer_layers(self, plan: Plan, disk: Disk, on_storage: list[UUID]) -> None:
+        """Storage holds the OVF's chain and more on top of its leaf (the store was written before the last
+        snapshot): the newer volumes are the ones the VM was writing to, so they join the chain."""
+        chain = disk.chain() or disk.volumes
+        ids = [v.id for v in chain]
+        extra = [v for v in on_storage if v not in set(ids)]
+        if not extra:
+            return
+        if list(on_storage[: len(ids)]) != ids or not chain:
+            plan.report.disk_reports.append(
+                (
+                    disk.id,
+                    f"volume(s) {', '.join(map(str, extra))} on storage are not part of the chain: not registered",
+                )
+            )
+            return
+        leaf = chain[-1]
+        for volume_id in extra:
+            layer = Volume(
+                id=volume_id, disk_id=disk.id, parent_id=leaf.id, format=VolumeFormat.COW, capacity=leaf.capacity,
+                creation_date=leaf.creation_date,
+            )  # fmt: skip
+            disk.volumes.append(layer)
+            leaf = layer
+        plan.report.disk_reports.append(
+            (
+                disk.id,
+                f"volume(s) {', '.join(map(str, extra))} on storage are newer than the OVF (the store was written "
+                "before the last snapshot): registered on top of its chain, as the layers the VM was writing to",
+            )
+        )
 
     def _plan_lun(self, ctx: _Context, plan: Plan, disk: Disk) -> bool:
         """Map a direct LUN disk onto this site's LUN; False when it is dropped (partial import)."""
