@@ -125,9 +125,20 @@ def test_ovfstore_domain_newest_generation_wins_over_a_later_date(ovfstore_domai
                 "volume_ids": ["00000000-0000-0000-0000-000000000014", "00000000-0000-0000-0000-000000000015"],
                 "present": True,
             }
-        ],  # the direct LUN disk is on no domain and is not listed
+        ],  # the direct LUN disk is on no domain: listed apart, with its paths
+        "luns": [
+            {
+                "disk_id": "00000000-0000-0000-0000-00000000000b", "lun_id": "36001405bb1b5071cfb44a4e9576aef7c",
+                "size": 5 * 1024**3, "vendor": "LIO-ORG", "product": "lun1",
+                "serial": "SLIO-ORG_lun1_bb1b5071-cfb4-4a4e-9576-aef7c",
+                "connections": [
+                    {"address": "10.35.1.2", "port": "3260", "target": "iqn.2003-01.org.linux-iscsi.storage:t1",
+                     "portal": "1", "storage_type": "ISCSI"}
+                ],
+            }
+        ],
         "errors": [],
-    }
+    }  # fmt: skip
 
 
 def test_a_damaged_manifest_store_is_passed_over(ovfstore_domain: tuple[Path, FileDomain]) -> None:
@@ -403,7 +414,7 @@ def test_json_shape_key_by_key(tmp_path: Path) -> None:
     for store in report["stores"]:
         assert list(store) == [*store_keys, "chosen", "error"]
     for entity in report["entities"]:
-        assert list(entity) == ["id", "name", "type", "status", "disks", "errors"]
+        assert list(entity) == ["id", "name", "type", "status", "disks", "luns", "errors"]
         for disk in entity["disks"]:
             assert list(disk) == ["disk_id", "volume_ids", "present"]
 

@@ -13,7 +13,7 @@ import pytest
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.errors import NotFound
 from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges
-from ovfstore.engine.recovery import RegistrationOptions, RegistrationRefused, VnicProfileMapping
+from ovfstore.engine.recovery import LunMapping, RegistrationOptions, RegistrationRefused, VnicProfileMapping
 from ovfstore.model import (
     GIB,
     AffinityGroup,
@@ -23,6 +23,7 @@ from ovfstore.model import (
     Disk,
     DiskAttachment,
     DiskStorageType,
+    LunConnection,
     Network,
     Nic,
     Role,
@@ -30,9 +31,13 @@ from ovfstore.model import (
     Template,
     Vm,
     VnicProfile,
+    Volume,
+    VolumeFormat,
 )
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import FreshEngine, build_site, fresh_engine
+
+NEWER = UUID("9e9e9e9e-0000-4000-8000-000000000001")
 
 
 @dataclass
@@ -51,6 +56,8 @@ def _protect_and_recover(
     tmp_path: Path,
     *,
     attach_sd2: bool,
+    second_vm: bool = False,
+    chain: str | None = None,
 ) -> Recovered:
     site = build_site(database, agent_factory, tmp_path)
     site.add_domain("sd1")
@@ -68,17 +75,38 @@ def _protect_and_recover(
         disk = inv.disks.add(Disk(alias=f"app_disk{i}", provisioned_size=GIB, domain_ids=[site.domains[sd].id]))
         inv.attachments.attach(DiskAttachment(entity_id=app.id, disk_id=disk.id, bootable=i == 0))
     lun = inv.disks.add(
-        Disk(alias="app_lun", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc")
-    )
+        Disk(
+            alias="app_lun", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc",
+            lun_vendor="LIO-ORG", lun_product="app", lun_serial="SLIO-ORG_app_aabbcc",
+            lun_connections=[
+                LunConnection(address="10.1.1.1", port="3260", target="iqn.2024-01.site-a:app", portal="1")
+            ],
+        )
+    )  # fmt: skip
     inv.attachments.attach(DiskAttachment(entity_id=app.id, disk_id=lun.id))
     nic = inv.nics.add(Nic(entity_id=app.id, name="nic1", vnic_profile_id=profile.id))
     inv.permissions.add(app.id, "bob@internal", role.id)
     inv.affinity_groups.add_member(group.id, app.id)
     inv.affinity_labels.add_member(label.id, app.id)
+    if second_vm:  # diskless: in every domain's stores, with the next MAC of the pool
+        db = inv.vms.add(Vm(name="db", cluster_id=site.cluster.id))
+        db_nic = inv.nics.add(Nic(entity_id=db.id, name="eth0", vnic_profile_id=profile.id))
+    disk0 = next(d for d in inv.disks.list() if d.alias == "app_disk0")
+    if chain == "lost":  # a snapshot the store records, whose volume is lost on storage afterwards
+        inv.disks.add_volume(Volume(disk_id=disk0.id, format=VolumeFormat.COW, capacity=GIB))
     for disk in inv.disks.list():
         if disk.storage_type is DiskStorageType.IMAGE:
             site.materialize(disk.id)
     assert all(r.ok for r in site.updater.run_once().domains.values())
+    disk0 = inv.disks.get(disk0.id)
+    leaf = disk0.chain()[-1]
+    sd1_id = site.domains["sd1"].id
+    if chain == "newer":  # a snapshot taken after the store was written: storage has one more volume
+        with site.agent.client() as client:
+            client.create_volume(sd1_id, disk0.id, NEWER, GIB, format="COW", type="SPARSE", parent=leaf.id)
+    if chain == "lost":
+        for path in (site.domain_dir("sd1") / "images" / str(disk0.id)).glob(f"{leaf.id}*"):
+            path.unlink()
     site.updater.domain_step.agents.close()
     dirs = {name: site.domain_dir(name) for name in ("sd1", "sd2")}
     database.dispose()
@@ -87,7 +115,12 @@ def _protect_and_recover(
     sd1 = engine.import_and_attach(dirs["sd1"], "sd1")
     sd2 = engine.import_and_attach(dirs["sd2"], "sd2") if attach_sd2 else None
     assert nic.mac is not None
-    return Recovered(engine, sd1, sd2, {"template": template.id, "app": app.id}, {"nic1": nic.mac})
+    recovered = Recovered(engine, sd1, sd2, {"template": template.id, "app": app.id}, {"nic1": nic.mac})
+    recovered.ids["disk0"], recovered.ids["disk0_leaf"] = disk0.id, leaf.id
+    if second_vm:
+        assert db_nic.mac is not None
+        recovered.ids["db"], recovered.old_macs["db/eth0"] = db.id, db_nic.mac
+    return recovered
 
 
 @pytest.fixture
@@ -95,6 +128,16 @@ def recovered(
     database: Database, empty_db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path
 ) -> Iterator[Recovered]:
     result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True)
+    yield result
+    result.engine.close()
+
+
+@pytest.fixture
+def two_vms(
+    database: Database, empty_db_url: str, agent_factory: Callable[..., AgentProcess], tmp_path: Path
+) -> Iterator[Recovered]:
+    """Everything comes back, with a second, diskless VM `db` holding the next MAC of the pool."""
+    result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True, second_vm=True)
     yield result
     result.engine.close()
 
@@ -172,7 +215,39 @@ def test_macs_in_use_or_out_of_range_are_refused_unless_reassigned(recovered: Re
     (nic,) = e.inv.nics.list(recovered.ids["app"])
     assert nic.mac is not None
     assert nic.mac != recovered.old_macs["nic1"]
-    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)]
+    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], nic.mac)]
+
+
+def _squat(r: Recovered, mac: str) -> None:
+    e = r.engine
+    squatter = e.inv.vms.add(Vm(name="squatter", cluster_id=e.cluster.id))
+    e.inv.nics.add(Nic(entity_id=squatter.id, name="eth0", mac=mac))
+
+
+def test_a_reassigned_mac_is_never_one_another_unregistered_vm_records(two_vms: Recovered) -> None:
+    e, r = two_vms.engine, two_vms
+    app_mac, db_mac = r.old_macs["nic1"], r.old_macs["db/eth0"]
+    _register_template(r)
+    _squat(r, app_mac)
+    report = e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions(reassign_bad_macs=True))
+    (nic,) = e.inv.nics.list(r.ids["app"])
+    assert nic.mac not in (app_mac, db_mac), "db's MAC is still recorded for db: never handed out"
+    assert report.reassigned_macs == [("nic1", app_mac, nic.mac)]
+    # db comes back with its own MAC, without asking for reassignment: no chain.
+    report = e.recovery.register(r.sd1.id, r.ids["db"], RegistrationOptions())
+    assert report.reassigned_macs == []
+    (db_nic,) = e.inv.nics.list(r.ids["db"])
+    assert db_nic.mac == db_mac
+
+
+def test_register_all_reassigns_without_chains(two_vms: Recovered) -> None:
+    e, r = two_vms.engine, two_vms
+    _squat(r, r.old_macs["nic1"])
+    reports = e.recovery.register_all(r.sd1.id, RegistrationOptions(reassign_bad_macs=True))
+    assert [(x.name, x.outcome) for x in reports] == [(n, "registered") for n in ("tmpl", "app", "db")]
+    assert [len(x.reassigned_macs) for x in reports] == [0, 1, 0]
+    (db_nic,) = e.inv.nics.list(r.ids["db"])
+    assert db_nic.mac == r.old_macs["db/eth0"]
 
 
 def test_a_mac_outside_the_pool_is_refused(recovered: Recovered) -> None:
@@ -196,8 +271,8 @@ def test_clone_registers_a_copy_with_new_ids_and_macs(recovered: Recovered) -> N
     clone = e.inv.vms.get(report.registered_id)
     assert clone.name == "app2"
     (nic,) = e.inv.nics.list(clone.id)
-    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], None)], "a clone never reuses a MAC"
     assert nic.mac is not None
+    assert report.reassigned_macs == [("nic1", recovered.old_macs["nic1"], nic.mac)], "a clone never reuses a MAC"
     with pytest.raises(NotFound, match="does not exist"):
         e.inv.vms.get(recovered.ids["app"])
 
@@ -267,3 +342,99 @@ def test_a_domain_of_another_data_center_is_not_used_for_disks(recovered: Recove
         e.recovery.register(
             recovered.sd1.id, recovered.ids["app"], RegistrationOptions(cluster_mappings={"Default": "other-cluster"})
         )
+
+
+def _lun_of(r: Recovered) -> Disk:
+    e = r.engine
+    (lun,) = [
+        d for d in (e.inv.disks.get(a.disk_id) for a in e.inv.attachments.list(r.ids["app"]))
+        if d.storage_type is DiskStorageType.LUN
+    ]  # fmt: skip
+    return lun
+
+
+def test_a_direct_lun_comes_back_with_its_paths_vendor_product_serial_and_size(recovered: Recovered) -> None:
+    _register_template(recovered)
+    recovered.engine.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+    lun = _lun_of(recovered)
+    assert (lun.lun_id, lun.lun_vendor, lun.lun_product, lun.lun_serial, lun.provisioned_size) == (
+        "36001405aabbcc", "LIO-ORG", "app", "SLIO-ORG_app_aabbcc", GIB,
+    )  # fmt: skip
+    assert lun.lun_connections == [
+        LunConnection(address="10.1.1.1", port="3260", target="iqn.2024-01.site-a:app", portal="1")
+    ]
+
+
+def test_a_lun_mapping_gives_the_target_lun_and_its_paths(recovered: Recovered) -> None:
+    _register_template(recovered)
+    path = LunConnection(address="10.2.2.2", port="3260", target="iqn.2024-01.site-b:app", portal="1")
+    mapping = LunMapping("36001405bbbbbb", (path,))
+    options = RegistrationOptions(lun_mappings={"36001405aabbcc": mapping})
+    report = recovered.engine.recovery.register(recovered.sd1.id, recovered.ids["app"], options)
+    lun = _lun_of(recovered)
+    assert (lun.lun_id, lun.lun_connections, lun.lun_serial) == ("36001405bbbbbb", [path], "SLIO-ORG_app_aabbcc")
+    assert report.disk_reports == [
+        (lun.id, "LUN 36001405aabbcc mapped to 36001405bbbbbb (ISCSI 10.2.2.2:3260 iqn.2024-01.site-b:app)")
+    ]
+
+
+def test_a_lun_that_cannot_be_mapped_is_refused_or_dropped_under_partial_import(recovered: Recovered) -> None:
+    e = recovered.engine
+    _register_template(recovered)
+    # The LUN is taken here already, by a disk of another VM.
+    e.inv.disks.add(
+        Disk(alias="other", provisioned_size=GIB, storage_type=DiskStorageType.LUN, lun_id="36001405aabbcc")
+    )
+    with pytest.raises(
+        RegistrationRefused, match=r"LUN 36001405aabbcc is already used by disk .*allow a partial import"
+    ):
+        e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions())
+    report = e.recovery.register(recovered.sd1.id, recovered.ids["app"], RegistrationOptions(allow_partial_import=True))
+    assert report.outcome == "registered"
+    (dropped,) = report.dropped_disks
+    ((disk_id, detail),) = report.disk_reports
+    assert disk_id == dropped
+    assert detail.startswith("dropped: LUN 36001405aabbcc is already used by disk ")
+    assert any("direct LUN disk 'app_lun'" in w and "dropped" in w for w in report.warnings)
+    aliases = {e.inv.disks.get(a.disk_id).alias for a in e.inv.attachments.list(recovered.ids["app"])}
+    assert aliases == {"app_disk0", "app_disk1"}
+
+
+@pytest.fixture(params=["newer", "lost"])
+def chain_differs(
+    request: pytest.FixtureRequest,
+    database: Database,
+    empty_db_url: str,
+    agent_factory: Callable[..., AgentProcess],
+    tmp_path: Path,
+) -> Iterator[tuple[str, Recovered]]:
+    result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True, chain=request.param)
+    yield request.param, result
+    result.engine.close()
+
+
+def test_a_chain_that_differs_from_storage_registers_what_is_consistent(chain_differs: tuple[str, Recovered]) -> None:
+    case, r = chain_differs
+    e = r.engine
+    _register_template(r)
+    disk0, leaf = r.ids["disk0"], r.ids["disk0_leaf"]
+    if case == "lost":
+        with pytest.raises(RegistrationRefused, match=f"newest volume.*{leaf}.*allow a partial import"):
+            e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions())
+        options = RegistrationOptions(allow_partial_import=True)
+    else:
+        options = RegistrationOptions()
+    report = e.recovery.register(r.sd1.id, r.ids["app"], options)
+    assert report.outcome == "registered"
+    assert report.dropped_disks == []
+    ((disk_id, detail),) = report.disk_reports
+    assert disk_id == disk0
+    chain = [v.id for v in e.inv.disks.get(disk0).chain()]
+    if case == "newer":
+        assert chain[-2:] == [leaf, NEWER], "the layer the VM was writing to joins the chain"
+        assert "newer than the OVF" in detail
+    else:
+        assert leaf not in chain
+        assert len(chain) == 1
+        assert f"registered with 1 of 2 volume(s), up to {chain[0]}" in detail
+        assert str(leaf) in detail

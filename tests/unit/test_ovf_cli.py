@@ -41,6 +41,8 @@ def test_show_json_has_what_recovery_needs(tmp_path: Path) -> None:
         "format": "cow",
         "size_gib": 12.0,
         "volumes": 2,
+        "volume_ids": ["00000000-0000-0000-0000-000000000014", "00000000-0000-0000-0000-000000000015"],
+        "lun": None,
     }
     assert lun["format"] == "lun"
     assert lun["volume_id"] is None

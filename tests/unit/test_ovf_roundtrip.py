@@ -16,6 +16,7 @@ from ovfstore.model import (
     DiskAttachment,
     DisplayType,
     GraphicsType,
+    LunConnection,
     Nic,
     OvfData,
     OvfDisk,
@@ -48,6 +49,10 @@ PARTLY_CARRIED = {
     "VmBase.display_type": "VNC is oVirt's old name for CIRRUS, both code 0: it reads back as CIRRUS",
     "Disk.provisioned_size": "an image disk's is its leaf volume's capacity; a direct LUN's is ovf:capacity",
     "Disk.lun_id": "direct LUN disks only",
+    "Disk.lun_vendor": "direct LUN disks only",
+    "Disk.lun_product": "direct LUN disks only",
+    "Disk.lun_serial": "direct LUN disks only",
+    "Disk.lun_connections": "direct LUN disks only",
     "OvfData.data_center_id": "on image disk items only (rasd:StoragePoolId): lost for diskless entities",
     "OvfData.template_name": "VMs only (TemplateName); a template has none",
     "OvfData.base_template_name": "templates only, as BaseTemplateName (ignored by oVirt)",
@@ -79,6 +84,7 @@ MODEL = [
     Vm,
     Template,
     Disk,
+    LunConnection,
     Volume,
     DiskAttachment,
     Nic,
@@ -169,6 +175,8 @@ def _mutated(value: Any, field_name: str) -> Any:
         return "56:6f:00:00:00:99"
     if isinstance(value, list) and field_name == "graphics":
         return [GraphicsType.VNC, *value] if GraphicsType.VNC not in value else [*value[::-1], GraphicsType.SPICE]
+    if isinstance(value, list) and field_name == "lun_connections":
+        return [*value, LunConnection(address="10.0.0.9", port="3261", target="iqn.2024-01.example:t9", portal="2")]
     if isinstance(value, list):
         return [*value, uuid4() if field_name == "domain_ids" else "another"]
     if value is None:
@@ -186,6 +194,7 @@ def _homes(data: OvfData) -> dict[str, Any]:
         "Template": data.entity,
         "Disk": image.disk,
         "LunDisk": lun.disk,
+        "LunConnection": lun.disk.lun_connections[0],
         "Volume": image.disk.volumes[0] if image.disk.volumes else None,
         "DiskAttachment": image.attachment,
         "Nic": data.nics[0].nic,
@@ -208,7 +217,7 @@ _MUTABLE_FIELDS = {
 def test_changing_a_carried_field_changes_the_document_and_reads_back(field: str) -> None:
     owner, _, name = field.partition(".")
     data = fixed_sample(_MUTABLE_FIELDS[field])
-    home = "LunDisk" if field in ("Disk.provisioned_size", "Disk.lun_id") else owner
+    home = "LunDisk" if field in ("Disk.provisioned_size", "Disk.lun_id") or field.startswith("Disk.lun_") else owner
     target = _homes(data)[home]
     before = write_ovf(data)
     new = _mutated(getattr(target, name), name)

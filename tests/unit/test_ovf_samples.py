@@ -20,6 +20,7 @@ from ovfstore.model import (
     DiskStorageType,
     DisplayType,
     GraphicsType,
+    LunConnection,
     Nic,
     NicInterface,
     OriginType,
@@ -91,6 +92,16 @@ def image_disk(draw: st.DrawFn, entity_id: UUID) -> OvfDisk:
     return OvfDisk(disk=disk, attachment=draw(attachment(entity_id, disk_id)))
 
 
+lun_connections = st.builds(
+    LunConnection,
+    address=text,
+    port=text,
+    target=text,
+    portal=text,
+    storage_type=st.sampled_from(["ISCSI", "FCP"]),
+)
+
+
 @st.composite
 def lun_disk(draw: st.DrawFn, entity_id: UUID) -> OvfDisk:
     disk = Disk(
@@ -102,6 +113,10 @@ def lun_disk(draw: st.DrawFn, entity_id: UUID) -> OvfDisk:
         wipe_after_delete=draw(st.booleans()),
         storage_type=DiskStorageType.LUN,
         lun_id=draw(names),
+        lun_vendor=draw(text),
+        lun_product=draw(text),
+        lun_serial=draw(text),
+        lun_connections=draw(st.lists(lun_connections, max_size=2)),
         creation_date=draw(dates),
     )
     return OvfDisk(disk=disk, attachment=draw(attachment(entity_id, disk.id)))
@@ -290,6 +305,12 @@ def fixed_sample(kind: str) -> OvfData:
         provisioned_size=5 * GIB,
         storage_type=DiskStorageType.LUN,
         lun_id="36001405bb1b5071cfb44a4e9576aef7c",
+        lun_vendor="LIO-ORG",
+        lun_product="lun1",
+        lun_serial="SLIO-ORG_lun1_bb1b5071-cfb4-4a4e-9576-aef7c",
+        lun_connections=[
+            LunConnection(address="10.35.1.2", port="3260", target="iqn.2003-01.org.linux-iscsi.storage:t1", portal="1")
+        ],
         creation_date=WHEN,
     )
     return OvfData(

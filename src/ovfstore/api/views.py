@@ -258,11 +258,25 @@ def disk(d: Disk, *, store: StoreStatus | None = None, domain_id: UUID | None = 
         "storage_type": d.storage_type.value,
         "total_size": d.actual_size,
         "wipe_after_delete": d.wipe_after_delete,
-        "lun_storage": {"logical_units": {"logical_unit": [{"id": d.lun_id}]}} if d.lun_id else None,
+        "lun_storage": _lun_storage(d) if d.lun_id else None,
         "storage_domains": {"storage_domain": [ref("storagedomains", i) for i in d.domain_ids]}
         if d.domain_ids
         else None,
     }
+
+
+def _lun_storage(d: Disk) -> Node:
+    """A direct LUN as oVirt's API shows it: one logical unit per path (one without a path)."""
+    unit: Node = {"id": d.lun_id, "vendor_id": d.lun_vendor or None, "product_id": d.lun_product or None,
+                  "serial": d.lun_serial or None, "size": d.provisioned_size}  # fmt: skip
+    paths = d.lun_connections or []
+    units = [
+        {**unit, "address": c.address or None, "port": int(c.port) if c.port.isdigit() else None,
+         "target": c.target or None, "portal": c.portal or None}
+        for c in paths
+    ] or [unit]  # fmt: skip
+    kind = (paths[0].storage_type if paths else "ISCSI").lower()
+    return {"type": kind, "logical_units": {"logical_unit": units}}
 
 
 def store_text(store: StoreStatus | None, domain_id: UUID) -> str:

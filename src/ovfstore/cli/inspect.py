@@ -103,5 +103,12 @@ def _print(report: DomainReport) -> None:
         for disk in entity.disks:
             where = "present" if disk.present else "NOT on this domain"
             click.echo(f"      disk {disk.disk_id}: {len(disk.volume_ids)} volume(s), {where}")
+        for lun in entity.luns:
+            paths = "; ".join(f"{c.storage_type} {c.address}:{c.port} {c.target}" for c in lun.connections)
+            click.echo(
+                f"      direct LUN disk {lun.disk_id}: LUN {lun.lun_id or '(no id)'}, {lun.size} bytes, "
+                f"{lun.vendor or '-'} {lun.product or '-'} serial {lun.serial or '-'}, "
+                f"paths: {paths or 'none recorded'}"
+            )
         for error in entity.errors:
             click.echo(f"      error: {_one_line(error)}")

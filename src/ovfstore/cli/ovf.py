@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from typing import Any
 
 import click
 
-from ovfstore.model import GIB, OvfData, Vm
+from ovfstore.model import GIB, Disk, DiskStorageType, OvfData, Vm
 
 
 @click.group()
@@ -68,6 +69,8 @@ def summarise(data: OvfData, warnings: list[str]) -> dict[str, Any]:
                 "format": d.disk.leaf.format.value if d.disk.leaf else d.disk.storage_type.value,
                 "size_gib": round(d.disk.provisioned_size / GIB, 3),
                 "volumes": len(d.disk.volumes),
+                "volume_ids": [str(v.id) for v in d.disk.chain() or d.disk.volumes],
+                "lun": _lun(d.disk) if d.disk.storage_type is DiskStorageType.LUN else None,
             }
             for d in data.disks
         ],
@@ -77,6 +80,14 @@ def summarise(data: OvfData, warnings: list[str]) -> dict[str, Any]:
         ],
         "warnings": warnings,
     }
+
+
+def _lun(disk: Disk) -> dict[str, Any]:
+    return {
+        "lun_id": disk.lun_id, "vendor": disk.lun_vendor, "product": disk.lun_product, "serial": disk.lun_serial,
+        "size": disk.provisioned_size,
+        "connections": [dataclasses.asdict(c) for c in disk.lun_connections],
+    }  # fmt: skip
 
 
 def _print(summary: dict[str, Any]) -> None:
@@ -104,6 +115,17 @@ def _print(summary: dict[str, Any]) -> None:
                 f"{d['size_gib']:g}",
             )
         console.print(disks)
+    for d in summary["disks"]:
+        lun = d["lun"]
+        if lun is not None:
+            console.print(
+                f"  direct LUN {d['disk_id']}: LUN {lun['lun_id'] or '-'}, vendor {lun['vendor'] or '-'}, "
+                f"product {lun['product'] or '-'}, serial {lun['serial'] or '-'}, {lun['size']} bytes"
+            )
+            for c in lun["connections"]:
+                console.print(
+                    f"    path {c['storage_type']} {c['address']}:{c['port']} {c['target']} portal {c['portal']}"
+                )
     if summary["nics"]:
         nics = Table("nic", "mac", "network", "profile")
         for n in summary["nics"]:

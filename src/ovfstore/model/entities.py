@@ -165,6 +165,18 @@ class Volume:
 
 
 @dataclass(kw_only=True, slots=True)
+class LunConnection:
+    """One path to a direct LUN: the storage server connection oVirt records with the LUN (its
+    `StorageServerConnections`), written in the OVF as a `<Connection>` of the LUN's disk."""
+
+    address: str  # the iSCSI portal's address (oVirt's `connection`); "" for Fibre Channel
+    port: str = ""  # the iSCSI port, as text ("3260"), as oVirt keeps it
+    target: str = ""  # the iSCSI target name (IQN)
+    portal: str = ""  # the target portal group tag
+    storage_type: str = "ISCSI"  # oVirt's StorageType name: ISCSI, FCP
+
+
+@dataclass(kw_only=True, slots=True)
 class Disk:
     """A disk (oVirt: an image group): its volume chain lives on each domain listed in `domain_ids`.
 
@@ -181,6 +193,11 @@ class Disk:
     status: DiskStatus = DiskStatus.OK
     storage_type: DiskStorageType = DiskStorageType.IMAGE
     lun_id: str | None = None  # direct LUN disks only
+    # Direct LUN disks only: what identifies the LUN beyond its id, and the paths to it.
+    lun_vendor: str = ""
+    lun_product: str = ""
+    lun_serial: str = ""
+    lun_connections: list[LunConnection] = field(default_factory=list)
     domain_ids: list[UUID] = field(default_factory=list)
     volumes: list[Volume] = field(default_factory=list)
     creation_date: datetime = field(default_factory=utcnow)

@@ -16,6 +16,7 @@ streams past, leaving only a small report per entity.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from ovfstore.model import DiskStorageType, EntityType, TemplateStatus, VmStatus
+from ovfstore.model import DiskStorageType, EntityType, LunConnection, TemplateStatus, VmStatus
 from ovfstore.ovf import OvfError, read_ovf
 from ovfstore.storage.backend import VolumeBackend
 from ovfstore.storage.block.tags import MD_PREFIX, decode_value
@@ -69,12 +70,33 @@ class DiskReport:
 
 
 @dataclass(slots=True)
+class LunReport:
+    """A direct LUN disk: on no domain, so only what the OVF says about it."""
+
+    disk_id: UUID
+    lun_id: str | None
+    size: int
+    vendor: str
+    product: str
+    serial: str
+    connections: list[LunConnection]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "disk_id": str(self.disk_id), "lun_id": self.lun_id, "size": self.size, "vendor": self.vendor,
+            "product": self.product, "serial": self.serial,
+            "connections": [dataclasses.asdict(c) for c in self.connections],
+        }  # fmt: skip
+
+
+@dataclass(slots=True)
 class EntityReport:
     id: UUID  # from the store member's name (or the legacy directory's), which is what recovery keys on
     name: str | None = None  # None: the OVF could not be read
     type: EntityType | None = None
     status: str | None = None
     disks: list[DiskReport] = field(default_factory=list)
+    luns: list[LunReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unregistered: bool = False  # stored after metadata.json: found on the domain, never registered
 
@@ -114,6 +136,7 @@ class DomainReport:
                         {"disk_id": str(d.disk_id), "volume_ids": [str(v) for v in d.volume_ids], "present": d.present}
                         for d in e.disks
                     ],
+                    "luns": [lun.to_json() for lun in e.luns],
                     "errors": e.errors,
                 }
                 for e in self.entities
@@ -427,8 +450,14 @@ def _entity(entity_id: UUID, document: bytes, images: dict[UUID, set[UUID]]) -> 
         entity.errors.append(f"its OVF describes entity {data.id}, yet it is stored as {entity_id}.ovf")
     for ovf_disk in data.disks:
         disk = ovf_disk.disk
-        if disk.storage_type is not DiskStorageType.IMAGE:
-            continue  # a direct LUN lives on no storage domain
+        if disk.storage_type is not DiskStorageType.IMAGE:  # a direct LUN lives on no storage domain
+            entity.luns.append(
+                LunReport(
+                    disk.id, disk.lun_id, disk.provisioned_size, disk.lun_vendor, disk.lun_product, disk.lun_serial,
+                    list(disk.lun_connections),
+                )
+            )  # fmt: skip
+            continue
         volume_ids = tuple(v.id for v in disk.volumes)
         on_domain = images.get(disk.id)
         present = bool(volume_ids) and on_domain is not None and set(volume_ids) <= on_domain

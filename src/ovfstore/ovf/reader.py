@@ -32,6 +32,7 @@ from ovfstore.model import (
     DiskStorageType,
     DisplayType,
     GraphicsType,
+    LunConnection,
     Nic,
     NicInterface,
     OriginType,
@@ -76,6 +77,7 @@ from ovfstore.ovf.vocabulary import (
     USB_POLICY_BY_TEXT,
     VOLUME_FORMAT_BY_TEXT,
     VOLUME_TYPE_BY_TEXT,
+    XSI_URI,
     parse_date,
 )
 
@@ -136,6 +138,9 @@ R_LINKED = _rasd("Linked")
 R_USB_POLICY = _rasd("UsbPolicy")
 
 _NULL = str(NULL_UUID)
+# oVirt writes a LUN connection's storage type and portal in the XML Schema instance namespace.
+_XSI_STORAGE_TYPE = f"{{{XSI_URI}}}storage_type"
+_XSI_PORTAL = f"{{{XSI_URI}}}portal"
 _T = TypeVar("_T")
 _BOOT = {int(b): b for b in BootSequence}
 _BOOLS: dict[str | None, bool] = {"true": True, "false": False, "True": True, "False": False}
@@ -160,7 +165,9 @@ class _Attrs:
         self.shareable, self.pass_discard, self.plugged = q + "shareable", q + "pass-discard", q + "plugged"
         self.alias, self.description = q + "disk-alias", q + "disk-description"
         self.wipe, self.lun_id = q + "wipe-after-delete", q + "lun_id"
-        self.device_size = q + "device_size"
+        self.device_size, self.capacity_units = q + "device_size", q + "capacityAllocationUnits"
+        self.lun_vendor, self.lun_product, self.lun_serial = q + "lun_vendor_id", q + "lun_product_id", q + "lun_serial"
+        self.connection, self.port, self.iqn = q + "connection", q + "port", q + "iqn"
 
 
 _ATTRS: dict[str, _Attrs] = {}
@@ -524,40 +531,58 @@ class _Reader:
 
     def volume_descriptions(
         self, references: Node | None, disk_section: Node | None
-    ) -> tuple[dict[UUID, _Vol], dict[UUID, Mapping[str, str] | None]]:
+    ) -> tuple[dict[UUID, _Vol], dict[UUID, Node | None]]:
         """Volumes by id (in document order) from References and the DiskSection; LUN disks by disk id.
 
-        Volumes keep the attributes of their `File` and `Disk` elements; LUN disks those of their `Disk`.
+        Volumes keep the attributes of their `File` and `Disk` elements; LUN disks their `Disk` element.
+        A `File` or `fileRef` naming the volume alone (virt-v2v's oVirt flavour, oVirt's OVAs) leaves the
+        disk to the `Disk`'s `ovf:diskId`: that is an image disk, not a LUN. A LUN's `Disk` says so with
+        `ovf:lun_id`, with a `File` of `disk_storage_type` LUN, or by naming itself in `ovf:fileRef`.
         """
         a = self.a
         vols: dict[UUID, _Vol] = {}
-        luns: dict[UUID, Mapping[str, str] | None] = {}
+        luns: dict[UUID, Node | None] = {}
+        lun_files: set[str] = set()
+        bare_files: dict[str, Mapping[str, str]] = {}  # Files naming a volume alone, by that volume id
         for tag, _, file, _ in references[3] if references is not None else ():
             if tag != "File":
                 continue
             href = file.get(a.href, "")
             if file.get(a.storage_type) == "LUN":
+                lun_files.add(href.partition("/")[0] or file.get(a.id, ""))
                 lun = self.uuid(href.partition("/")[0] or file.get(a.id, ""), "LUN disk id")
                 if lun is not None:
                     luns[lun] = None
                     self.disk_order.setdefault(lun)
                 continue
+            if href and "/" not in href:
+                bare_files[href] = file
+                continue
             vol = self.place(vols, self.split_ref(href, "File href"), "File href")
             if vol is not None:
                 vol.file = file
-        for tag, _, disk, _ in disk_section[3] if disk_section is not None else ():
+        for node in disk_section[3] if disk_section is not None else ():
+            tag, _, disk, _ = node
             if tag != "Disk":
                 continue
             ref = disk.get(a.file_ref, "")
-            if disk.get(a.lun_id) is not None or (ref and "/" not in ref):
-                lun = self.uuid(disk.get(a.disk_id) or ref, "LUN disk id")
+            named = disk.get(a.disk_id, "")
+            if disk.get(a.lun_id) is not None or ref in lun_files or (ref and "/" not in ref and ref == named):
+                lun = self.uuid(named or ref, "LUN disk id")
                 if lun is not None:
-                    luns[lun] = disk
+                    luns[lun] = node
                     self.disk_order.setdefault(lun)
                 continue
-            vol = self.place(vols, self.split_ref(ref, "Disk fileRef"), "Disk fileRef")
+            if ref and "/" not in ref:
+                # The volume alone in fileRef, its disk in diskId.
+                disk_id, volume_id = self.uuid(named, "Disk diskId"), self.uuid(ref, "Disk fileRef")
+                vol = self.place(vols, (disk_id, volume_id) if disk_id and volume_id else None, "Disk diskId")
+                if vol is not None:
+                    vol.file = vol.file or bare_files.get(ref)
+            else:
+                vol = self.place(vols, self.split_ref(ref, "Disk fileRef"), "Disk fileRef")
             if vol is None:
-                volume_id = self.uuid(disk.get(a.disk_id, ""), "Disk diskId")
+                volume_id = self.uuid(named, "Disk diskId")
                 vol = vols.get(volume_id) if volume_id is not None else None
             if vol is None:
                 self.warn(f"Disk {disk.get(a.disk_id)!r} names no volume of a known disk: ignored")
@@ -579,7 +604,7 @@ class _Reader:
         vol.item = f
         vol.storage_ids = [text for tag, text, _, _ in item[3] if tag == R_STORAGE_ID and text]
 
-    def disks(self, data: OvfData, vols: dict[UUID, _Vol], luns: dict[UUID, Mapping[str, str] | None]) -> list[OvfDisk]:
+    def disks(self, data: OvfData, vols: dict[UUID, _Vol], luns: dict[UUID, Node | None]) -> list[OvfDisk]:
         by_disk: dict[UUID, list[_Vol]] = {}
         for vol in vols.values():
             by_disk.setdefault(vol.disk_id, []).append(vol)
@@ -617,7 +642,7 @@ class _Reader:
         attachment.active = self.bool_(get(a.plugged), "ovf:plugged", True)
         return attachment
 
-    def lun_disk(self, entity: Vm | Template, disk_id: UUID, element: Mapping[str, str] | None) -> OvfDisk:
+    def lun_disk(self, entity: Vm | Template, disk_id: UUID, node: Node | None) -> OvfDisk:
         disk = Disk(
             id=disk_id,
             alias="",
@@ -625,13 +650,30 @@ class _Reader:
             storage_type=DiskStorageType.LUN,
             creation_date=entity.creation_date,
         )
+        element = node[2] if node is not None else None
         attachment = self.disk_common(disk, entity.id, element)
-        if element is not None:
-            disk.lun_id = element.get(self.a.lun_id) or None
-            disk.provisioned_size = self.int_(element.get(self.a.capacity), "ovf:capacity", 0)
+        if node is not None and element is not None:
+            a = self.a
+            disk.lun_id = element.get(a.lun_id) or None
+            disk.provisioned_size = self.int_(element.get(a.capacity), "ovf:capacity", 0)
             if not disk.provisioned_size:
                 # Engines around 4.1 wrote the LUN size in GiB.
-                disk.provisioned_size = self.int_(element.get(self.a.device_size), "ovf:device_size", 0) * GIB
+                disk.provisioned_size = self.int_(element.get(a.device_size), "ovf:device_size", 0) * GIB
+            disk.lun_vendor = element.get(a.lun_vendor, "")
+            disk.lun_product = element.get(a.lun_product, "")
+            disk.lun_serial = element.get(a.lun_serial, "")
+            for tag, _, c, _ in node[3]:
+                if local_name(tag) != "Connection":
+                    continue
+                disk.lun_connections.append(
+                    LunConnection(
+                        address=c.get(a.connection, ""),
+                        port=c.get(a.port, ""),
+                        target=c.get(a.iqn, ""),
+                        portal=c.get(_XSI_PORTAL, ""),
+                        storage_type=c.get(_XSI_STORAGE_TYPE) or "ISCSI",
+                    )
+                )
         if disk.lun_id is None:
             self.warn(f"direct LUN disk {disk_id} has no ovf:lun_id")
         return OvfDisk(disk=disk, attachment=attachment)
@@ -679,7 +721,9 @@ class _Reader:
                 self.warn(f"volume {v.id} type {vtype!r} is unknown: assumed SPARSE")
             capacity = element.get(a.capacity)
             if capacity:
-                volume.capacity = self.int_(capacity, "ovf:capacity", 0)
+                # oVirt's OVAs give the capacity in GiB, with ovf:capacityAllocationUnits="byte * 2^30".
+                unit = self.allocation_unit(element.get(a.capacity_units))
+                volume.capacity = self.int_(capacity, "ovf:capacity", 0) * unit
             else:
                 volume.capacity = self.int_(element.get(a.size), "ovf:size", 0, missing_warns=True) * GIB
             snapshot = element.get(a.snapshot)
@@ -696,6 +740,23 @@ class _Reader:
                 volume.parent_id = None if parent_text == _NULL else self.uuid(parent_text, "rasd:Parent")
             volume.creation_date = self.date(item.get(R_CREATION_DATE), "rasd:CreationDate", volume.creation_date)
         return volume
+
+    def allocation_unit(self, text: str | None) -> int:
+        """The bytes of a DMTF programmatic unit such as `byte * 2^30` (DSP0004 annex C.1); 1 when absent."""
+        if not text:
+            return 1
+        factors = [f.strip() for f in text.split("*")]
+        unit = 1
+        if factors[0] == "byte":
+            for factor in factors[1:]:
+                base, _, power = factor.partition("^")
+                if not _is_number(base) or (power and not _is_number(power)) or len(power) > 2:
+                    break
+                unit *= int(base) ** int(power or 1)
+            else:
+                return unit
+        self.warn(f"ovf:capacityAllocationUnits {text!r} is not understood: the capacity is read as bytes")
+        return 1
 
     def nic(self, entity_id: UUID, f: dict[str, str | None], index: int, is_vm: bool) -> OvfNic:
         instance = f.get(R_INSTANCE_ID) or f.get(R_INSTANCE_ID_DMTF) or ""

@@ -7,7 +7,8 @@ order follows oVirt's `OvfWriter` family; output is a pure function of the argum
 random ids), so the same entity at the same generation always gives the same bytes.
 
 Beyond what oVirt writes, each disk carries `ovf:capacity` (its exact virtual size in bytes, as virt-v2v
-writes it for oVirt), a template version its `BaseTemplateName`, and a template its NICs' MAC addresses and
+writes it for oVirt), a direct LUN its vendor, product and serial (`ovf:lun_vendor_id`, `ovf:lun_product_id`,
+`ovf:lun_serial`), a template version its `BaseTemplateName`, and a template its NICs' MAC addresses and
 affinity names; oVirt's readers ignore what they do not know, and ours get exact round trips.
 """
 
@@ -178,8 +179,19 @@ def _disk_section(out: list[str], data: OvfData) -> None:
             out.append(
                 f'<Disk ovf:diskId="{disk.id}" ovf:fileRef="{disk.id}" {common} ovf:scsi_reservation="false" '
                 f'ovf:plugged="{_bool(att.active)}" ovf:lun_id="{(disk.lun_id or "").translate(_ATTR)}" '
-                f'{names} ovf:capacity="{disk.provisioned_size}"/>'
+                f'{names} ovf:capacity="{disk.provisioned_size}" '
+                f'ovf:lun_vendor_id="{disk.lun_vendor.translate(_ATTR)}" '
+                f'ovf:lun_product_id="{disk.lun_product.translate(_ATTR)}" '
+                f'ovf:lun_serial="{disk.lun_serial.translate(_ATTR)}">'
             )
+            # oVirt's OvfOvirtWriter: one Connection per path, the storage type and portal in xsi:.
+            for c in disk.lun_connections:
+                out.append(
+                    f'<Connection ovf:connection="{c.address.translate(_ATTR)}" '
+                    f'ovf:iqn="{c.target.translate(_ATTR)}" ovf:port="{c.port.translate(_ATTR)}" '
+                    f'xsi:storage_type="{c.storage_type.translate(_ATTR)}" xsi:portal="{c.portal.translate(_ATTR)}"/>'
+                )
+            out.append("</Disk>")
             continue
         own = {v.id for v in disk.volumes}
         for v in disk.volumes:

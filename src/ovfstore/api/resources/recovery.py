@@ -24,7 +24,8 @@ from ovfstore.engine.recovery import (
     UnregisteredEntity,
     VnicProfileMapping,
 )
-from ovfstore.model import EntityType, Template, Vm
+from ovfstore.engine.recovery.options import LunMapping
+from ovfstore.model import EntityType, LunConnection, Template, Vm
 
 
 def recovery_service(call: Call) -> RecoveryService:
@@ -136,6 +137,25 @@ def _lun_id(disk: Body | None) -> str | None:
     return disk.attr("id")
 
 
+def _lun_paths(disk: Body | None) -> tuple[LunConnection, ...]:
+    """The paths to a mapping's target LUN, as the SDK sends them (the Ansible role's `dr_lun_mappings`):
+    `<lun_storage><type>iscsi</type><logical_units><logical_unit><address>...`."""
+    if disk is None:
+        return ()
+    kind = (disk.text("lun_storage/type") or "iscsi").upper()
+    paths = []
+    for unit in disk.findall("lun_storage/logical_units/logical_unit"):
+        address, target = unit.text("address") or "", unit.text("target") or ""
+        if address or target or kind == "FCP":
+            paths.append(
+                LunConnection(
+                    address=address, port=unit.text("port") or "", target=target, portal=unit.text("portal") or "",
+                    storage_type=kind,
+                )
+            )  # fmt: skip
+    return tuple(paths)
+
+
 def options_from(call: Call, body: Body) -> RegistrationOptions:
     """oVirt's register parameters as the recovery service's `RegistrationOptions`."""
     inv = call.engine.inventory
@@ -165,12 +185,12 @@ def options_from(call: Call, body: Body) -> RegistrationOptions:
                 m.id("target_vnic_profile"),
             )
         )
-    luns: dict[str, str] = {}
+    luns: dict[str, str | LunMapping] = {}
     for m in body.findall(f"{conf}/lun_mappings/registration_lun_mapping"):
         source, target = _lun_id(m.find("from")), _lun_id(m.find("to"))
         if not source or not target:
             raise InvalidInput("<registration_lun_mapping> needs the LUN ids of <from> and <to>")
-        luns[source] = target
+        luns[source] = LunMapping(target, _lun_paths(m.find("to")))
     entity_body = body.find("vm") if body.has("vm") else body.find("template")
     return RegistrationOptions(
         clone=bool(body.bool("clone", False)),
@@ -205,6 +225,9 @@ def report_view(report: RegistrationReport) -> Node:
         "reason": report.reason,
         "renamed_from": report.renamed_from,
         "dropped_disks": {"disk": [views.ref("disks", d) for d in report.dropped_disks]},
+        "disk_reports": {
+            "disk_report": [{"disk": views.ref("disks", d), "detail": text} for d, text in report.disk_reports]
+        },
         "reassigned_macs": {
             "reassigned_mac": [{"nic": nic, "from": old, "to": new} for nic, old, new in report.reassigned_macs]
         },

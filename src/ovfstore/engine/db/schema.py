@@ -31,9 +31,9 @@ from sqlalchemy import (
     Uuid,
 )
 
-from ovfstore.engine.db.types import EnumListType, IntEnumType, LogicalUnitList, StrEnumType, UTCDateTime, UUIDList
+from ovfstore.engine.db.types import DataclassList, EnumListType, IntEnumType, StrEnumType, UTCDateTime, UUIDList
+from ovfstore.model import LogicalUnit, LunConnection, utcnow
 from ovfstore.model import enums as e
-from ovfstore.model import utcnow
 
 # Deterministic constraint names: migrations can then drop or alter them on both databases.
 metadata = MetaData(
@@ -102,7 +102,7 @@ storage_domains = Table(
     Column("path", String(1024), nullable=False, default=""),
     # Block domains: the volume group's UUID and the LUNs (JSON); "" and [] for file domains.
     Column("vg_uuid", String(64), nullable=False, default=""),
-    Column("logical_units", LogicalUnitList, nullable=False, default=list),
+    Column("logical_units", DataclassList(LogicalUnit), nullable=False, default=list),
     Column("description", String(TEXT), nullable=False, default=""),
     Column("comment", String(TEXT), nullable=False, default=""),
     Column("data_center_id", ForeignKey("data_centers.id"), nullable=True, index=True),
@@ -211,6 +211,11 @@ disks = Table(
     Column("storage_type", StrEnumType(e.DiskStorageType), nullable=False),
     Column("lun_id", String(NAME), nullable=True),
     Column("creation_date", UTCDateTime, nullable=False),
+    # Direct LUN disks: what identifies the LUN beyond its id, and its paths (migration 0008).
+    Column("lun_vendor", String(NAME), nullable=False, default=""),
+    Column("lun_product", String(NAME), nullable=False, default=""),
+    Column("lun_serial", String(NAME), nullable=False, default=""),
+    Column("lun_connections", DataclassList(LunConnection), nullable=False, default=list),
 )
 
 # Which domains hold a disk's volume chain (oVirt: image_storage_domain_map).

@@ -106,12 +106,17 @@ class UUIDList(TypeDecorator[list[Any]]):
         return [UUID(v) for v in value.split("\n") if v]
 
 
-class LogicalUnitList(TypeDecorator[list[Any]]):
-    """A block domain's LUNs (`model.LogicalUnit`) as one JSON array: a handful per domain, read and
-    written with the domain, never searched."""
+class DataclassList(TypeDecorator[list[Any]]):
+    """A short list of one model dataclass as a JSON array of objects, read and written with its row and
+    never searched: a block domain's LUNs (`model.LogicalUnit`), a direct LUN's paths
+    (`model.LunConnection`). Keys the dataclass does not know (written by a newer version) are dropped."""
 
     impl = Text
     cache_ok = True
+
+    def __init__(self, kind: type[Any]) -> None:
+        super().__init__()
+        self.kind = kind
 
     def process_bind_param(self, value: list[Any] | None, dialect: Dialect) -> str | None:
         import dataclasses
@@ -120,10 +125,14 @@ class LogicalUnitList(TypeDecorator[list[Any]]):
         return None if value is None else json.dumps([dataclasses.asdict(v) for v in value], sort_keys=True)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[Any] | None:
+        import dataclasses
         import json
-
-        from ovfstore.model import LogicalUnit
 
         if value is None:
             return None
-        return [LogicalUnit(**item) for item in json.loads(value or "[]")]
+        names = {f.name for f in dataclasses.fields(self.kind)}
+        return [
+            self.kind(**{k: v for k, v in item.items() if k in names})
+            for item in json.loads(value or "[]")
+            if isinstance(item, dict)
+        ]

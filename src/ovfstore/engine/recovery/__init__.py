@@ -8,6 +8,7 @@
 """
 
 from ovfstore.engine.recovery.options import (
+    LunMapping,
     RegistrationOptions,
     RegistrationRefused,
     RegistrationReport,
@@ -17,6 +18,7 @@ from ovfstore.engine.recovery.scan import ScanReport
 from ovfstore.engine.recovery.service import RecoveryService, UnregisteredDisk, UnregisteredEntity
 
 __all__ = [
+    "LunMapping",
     "RecoveryService",
     "RegistrationOptions",
     "RegistrationRefused",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from ovfstore.engine.errors import Conflict
-from ovfstore.model import EntityType
+from ovfstore.model import EntityType, LunConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,16 @@ class VnicProfileMapping:
     source_network: str
     source_profile: str
     target_profile_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class LunMapping:
+    """A direct LUN of the old site (by its LUN id) is `target_lun_id` here, reached through
+    `target_connections` (none given: the paths the OVF records are kept). The Ansible role's
+    `dr_lun_mappings` and the API's `<registration_lun_mapping>` both come to this."""
+
+    target_lun_id: str
+    target_connections: tuple[LunConnection, ...] = ()
 
 
 @dataclass(slots=True)
@@ -32,7 +42,8 @@ class RegistrationOptions:
     role_mappings: dict[str, str] = field(default_factory=dict)
     affinity_group_mappings: dict[str, str] = field(default_factory=dict)
     affinity_label_mappings: dict[str, str] = field(default_factory=dict)
-    lun_mappings: dict[str, str] = field(default_factory=dict)  # direct LUN id -> LUN id here
+    # Direct LUN id at the old site -> the LUN here: its id alone, or with the paths to it.
+    lun_mappings: dict[str, str | LunMapping] = field(default_factory=dict)
     domain_mappings: dict[str, str] = field(default_factory=dict)  # storage domain name -> name here
 
 
@@ -46,6 +57,8 @@ class RegistrationReport:
     renamed_from: str | None = None
     registered_id: UUID | None = None  # differs from entity_id only for a clone
     dropped_disks: list[UUID] = field(default_factory=list)
+    # Per disk that was not registered as the OVF describes it: (disk id, what happened), for the operator.
+    disk_reports: list[tuple[UUID, str]] = field(default_factory=list)
     reassigned_macs: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # NIC, old, new
     warnings: list[str] = field(default_factory=list)
 

@@ -9,6 +9,8 @@ entity is ordinary inventory, and the updater writes it into the stores of its d
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -19,20 +21,29 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import InvalidInput
 from ovfstore.engine.inventory import Inventory, lookups
 from ovfstore.engine.inventory.base import exists
-from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
+from ovfstore.engine.recovery.options import (
+    LunMapping,
+    RegistrationOptions,
+    RegistrationRefused,
+    RegistrationReport,
+)
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     Cluster,
     Disk,
     DiskAttachment,
+    DiskStorageType,
     DomainStatus,
     EntityType,
+    LunConnection,
     Nic,
     OvfData,
     Snapshot,
     Template,
     Vm,
     VmStatus,
+    Volume,
+    VolumeFormat,
 )
 
 
@@ -45,6 +56,31 @@ class _Context:
     data: OvfData
     options: RegistrationOptions
     cluster: Cluster
+    # MACs recorded in the OVFs of the data center's unregistered VMs, with the VMs recording each.
+    reserved: Mapping[str, set[UUID]]
+
+
+#: A NIC's MAC in any OVF dialect (`<rasd:MACAddress>`, whatever the prefix); read without parsing the
+#: document, because every unregistered OVF of the data center is scanned for each registration.
+_MAC_ELEMENT = re.compile(rb"MACAddress>\s*([0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5})\s*</")
+
+
+def reserved_macs(conn: Connection, data_center_id: UUID) -> dict[str, set[UUID]]:
+    """The MACs the unregistered VMs and templates of the data center's domains still record, each with
+    the entities recording it: a MAC handed out to a NIC now would force that entity's NIC to be
+    reassigned in turn when it is registered (docs/RECOVERY.md, "MAC addresses")."""
+    u, d = s.unregistered_entities, s.storage_domains
+    found: dict[str, set[UUID]] = {}
+    rows = conn.execute(
+        select(u.c.entity_id, u.c.ovf_data)
+        .select_from(u.join(d, u.c.domain_id == d.c.id))
+        .where(d.c.data_center_id == data_center_id)
+    )
+    for entity_id, document in rows:
+        for match in _MAC_ELEMENT.finditer(document or b""):
+            mac = match.group(1).decode().lower().replace("-", ":")
+            found.setdefault(mac, set()).add(entity_id)
+    return found
 
 
 @dataclass(slots=True)
@@ -69,9 +105,12 @@ class Registrar:
         data: OvfData,
         options: RegistrationOptions,
         planned: set[UUID] = frozenset(),  # type: ignore[assignment]
+        reserved: dict[UUID, dict[str, set[UUID]]] | None = None,
     ) -> Plan:
         """Check everything and work out what would be created; raise `RegistrationRefused` if it cannot
-        be. `planned` holds templates a dry run of "register everything" would have registered already."""
+        be. `planned` holds templates a dry run of "register everything" would have registered already;
+        `reserved` caches, per data center, the MACs of its unregistered entities (`reserved_macs`): "register
+        everything" reads them once, not once per entity."""
         original = data.entity
         report = RegistrationReport(original.id, original.name, data.entity_type, "would_register")
         entity = dataclasses.replace(original)
@@ -96,7 +135,10 @@ class Registrar:
             self._check_template(conn, data, entity, planned)
             self._check_name(conn, data, entity, cluster, report)
             plan = Plan(report, entity)
-            ctx = _Context(conn, domain_id, data, options, cluster)
+            cache = {} if reserved is None else reserved
+            if cluster.data_center_id not in cache:
+                cache[cluster.data_center_id] = reserved_macs(conn, cluster.data_center_id)
+            ctx = _Context(conn, domain_id, data, options, cluster, cache[cluster.data_center_id])
             self._plan_disks(ctx, plan)
             self._plan_nics(ctx, plan)
             self._plan_rest(ctx, plan)
@@ -195,9 +237,9 @@ class Registrar:
         for ovf_disk in data.disks:
             disk = dataclasses.replace(ovf_disk.disk, domain_ids=[], volumes=list(ovf_disk.disk.volumes))
             attachment = dataclasses.replace(ovf_disk.attachment, entity_id=plan.entity.id)
-            if disk.lun_id is not None:
-                disk.lun_id = options.lun_mappings.get(disk.lun_id, disk.lun_id)
-                plan.disks.append((disk, attachment, False))
+            if disk.storage_type is DiskStorageType.LUN:
+                if self._plan_lun(ctx, plan, disk):
+                    plan.disks.append((disk, attachment, exists(conn, dm, dm.c.id == disk.id)))
                 continue
             if exists(conn, dm, dm.c.id == disk.id):
                 if not disk.shareable:
@@ -218,22 +260,140 @@ class Registrar:
             ).all()
             wanted = {v.id for v in disk.volumes}
             present = [row.domain_id for row in found if wanted <= set(row.volume_ids)]
+            what = f"disk {disk.alias!r} ({disk.id})"
+            if not present and found:
+                # The OVF's chain and the volumes on storage differ (docs/RECOVERY.md, "When the chain differs").
+                problem = self._reconcile_chain(ctx, plan, disk, list(found[0].volume_ids))
+                if problem is None:
+                    disk.domain_ids = [found[0].domain_id]
+                    plan.disks.append((disk, attachment, False))
+                    continue
+                reason = f"{what}: {problem}"
+            elif not present:
+                reason = f"{what} is on no active domain of this data center"
             if not present:
                 if options.allow_partial_import:
                     plan.report.dropped_disks.append(disk.id)
-                    plan.report.warnings.append(f"disk {disk.alias!r} ({disk.id}) is on no attached domain: dropped")
+                    plan.report.disk_reports.append((disk.id, f"dropped: {reason.removeprefix(what + ': ')}"))
+                    plan.report.warnings.append(f"{reason}: dropped")
                     continue
                 raise RegistrationRefused(
-                    f"{_what(data)}: its disk {disk.alias!r} ({disk.id}) is on no active domain of this data center; "
-                    "attach the domain holding it, or allow a partial import"
+                    f"{_what(data)}: its {reason}; attach the domain holding it, or allow a partial import "
+                    "(the disk is then dropped, or registered with the part of its chain storage still has)"
                 )
             disk.domain_ids = present
+            self._newer_layers(plan, disk, next(r for r in found if r.domain_id == present[0]).volume_ids)
             plan.disks.append((disk, attachment, False))
+
+    def _reconcile_chain(self, ctx: _Context, plan: Plan, disk: Disk, on_storage: list[UUID]) -> str | None:
+        """Some volumes of the OVF's chain are not on storage. When what storage holds is the chain's base
+        part (the newest volumes were lost), the disk can be registered with that part under partial
+        import; the reason it cannot be registered otherwise."""
+        chain = disk.chain() or disk.volumes
+        held = set(on_storage)
+        kept = 0
+        while kept < len(chain) and chain[kept].id in held:
+            kept += 1
+        missing = [v.id for v in chain if v.id not in held]
+        lost = ", ".join(str(v) for v in missing)
+        if kept == 0 or any(v.id in held for v in chain[kept:]):
+            return f"volume(s) {lost} of its chain are not on storage and no base part of the chain is whole"
+        if not ctx.options.allow_partial_import:
+            return (
+                f"the newest volume(s) {lost} of its chain are not on storage (the disk could be registered from "
+                f"volume {chain[kept - 1].id}, losing what was written after)"
+            )
+        disk.volumes = chain[:kept]
+        disk.provisioned_size = disk.volumes[-1].capacity
+        note = (
+            f"registered with {kept} of {len(chain)} volume(s), up to {chain[kept - 1].id}: volume(s) {lost} "
+            "are not on storage, what was written into them is lost"
+        )
+        plan.report.disk_reports.append((disk.id, note))
+        plan.report.warnings.append(f"disk {disk.alias!r} ({disk.id}) {note}")
+        return None
+
+    def _newer_layers(self, plan: Plan, disk: Disk, on_storage: list[UUID]) -> None:
+        """Storage holds the OVF's chain and more on top of its leaf (the store was written before the last
+        snapshot): the newer volumes are the ones the VM was writing to, so they join the chain."""
+        chain = disk.chain() or disk.volumes
+        ids = [v.id for v in chain]
+        extra = [v for v in on_storage if v not in set(ids)]
+        if not extra:
+            return
+        if list(on_storage[: len(ids)]) != ids or not chain:
+            plan.report.disk_reports.append(
+                (
+                    disk.id,
+                    f"volume(s) {', '.join(map(str, extra))} on storage are not part of the chain: not registered",
+                )
+            )
+            return
+        leaf = chain[-1]
+        for volume_id in extra:
+            layer = Volume(
+                id=volume_id, disk_id=disk.id, parent_id=leaf.id, format=VolumeFormat.COW, capacity=leaf.capacity,
+                creation_date=leaf.creation_date,
+            )  # fmt: skip
+            disk.volumes.append(layer)
+            leaf = layer
+        plan.report.disk_reports.append(
+            (
+                disk.id,
+                f"volume(s) {', '.join(map(str, extra))} on storage are newer than the OVF (the store was written "
+                "before the last snapshot): registered on top of its chain, as the layers the VM was writing to",
+            )
+        )
+
+    def _plan_lun(self, ctx: _Context, plan: Plan, disk: Disk) -> bool:
+        """Map a direct LUN disk onto this site's LUN; False when it is dropped (partial import)."""
+        source = disk.lun_id
+        mapping = ctx.options.lun_mappings.get(source or "")
+        if isinstance(mapping, str):
+            mapping = LunMapping(mapping)
+        problem = None
+        if mapping is not None:
+            disk.lun_id = mapping.target_lun_id or None
+            if mapping.target_connections:
+                disk.lun_connections = list(mapping.target_connections)
+            if disk.lun_id is None:
+                problem = f"the LUN mapping for {source!r} names no target LUN"
+        elif not source:
+            problem = "its OVF names no LUN id, so nothing says which LUN it is"
+        if problem is None:
+            dm = s.disks
+            same = ctx.conn.execute(select(dm.c.shareable).where(dm.c.id == disk.id)).first()
+            other = ctx.conn.execute(
+                select(dm.c.id, dm.c.shareable).where(dm.c.lun_id == disk.lun_id, dm.c.id != disk.id)
+            ).first()
+            if same is not None and not (same.shareable and disk.shareable):
+                problem = "the disk already belongs to another VM here"
+            elif other is not None and not (other.shareable and disk.shareable):
+                problem = f"LUN {disk.lun_id} is already used by disk {other.id} here"
+        if problem is None:
+            if mapping is not None:
+                paths = ", ".join(_path(c) for c in disk.lun_connections) or "no recorded path"
+                plan.report.disk_reports.append((disk.id, f"LUN {source} mapped to {disk.lun_id} ({paths})"))
+            return True
+        what = f"direct LUN disk {disk.alias!r} ({disk.id})"
+        if not ctx.options.allow_partial_import:
+            raise RegistrationRefused(
+                f"{_what(ctx.data)}: {what}: {problem}; map it to a LUN of this site (LUN mapping), "
+                "or allow a partial import to register the VM without it"
+            )
+        plan.report.dropped_disks.append(disk.id)
+        plan.report.disk_reports.append((disk.id, f"dropped: {problem}"))
+        plan.report.warnings.append(f"{what}: {problem}: dropped")
+        return False
 
     def _plan_nics(self, ctx: _Context, plan: Plan) -> None:
         conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
         dc = conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id)).mappings().one()
         used = lookups.macs_in_data_center(conn, cluster.data_center_id)
+        # Another unregistered entity's MAC is never handed out: its own registration would then have to
+        # reassign it, and so on down a chain. The entity's own MACs are its to keep.
+        original_id = data.entity.id
+        reserved = {mac for mac, owners in ctx.reserved.items() if owners - {original_id}}
         taken: set[str] = set()
         for ovf_nic in data.nics:
             nic = dataclasses.replace(ovf_nic.nic, entity_id=plan.entity.id)
@@ -260,8 +420,12 @@ class Registrar:
                     raise RegistrationRefused(
                         f"{_what(data)}: NIC {nic.name!r}: {problem}; allow MAC reassignment to give it a free one"
                     )
-                nic.mac = None  # the inventory allocates a free one from the pool
-                plan.report.reassigned_macs.append((nic.name, old, None))
+                nic.mac = None
+            if nic.mac is None and isinstance(plan.entity, Vm):
+                # The lowest address free here and recorded by no other unregistered entity.
+                nic.mac = macs.next_free(dc["mac_pool_start"], dc["mac_pool_end"], used | taken | reserved)
+            if problem is not None:
+                plan.report.reassigned_macs.append((nic.name, old, nic.mac))
             if nic.mac is not None:
                 taken.add(nic.mac)
             plan.nics.append(nic)
@@ -319,6 +483,11 @@ class Registrar:
                 plan.report.warnings.append(f"affinity label {target!r} does not exist here: not applied")
             else:
                 plan.labels.append(label_id)
+
+
+def _path(c: LunConnection) -> str:
+    where = f"{c.address}:{c.port}" if c.port else c.address
+    return f"{c.storage_type} {where} {c.target}".strip()
 
 
 def _what(data: OvfData) -> str:

@@ -263,12 +263,13 @@ class RecoveryService:
         entities = self.unregistered_entities(domain_id)
         reports: list[RegistrationReport] = []
         planned: set[UUID] = set()
+        reserved: dict[UUID, dict[str, set[UUID]]] = {}
         for entity in sorted(entities, key=_registration_order):
             if entity.data is None:
                 report = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=entity.errors)
             else:
                 try:
-                    plan = self.registrar.plan(domain_id, entity.data, shared, planned)
+                    plan = self.registrar.plan(domain_id, entity.data, shared, planned, reserved)
                     report = plan.report if dry_run else self.registrar.apply(plan)
                     if entity.entity_type is EntityType.TEMPLATE:
                         planned.add(entity.id)
