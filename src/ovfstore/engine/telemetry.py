@@ -34,6 +34,7 @@ from sqlalchemy import select
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.updater.domain import FAILURE_KINDS, DomainResult
 from ovfstore.engine.updater.protection import REASONS
+from ovfstore.engine.updater.status import STATES
 from ovfstore.model import utcnow
 
 if TYPE_CHECKING:
@@ -161,14 +162,18 @@ class _Present(Collector):
         unprotected = self.updater.unprotected(statuses)
         now = utcnow()
         families = self._families()
-        age, point, pending, fresh, behind, entities, generation, unprotected_family = families
+        age, point, pending, fresh, behind, entities, generation, state, unprotected_family = families
         threshold = self.updater.config.recovery_point_threshold_s
         for st in statuses:
             label = [st.name]
             if st.last_updated is not None:
                 age.add_metric(label, max(0.0, (now - st.last_updated).total_seconds()))
-            recovery = st.pending_age_s
-            point.add_metric(label, math.inf if recovery is None else recovery)
+            current = st.state
+            for key in STATES:
+                state.add_metric([st.name, key], 1.0 if key == current else 0.0)
+            if current != "stores_disabled":  # no stores, nothing to wait for: no recovery point at all
+                recovery = st.pending_age_s
+                point.add_metric(label, math.inf if recovery is None else recovery)
             pending.add_metric(label, st.pending_count)
             fresh.add_metric(label, 1.0 if st.up_to_date else 0.0)
             behind.add_metric(label, 1.0 if st.behind(threshold) else 0.0)
@@ -187,7 +192,8 @@ class _Present(Collector):
             ),
             GaugeMetricFamily(
                 "ovfstore_domain_recovery_point_seconds",
-                "Age of the oldest change not on the domain's stores (0 up to date; +Inf unknown or no stores)",
+                "Age of the oldest change not on the domain's stores (0 up to date; +Inf unknown or never written; "
+                "absent when the domain keeps no stores)",
                 labels=domain,
             ),
             GaugeMetricFamily(
@@ -203,6 +209,11 @@ class _Present(Collector):
                 "ovfstore_domain_store_entities", "VMs and templates in the newest store written", labels=domain
             ),
             GaugeMetricFamily("ovfstore_domain_store_generation", "The newest store generation", labels=domain),
+            GaugeMetricFamily(
+                "ovfstore_domain_state",
+                f"1 for the domain's state ({', '.join(STATES)}), 0 for the others",
+                labels=["domain", "state"],
+            ),
             GaugeMetricFamily(
                 "ovfstore_unprotected_entities", "VMs and templates no OVF store protects, by reason", labels=["reason"]
             ),
