@@ -2,7 +2,8 @@
 
 Two kinds:
 
-- Figures of the present, computed at each scrape from the status (`OvfUpdater.status`, the one
+- Figures of the present, computed at a scrape (at most once per `cache_s`, `[api] metrics_cache_s`:
+  a scrape loop cannot keep the database busy) from the status (`OvfUpdater.status`, the one
   definition of up to date, pending and the recovery point) and the unprotected entities
   (`OvfUpdater.unprotected`): per domain (label `domain`, its name) the age of the newest store, the
   recovery point, pending entities, up to date, behind; unprotected entities per reason.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -61,7 +63,7 @@ class Update:
 
 
 class Telemetry:
-    def __init__(self, updater: OvfUpdater) -> None:
+    def __init__(self, updater: OvfUpdater, *, cache_s: float = 0.0) -> None:
         self.updater = updater
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -100,7 +102,7 @@ class Telemetry:
             "ovfstore_api_request_duration_seconds", "REST API request latency", ["method", "route"],
             buckets=_API_BUCKETS, registry=r,
         )  # fmt: skip
-        r.register(_Present(updater))
+        r.register(_Present(updater, cache_s))
         self._lock = threading.Lock()
         self._history: dict[UUID, deque[Update]] = {}
         updater.observe(self.domain_updated)
@@ -151,13 +153,24 @@ class Telemetry:
 class _Present(Collector):
     """Figures computed at each scrape from the status and the unprotected entities."""
 
-    def __init__(self, updater: OvfUpdater) -> None:
+    def __init__(self, updater: OvfUpdater, cache_s: float) -> None:
         self.updater = updater
+        self.cache_s = cache_s
+        self._lock = threading.Lock()  # one computation at a time: concurrent scrapes share it
+        self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return list(self._families())
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            cached = self._cached
+            if cached is None or time.monotonic() - cached[0] >= self.cache_s:
+                cached = (time.monotonic(), self._compute())
+                self._cached = cached
+        yield from cached[1]
+
+    def _compute(self) -> list[GaugeMetricFamily]:
         statuses = self.updater.status()
         unprotected = self.updater.unprotected(statuses)
         now = utcnow()
@@ -181,7 +194,7 @@ class _Present(Collector):
             generation.add_metric(label, max((store.generation for store in st.stores), default=0))
         for reason in REASONS:
             unprotected_family.add_metric([reason], sum(u.reason == reason for u in unprotected))
-        yield from families
+        return families
 
     @staticmethod
     def _families() -> list[GaugeMetricFamily]:
