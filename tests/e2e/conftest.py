@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from ovfstore.api.app import create_app
-from ovfstore.engine.config import AgentAccess, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, ApiConfig, UpdaterConfig
 from ovfstore.engine.runtime import Engine, EngineConfig
 from ovfstore.engine.users import UserRole
 from ovfstore.model import Host
@@ -71,13 +71,16 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
     stop: list[Callable[[], None]] = []
     storage = tmp_path / "storage"
 
-    def start(db_url: str, host_name: str = "host1", updater: UpdaterConfig | None = None) -> RunningEngine:
+    def start(
+        db_url: str, host_name: str = "host1", updater: UpdaterConfig | None = None, api: ApiConfig | None = None
+    ) -> RunningEngine:
         agent = agent_factory(roots=(storage,))
         engine = Engine(
             EngineConfig(
                 db_url,
                 AgentAccess(secret=agent.secret, timeout_s=60),
                 updater or UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
+                api or ApiConfig(metrics_cache_s=0),
             )
         )
         engine.start()

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from ovfstore.engine.config import UpdaterConfig
+from ovfstore.engine.config import ApiConfig, UpdaterConfig
 from tests.e2e.conftest import ADMIN_PASSWORD, RunningEngine, edit_vm, protected_vm
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -37,7 +37,9 @@ def _scrape(client: httpx.Client, families: set[str] | None = None) -> Samples:
 
 
 def _get(samples: Samples, name: str, labels: tuple[tuple[str, str], ...] = GOLD) -> float:
-    return samples.get((name, labels), 0.0)
+    """The sample's value; a sample the engine does not export fails the test (never a silent 0)."""
+    assert (name, labels) in samples, f"{name}{dict(labels)} not exported"
+    return samples[(name, labels)]
 
 
 def test_the_figures_follow_the_stores_through_an_update(db_url: str, engines: Callable[..., RunningEngine]) -> None:
@@ -72,17 +74,18 @@ def test_the_figures_follow_the_stores_through_an_update(db_url: str, engines: C
                            auth=("admin@internal", ADMIN_PASSWORD), timeout=120).status_code
             )
         )  # fmt: skip
+        seen = [_get(_scrape(client), "ovfstore_domain_store_generation")]
         update.start()
-        seen = []
         while update.is_alive():
             seen.append(_get(_scrape(client), "ovfstore_domain_store_generation"))
         update.join()
         assert answers == [200]
-        assert seen  # scraped while the update ran
-        assert seen == sorted(seen)
 
         families: set[str] = set()
         after = _scrape(client, families)
+        seen.append(_get(after, "ovfstore_domain_store_generation"))
+        assert seen == sorted(seen)  # the generation only grows
+        assert (seen[0], seen[-1]) == (generation, generation + 1)  # and it did change between the scrapes
     status = next(st for st in running.engine.updater.status() if st.name == "gold")
     size = status.stores[0].size
     assert size is not None
@@ -122,3 +125,32 @@ def test_the_figures_follow_the_stores_through_an_update(db_url: str, engines: C
     asked = {re.sub(r"_(bucket|count|sum|total)$", "", name) for e in exprs for name in re.findall(r"ovfstore_\w+", e)}
     assert len(asked) >= 12
     assert asked <= families, asked - families
+
+
+def test_the_figures_are_cached_and_a_token_is_required_when_set(
+    db_url: str, engines: Callable[..., RunningEngine]
+) -> None:
+    token = "scrape-secret-1"
+    running = engines(
+        db_url,
+        updater=UpdaterConfig(debounce_s=3600, sweep_interval_s=3600),
+        api=ApiConfig(metrics_cache_s=3, metrics_token=token),
+    )
+    gold = protected_vm(running)
+    running.engine.updater.update_now(gold, timeout=120)
+    with httpx.Client(base_url=running.root, timeout=60) as anonymous:
+        refused = anonymous.get("/metrics")
+        assert refused.status_code == 401
+        assert "metrics_token" in refused.text
+        assert anonymous.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert anonymous.get("/metrics", headers={"Authorization": f"Basic {token}"}).status_code == 401
+    with httpx.Client(base_url=running.root, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
+        assert _get(_scrape(client), "ovfstore_domain_pending_entities") == 0
+        started = time.monotonic()
+        edit_vm(running, "web", "a change the cache hides for a moment")
+        # Within the cache's 3 s the figures are the ones computed before the edit: no new status query.
+        cached = _scrape(client)
+        assert time.monotonic() - started < 3
+        assert _get(cached, "ovfstore_domain_pending_entities") == 0
+        time.sleep(3.1)
+        assert _get(_scrape(client), "ovfstore_domain_pending_entities") == 1

@@ -46,10 +46,21 @@ def test_each_reason_with_where_the_entity_is_kept(
         )
         cluster2 = site.inv.clusters.add(Cluster(name="c2", data_center_id=dc2.id))
         site.inv.vms.add(Vm(name="far", cluster_id=cluster2.id))
+        # `doomed` never gets a usable copy: its first write is already too large for its stores.
+        site.add_domain("doomed")
+        for i in range(40):
+            site.add_vm(f"doom{i:02}", "doomed")
+        before = {st.name: st for st in site.updater.status()}
+        assert before["gold"].state == "never_written"
+        assert before["gold"].behind(3600)  # never written is behind whatever the threshold
+        assert before["bare"].state == "stores_disabled"
+        assert not before["bare"].behind(0)  # keeps no stores: waits for nothing
         report = site.updater.run_once()
         assert report.domains[site.domains["gold"].id].ok
         assert report.domains[site.domains["small"].id].ok
+        assert report.domains[site.domains["doomed"].id].failure == "capacity"
 
+        # `small` holds a usable copy, then its next write fails: behind, still protecting.
         for i in range(40):
             site.add_vm(f"crowd{i:02}", "small")
         disk_id = site.inv.attachments.list(stuck.id)[0].disk_id
@@ -69,12 +80,19 @@ def test_each_reason_with_where_the_entity_is_kept(
         assert "no data domain" in found["far"].detail
         assert found["stuck"].reason == "locked"
         assert found["stuck"].since is not None
-        crowd = [u for name, u in found.items() if name.startswith("crowd")]
-        assert len(crowd) == 40
-        assert {u.reason for u in crowd} == {"stores_failing"}
-        assert "small: failing" in crowd[0].detail
-        assert "holds 65536" in crowd[0].detail
-        assert set(found) == {"exposed", "far", "stuck"} | {u.name for u in crowd}
+        doomed = [u for name, u in found.items() if name.startswith("doom")]
+        assert len(doomed) == 40
+        assert {u.reason for u in doomed} == {"stores_failing"}
+        assert "doomed: failing, no usable copy" in doomed[0].detail
+        assert "holds 65536" in doomed[0].detail
+        assert not [name for name in found if name.startswith("crowd")]  # small's copy still protects
+        assert set(found) == {"exposed", "far", "stuck"} | {u.name for u in doomed}
+        statuses = {st.name: st for st in site.updater.status()}
+        assert statuses["small"].last_error is not None
+        assert (statuses["small"].state, statuses["small"].protects) == ("pending", True)
+        assert statuses["small"].behind(0)
+        assert (statuses["doomed"].state, statuses["doomed"].protects) == ("stores_failing", False)
+        assert statuses["bare"].state == "stores_disabled"
 
         samples = _samples(telemetry)
         assert samples[("ovfstore_unprotected_entities", (("reason", "no_store_domain"),))] == 2
@@ -84,7 +102,13 @@ def test_each_reason_with_where_the_entity_is_kept(
         assert samples[("ovfstore_domain_update_failures_total", (("domain", "small"), ("kind", "capacity")))] == 1
         assert samples[("ovfstore_domain_behind", (("domain", "small"),))] == 1
         assert samples[("ovfstore_domain_up_to_date", (("domain", "gold"),))] == 0  # stuck's change waits
-        assert samples[("ovfstore_domain_recovery_point_seconds", (("domain", "bare"),))] == float("inf")
+        assert samples[("ovfstore_domain_behind", (("domain", "doomed"),))] == 1
+        assert samples[("ovfstore_domain_recovery_point_seconds", (("domain", "doomed"),))] == float("inf")
+        assert samples[("ovfstore_domain_behind", (("domain", "bare"),))] == 0
+        assert ("ovfstore_domain_recovery_point_seconds", (("domain", "bare"),)) not in samples
+        assert samples[("ovfstore_domain_state", (("domain", "bare"), ("state", "stores_disabled")))] == 1
+        assert samples[("ovfstore_domain_state", (("domain", "small"), ("state", "pending")))] == 1
+        assert samples[("ovfstore_domain_state", (("domain", "doomed"), ("state", "stores_failing")))] == 1
 
         # The lock released: the change is written and `stuck` is protected again.
         site.inv.disks.update(disk_id, DiskChanges(status=DiskStatus.OK))

@@ -9,6 +9,7 @@ metrics are at `/metrics` (`engine/telemetry.py`).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 
@@ -187,7 +188,17 @@ def create_app(engine: Engine, *, tokens: TokenStore | None = None, throttle: Lo
     api = Api(engine, tokens, throttle)
     page = StatusPage(api)
 
+    metrics_token = engine.config.api.metrics_token.encode()
+
     async def metrics(request: Request) -> Response:
+        if metrics_token:
+            given = request.headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), metrics_token):
+                return Response(
+                    "metrics need the token set in [api] metrics_token: send Authorization: Bearer <token>\n",
+                    status_code=401, media_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )  # fmt: skip
         body = await run_in_threadpool(engine.telemetry.exposition)
         return Response(body, media_type=METRICS_TYPE)
 

@@ -33,7 +33,7 @@ from ovfstore.api.router import LoginRefused, client_address, read_form
 from ovfstore.engine import events
 from ovfstore.engine.updater.domain import DomainResult
 from ovfstore.engine.updater.protection import REASONS, Unprotected
-from ovfstore.engine.updater.status import DomainOvfStatus, StoreStatus
+from ovfstore.engine.updater.status import STATES, DomainOvfStatus, StoreStatus
 from ovfstore.engine.users import User
 from ovfstore.model import OvfStoreStatus, utcnow
 from ovfstore.store.quoting import cut
@@ -113,7 +113,7 @@ def chart(durations: list[tuple[float, bool]]) -> Chart | None:
 @dataclass(slots=True)
 class DomainView:
     status: DomainOvfStatus
-    state: str  # up-to-date, pending, failing, no-stores
+    state: str  # a key of status.STATES with dashes: up-to-date, pending, stores-failing, never-written, ...
     state_text: str
     behind: bool
     recovery_point: str
@@ -129,13 +129,12 @@ class DataCenterView:
 
 
 def _state(st: DomainOvfStatus) -> tuple[str, str]:
-    if st.ovf_store_count == 0 and not st.stores:
-        return "no-stores", "keeps no OVF stores"
-    if st.failing:
-        return "failing", "failing"
-    if st.up_to_date:
-        return "up-to-date", "up to date"
-    return "pending", "changes pending"
+    """The domain's state (`DomainOvfStatus.state`, the one definition) as a CSS class and words."""
+    state = st.state
+    text = STATES[state]
+    if state == "pending" and st.last_error:
+        text = "changes pending: the last update failed"
+    return state.replace("_", "-"), text
 
 
 class StatusPage:

@@ -103,7 +103,7 @@ def serve(
 
     settings = load_settings(config_file, agent_secret_file.read_text().strip() if agent_secret_file else None)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    runtime = Engine(EngineConfig(_db_url(db_url, data_dir), settings.agent, settings.updater))
+    runtime = Engine(EngineConfig(_db_url(db_url, data_dir), settings.agent, settings.updater, settings.api))
     prepare(runtime, click.echo)
     serve_api(
         runtime,

@@ -32,7 +32,7 @@ _NUMBERS = (
     "ovf_store_count", "entity_count", "pending_count", "unstorable_count", "generation", "size", "ovf_size",
     "unprotected_count",
 )  # fmt: skip
-_FLAGS = ("up_to_date", "behind")
+_FLAGS = ("up_to_date", "behind", "protects")
 
 
 @click.command()
@@ -57,8 +57,7 @@ def status(api: ApiClient, as_json: bool, threshold: float | None) -> None:
     domains = [_domain(d) for d in answer.findall("storage_domain")]
     if threshold is not None:
         for d in domains:
-            age = d.get("pending_age_seconds")
-            d["behind"] = not d["up_to_date"] and (age is None or age >= threshold)
+            d["behind"] = _behind(d, threshold)
     unprotected = int(answer.findtext("unprotected_count") or 0)
     behind = [d for d in domains if d.get("behind", not d["up_to_date"])]
     if as_json:
@@ -104,6 +103,18 @@ def unprotected(api: ApiClient, as_json: bool) -> None:
         raise SystemExit(BEHIND)
 
 
+def _behind(d: dict[str, Any], threshold: float) -> bool:
+    """The engine's rule (`DomainOvfStatus.behind`) with another threshold: a domain whose stores are
+    disabled waits for nothing, one never written or with no usable copy is always behind."""
+    state = d.get("state")
+    if state == "stores_disabled":
+        return False
+    if state in ("never_written", "stores_failing"):
+        return True
+    age = d.get("pending_age_seconds")
+    return not d["up_to_date"] and (age is None or age >= threshold)
+
+
 def _domain(node: etree._Element) -> dict[str, Any]:
     """One domain of the API's answer as JSON values; its stores under `stores`."""
     found = _fields(node)
@@ -139,14 +150,24 @@ def _table(domains: list[dict[str, Any]]) -> None:
     )  # fmt: skip
     for d in domains:
         age = d.get("pending_age_seconds")
-        fresh = "[green]yes[/green]" if d["up_to_date"] else "[red]behind[/red]" if d.get("behind") else "no"
+        state = d.get("state")
+        if d["up_to_date"]:
+            fresh = "[green]yes[/green]"
+        elif state in ("stores_disabled", "never_written", "stores_failing"):
+            fresh = f"[red]{state}[/red]" if d.get("behind") else str(state)
+        else:
+            fresh = "[red]behind[/red]" if d.get("behind") else "no"
         out.add_row(
             d.get("name") or "",
             str(d.get("ovf_store_count", "")),
             fresh,
             str(d.get("entity_count", 0)),
             str(d.get("pending_count", 0)),
-            "0 s" if d["up_to_date"] else ("unknown" if age is None else f"{age:.0f} s"),
+            "0 s"
+            if d["up_to_date"]
+            else "-"
+            if state == "stores_disabled"
+            else ("unknown" if age is None else f"{age:.0f} s"),
             d.get("last_updated") or "never",
             d.get("outdated_since") or "",
             (d.get("last_error") or "")[:80],

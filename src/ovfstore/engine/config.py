@@ -48,6 +48,19 @@ class UpdaterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The engine's HTTP side ([api])."""
+
+    # `/metrics` computes the per-domain figures (the full status and the unprotected list) at most once in
+    # this many seconds, however often it is scraped: a scrape loop cannot keep the database busy. Prometheus
+    # scrapes every 15 s or more; 5 s keeps the figures fresh for it. 0: compute at every scrape.
+    metrics_cache_s: float = 5.0
+    # Empty: `/metrics` needs no login (a scraper has no session). Set: every scrape must carry
+    # `Authorization: Bearer <token>` (Prometheus's `authorization: {credentials: ...}`), or gets 401.
+    metrics_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentAccess:
     """How the engine reaches host agents."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ovfstore.engine.config import AgentAccess, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, ApiConfig, UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService
 from ovfstore.engine.hosts import AgentDirectory
@@ -21,6 +21,7 @@ class EngineConfig:
     db_url: str
     agent: AgentAccess
     updater: UpdaterConfig = field(default_factory=UpdaterConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
 
 class Engine:
@@ -33,7 +34,7 @@ class Engine:
         self.domains = DomainService(self.inventory, self.agents, self.updater)
         self.recovery = RecoveryService(self.inventory, self.agents, self.domains)
         self.users = UserService(self.db)
-        self.telemetry = Telemetry(self.updater)
+        self.telemetry = Telemetry(self.updater, cache_s=config.api.metrics_cache_s)
 
     def start(self) -> None:
         """Bring the schema up to date, create oVirt's defaults if missing, start the updater."""

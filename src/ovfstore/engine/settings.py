@@ -16,19 +16,28 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovfstore.engine.config import AgentAccess, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, ApiConfig, UpdaterConfig
 
 ENV_PREFIX = "OVFSTORE_"
 
 #: The sections of the file, each the typed value it builds.
-SECTIONS: dict[str, type[UpdaterConfig] | type[AgentAccess]] = {"updater": UpdaterConfig, "agent": AgentAccess}
+SECTIONS: dict[str, type[UpdaterConfig] | type[AgentAccess] | type[ApiConfig]] = {
+    "updater": UpdaterConfig,
+    "agent": AgentAccess,
+    "api": ApiConfig,
+}
 
 # A debounce of 0 means "write at once"; for every other number 0 would stop the engine working (no
 # store fits, no domain is updated, every agent request times out at once), so it must be positive.
 # A store count of 0 is a domain that keeps no stores, as oVirt allows; a recovery point threshold of 0 calls a
 # domain behind as soon as a change is not on its stores.
 _ZERO_ALLOWED = frozenset(
-    {("updater", "debounce_s"), ("updater", "store_count"), ("updater", "recovery_point_threshold_s")}
+    {
+        ("updater", "debounce_s"),
+        ("updater", "store_count"),
+        ("updater", "recovery_point_threshold_s"),
+        ("api", "metrics_cache_s"),
+    }
 )
 
 Values = dict[str, dict[str, object]]
@@ -42,6 +51,7 @@ class SettingsError(ValueError):
 class Settings:
     updater: UpdaterConfig
     agent: AgentAccess
+    api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +100,11 @@ def load(
             "no agent secret: set `secret` in the [agent] section of the config file, or the "
             "OVFSTORE_AGENT_SECRET environment variable, or pass --agent-secret-file"
         )
-    return Settings(UpdaterConfig(**values["updater"]), AgentAccess(**values["agent"]))  # type: ignore[arg-type]
+    return Settings(
+        UpdaterConfig(**values["updater"]),  # type: ignore[arg-type]
+        AgentAccess(**values["agent"]),  # type: ignore[arg-type]
+        ApiConfig(**values["api"]),  # type: ignore[arg-type]
+    )
 
 
 def _read_file(path: Path) -> Values:
@@ -157,7 +171,8 @@ def _check(value: object, setting: Setting, source: str) -> object:
     kind = setting.kind
     # bool is an int to Python, never to an operator: `parallel_domains = true` is a mistake.
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float) if kind is float else kind):
-        shown = "a value of another type" if setting.key == "secret" else _toml(value)  # never echo a secret
+        secret = setting.key in ("secret", "metrics_token")
+        shown = "a value of another type" if secret else _toml(value)  # never echo a secret
         raise SettingsError(f"{where}: {_wanted(setting)}, not {shown}")
     if kind in (int, float) and isinstance(value, (int, float)):
         if value < 0 or (value == 0 and (setting.section, setting.key) not in _ZERO_ALLOWED):

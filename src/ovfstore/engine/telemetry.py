@@ -2,7 +2,8 @@
 
 Two kinds:
 
-- Figures of the present, computed at each scrape from the status (`OvfUpdater.status`, the one
+- Figures of the present, computed at a scrape (at most once per `cache_s`, `[api] metrics_cache_s`:
+  a scrape loop cannot keep the database busy) from the status (`OvfUpdater.status`, the one
   definition of up to date, pending and the recovery point) and the unprotected entities
   (`OvfUpdater.unprotected`): per domain (label `domain`, its name) the age of the newest store, the
   recovery point, pending entities, up to date, behind; unprotected entities per reason.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from sqlalchemy import select
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.updater.domain import FAILURE_KINDS, DomainResult
 from ovfstore.engine.updater.protection import REASONS
+from ovfstore.engine.updater.status import STATES
 from ovfstore.model import utcnow
 
 if TYPE_CHECKING:
@@ -60,7 +63,7 @@ class Update:
 
 
 class Telemetry:
-    def __init__(self, updater: OvfUpdater) -> None:
+    def __init__(self, updater: OvfUpdater, *, cache_s: float = 0.0) -> None:
         self.updater = updater
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -99,7 +102,7 @@ class Telemetry:
             "ovfstore_api_request_duration_seconds", "REST API request latency", ["method", "route"],
             buckets=_API_BUCKETS, registry=r,
         )  # fmt: skip
-        r.register(_Present(updater))
+        r.register(_Present(updater, cache_s))
         self._lock = threading.Lock()
         self._history: dict[UUID, deque[Update]] = {}
         updater.observe(self.domain_updated)
@@ -150,25 +153,40 @@ class Telemetry:
 class _Present(Collector):
     """Figures computed at each scrape from the status and the unprotected entities."""
 
-    def __init__(self, updater: OvfUpdater) -> None:
+    def __init__(self, updater: OvfUpdater, cache_s: float) -> None:
         self.updater = updater
+        self.cache_s = cache_s
+        self._lock = threading.Lock()  # one computation at a time: concurrent scrapes share it
+        self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return list(self._families())
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            cached = self._cached
+            if cached is None or time.monotonic() - cached[0] >= self.cache_s:
+                cached = (time.monotonic(), self._compute())
+                self._cached = cached
+        yield from cached[1]
+
+    def _compute(self) -> list[GaugeMetricFamily]:
         statuses = self.updater.status()
         unprotected = self.updater.unprotected(statuses)
         now = utcnow()
         families = self._families()
-        age, point, pending, fresh, behind, entities, generation, unprotected_family = families
+        age, point, pending, fresh, behind, entities, generation, state, unprotected_family = families
         threshold = self.updater.config.recovery_point_threshold_s
         for st in statuses:
             label = [st.name]
             if st.last_updated is not None:
                 age.add_metric(label, max(0.0, (now - st.last_updated).total_seconds()))
-            recovery = st.pending_age_s
-            point.add_metric(label, math.inf if recovery is None else recovery)
+            current = st.state
+            for key in STATES:
+                state.add_metric([st.name, key], 1.0 if key == current else 0.0)
+            if current != "stores_disabled":  # no stores, nothing to wait for: no recovery point at all
+                recovery = st.pending_age_s
+                point.add_metric(label, math.inf if recovery is None else recovery)
             pending.add_metric(label, st.pending_count)
             fresh.add_metric(label, 1.0 if st.up_to_date else 0.0)
             behind.add_metric(label, 1.0 if st.behind(threshold) else 0.0)
@@ -176,7 +194,7 @@ class _Present(Collector):
             generation.add_metric(label, max((store.generation for store in st.stores), default=0))
         for reason in REASONS:
             unprotected_family.add_metric([reason], sum(u.reason == reason for u in unprotected))
-        yield from families
+        return families
 
     @staticmethod
     def _families() -> list[GaugeMetricFamily]:
@@ -187,7 +205,8 @@ class _Present(Collector):
             ),
             GaugeMetricFamily(
                 "ovfstore_domain_recovery_point_seconds",
-                "Age of the oldest change not on the domain's stores (0 up to date; +Inf unknown or no stores)",
+                "Age of the oldest change not on the domain's stores (0 up to date; +Inf unknown or never written; "
+                "absent when the domain keeps no stores)",
                 labels=domain,
             ),
             GaugeMetricFamily(
@@ -203,6 +222,11 @@ class _Present(Collector):
                 "ovfstore_domain_store_entities", "VMs and templates in the newest store written", labels=domain
             ),
             GaugeMetricFamily("ovfstore_domain_store_generation", "The newest store generation", labels=domain),
+            GaugeMetricFamily(
+                "ovfstore_domain_state",
+                f"1 for the domain's state ({', '.join(STATES)}), 0 for the others",
+                labels=["domain", "state"],
+            ),
             GaugeMetricFamily(
                 "ovfstore_unprotected_entities", "VMs and templates no OVF store protects, by reason", labels=["reason"]
             ),

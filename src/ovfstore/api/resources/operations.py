@@ -32,6 +32,9 @@ def _domain(st: DomainOvfStatus, threshold: float) -> dict[str, object]:
         "name": st.name,
         "ovf_store_count": st.ovf_store_count,
         "up_to_date": st.up_to_date,
+        # up_to_date, pending, stores_failing, never_written or stores_disabled (status.STATES).
+        "state": st.state,
+        "protects": st.protects,
         # Not up to date for the engine's recovery point threshold or longer: `ovfstore status` exits 1.
         "behind": st.behind(threshold),
         "last_updated": st.last_updated,

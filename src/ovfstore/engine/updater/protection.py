@@ -1,7 +1,8 @@
 """Which VMs and templates no OVF store protects, and why: what would be lost if the engine went now.
 
 An entity is protected when at least one domain it belongs on keeps stores that hold a written copy and
-are not failing (`DomainOvfStatus.protects`); a copy that is behind is still a copy (how far behind is the
+is usable (`DomainOvfStatus.protects`, the one definition); a copy that is behind, even one whose
+last write failed, is still a copy (how far behind is the
 recovery point, `status`). Where an entity belongs is the pool step's rule: the domains of its disks, or
 every data domain of its data center when it has none (`OvfData.domain_ids`), read as the cache recorded
 it (`ovf_cache_domains`, `dc_wide`) and, for an entity whose change the cache lacks, from the entity now.
@@ -13,7 +14,7 @@ Reasons, the first that applies:
 - `locked`: its change waits behind a lock (the pool step's `locked_entities`) held for longer than
   `locked_threshold_s`: a task that never finished.
 - `no_store_domain`: none of its domains keeps stores (none at all, or `ovf_store_count` 0).
-- `stores_failing`: its domains keep stores but none holds a good copy: disabled, failing, or never
+- `stores_failing`: its domains keep stores but none holds a usable copy: disabled, failing, or never
   written yet.
 """
 
@@ -35,7 +36,7 @@ REASONS = {
     "ovf_too_large": "its OVF is too large for a store",
     "locked": "locked for too long: its change cannot be written",
     "no_store_domain": "no disk on any domain that keeps OVF stores",
-    "stores_failing": "the stores of its domains are disabled, failing or not written yet",
+    "stores_failing": "no store of its domains holds a usable copy: disabled, failing or not written yet",
 }
 
 
@@ -113,7 +114,7 @@ def _why(
         return "ovf_too_large", f"its OVF is too large for a store (left out of {', '.join(names)})", detected
     if entity_id in locked and changed_at is not None and changed_at <= stale_lock:
         return "locked", f"locked since {changed_at:%Y-%m-%d %H:%M:%S} UTC; its change waits", changed_at
-    keeping = [st for st in domains if st.ovf_store_count > 0]
+    keeping = [st for st in domains if st.state != "stores_disabled"]
     if not keeping:
         if domains:
             listed = ", ".join(st.name for st in domains)
@@ -128,7 +129,7 @@ def _why(
 
 def _why_not(st: DomainOvfStatus) -> str:
     if st.last_error:
-        return f"{st.name}: failing ({st.last_error[:200]})"
+        return f"{st.name}: failing, no usable copy ({st.last_error[:200]})"
     if st.stores and all(store.status is OvfStoreStatus.DISABLED for store in st.stores):
         return f"{st.name}: stores disabled"
     return f"{st.name}: stores not written yet"

@@ -4,6 +4,17 @@ A domain is up to date only when every store holds the current contents, no chan
 (`pending`) and none of its entities is too large to store (`unstorable`): during the updater's debounce,
 while an entity is locked, or with an entity left out, the stores may all say `updated` and still lack a
 change.
+
+Whether a domain protects, and its state (`DomainOvfStatus.state`), has one definition here, used by the
+API, the command line, the page, the metrics and the unprotected list:
+
+- `stores_disabled`: the domain keeps no stores (`ovf_store_count` 0). Not behind (nothing to wait
+  for); the entities kept only there are unprotected (`no_store_domain`).
+- `never_written`: it keeps stores but none has been written yet (nor has a write failed): behind.
+- `stores_failing`: it keeps stores, none holds a usable copy (`StoreStatus.usable`), and writing failed
+  or the stores are disabled: behind, and its entities unprotected (`stores_failing`).
+- `pending` / `up_to_date`: at least one store holds a usable copy, so the domain protects; a failed
+  write or a change not written yet shows as the recovery point growing (`behind`), never as unprotected.
 """
 
 from __future__ import annotations
@@ -35,6 +46,22 @@ class StoreStatus:
     outdated_since: datetime | None
     last_error: str | None
 
+    @property
+    def usable(self) -> bool:
+        """Holds a complete, verified copy (written, its digest recorded) and is not disabled: a later write
+        that failed does not take it away (a failed write never damages the last good store)."""
+        return self.status is not OvfStoreStatus.DISABLED and self.last_updated is not None and bool(self.sha256)
+
+
+#: Every state a domain can be in (`DomainOvfStatus.state`), with the words the page and the CLI show.
+STATES = {
+    "up_to_date": "up to date",
+    "pending": "changes pending",
+    "stores_failing": "no usable store: failing",
+    "never_written": "stores not written yet",
+    "stores_disabled": "keeps no OVF stores",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class DomainOvfStatus:
@@ -59,9 +86,12 @@ class DomainOvfStatus:
     @property
     def pending_age_s(self) -> float | None:
         """The recovery point: how old the newest copy of the domain's configuration on storage may be.
-        Zero when up to date; None when behind since a time nobody recorded."""
+        Zero when up to date; None when behind since a time nobody recorded or when no store holds a usable
+        copy."""
         if self.up_to_date:
             return 0.0
+        if self.ovf_store_count > 0 and not self.protects:
+            return None  # no usable copy on storage at all: nothing recovers (+Inf in the metrics)
         times = [self.oldest_pending_change] + [u.detected_at for u in self.unstorable]
         since = min((t for t in times if t is not None), default=None) or self.last_updated
         if since is None or self.as_of is None:
@@ -70,24 +100,34 @@ class DomainOvfStatus:
 
     def behind(self, threshold_s: float) -> bool:
         """Not up to date for `threshold_s` seconds or more (for 0: not up to date), or since a time nobody
-        recorded: what `ovfstore status` exits 1 for and the metrics and the page call behind."""
+        recorded: what `ovfstore status` exits 1 for and the metrics and the page call behind. A domain
+        whose stores are disabled is never behind (it waits for nothing); one never written always is."""
+        state = self.state
+        if state == "stores_disabled":
+            return False
+        if state in ("never_written", "stores_failing"):
+            return True
         if self.up_to_date:
             return False
         age = self.pending_age_s
         return age is None or age >= threshold_s
 
     @property
-    def failing(self) -> bool:
-        """A store of the domain is disabled (its creation failed, its volume is gone) or its last write
-        failed: the domain's stores are not being kept current."""
-        return any(st.status is OvfStoreStatus.DISABLED or st.last_error for st in self.stores)
+    def protects(self) -> bool:
+        """The domain keeps stores and at least one holds a usable copy: the entities that belong here are
+        on storage, at worst `pending_age_s` old (a failing write makes it behind, not unprotecting)."""
+        return self.ovf_store_count > 0 and any(st.usable for st in self.stores)
 
     @property
-    def protects(self) -> bool:
-        """The domain keeps stores, one holds a written copy, and none is failing: the entities that belong
-        here are on storage, at worst `pending_age_s` old."""
-        written = any(st.last_updated is not None for st in self.stores)
-        return self.ovf_store_count > 0 and written and not self.failing
+    def state(self) -> str:
+        """A key of STATES: see the module's docstring."""
+        if self.ovf_store_count == 0:
+            return "stores_disabled"
+        if self.protects:
+            return "up_to_date" if self.up_to_date else "pending"
+        tried = any(st.last_updated is not None or st.last_error or st.status is OvfStoreStatus.DISABLED
+                    for st in self.stores)  # fmt: skip
+        return "stores_failing" if tried else "never_written"
 
     @property
     def outdated_since(self) -> datetime | None:
