@@ -359,3 +359,19 @@ def test_a_creation_that_died_before_its_commit_point_is_redone(lab: LvmLab) -> 
     assert tags.DOMAIN_READY in _vg_tags(lab)
     assert tags.DOMAIN_UNREADY not in _vg_tags(lab)
     assert len(lab.report("pvs", "pv", "-o", "pv_name", *lab.loops)) == 2
+
+
+def test_deleting_an_image_leaves_a_slot_another_lv_claims(lab: LvmLab, caplog: pytest.LogCaptureFixture) -> None:
+    domain = BlockDomain.create(lab.loops, lab.vg, "shared", lvm_system_dir=str(lab.root / "etc"))
+    kept_img, kept_vol, gone_img, gone_vol = (str(uuid.uuid4()) for _ in range(4))
+    kept = domain.create_volume(kept_img, kept_vol, MIB, description="kept")
+    domain.create_volume(gone_img, gone_vol, MIB, description="gone")
+    # Damage: the second LV's MD_ tag names the first one's slot.
+    lab.lvm("lvchange", "--deltag", "MD_2", "--addtag", "MD_1", f"{lab.vg}/{gone_vol}")
+    domain.refresh()
+    domain.delete_image(gone_img)
+    assert gone_vol not in {row["lv_name"] for row in lab.report("lvs", "lv", "-o", "lv_name", lab.vg)}
+    view = BlockView(lab.loops)
+    assert view.volume_info(kept_img, kept_vol).meta == kept.meta  # its slot was not cleared
+    assert "slot 1" in caplog.text
+    assert "claimed by another LV" in caplog.text

@@ -18,6 +18,7 @@ Commit points, so that a crash leaves nothing half-listed:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,8 @@ from ovfstore.storage.errors import (
 )
 from ovfstore.storage.lvm.ondisk import SECTOR
 from ovfstore.store.quoting import quoted
+
+log = logging.getLogger(__name__)
 
 BLOCK_STORAGE_TYPES = ("ISCSI", "FCP")
 MIB = 1 << 20
@@ -325,6 +328,8 @@ class BlockDomain(BlockView):
                 for name in names:
                     held.enter_context(volume_lock(self.sd_id, name, True))
                 slot_of = {name: t.slot for name, t in self._volume_tags() if isinstance(t, VolumeTags)}
+                # A slot another LV claims too may hold that LV's metadata: it is left as it is.
+                shared = self._shared_slots()
                 self.lvm.run(
                     "lvchange", "--deltag", f"IU_{img_id}", "--addtag", removing_tag(img_id), *lv_paths
                 )  # fmt: skip
@@ -332,7 +337,13 @@ class BlockDomain(BlockView):
                 version = self._version()
                 for name in names:
                     slot = slot_of.get(name)
-                    if slot is not None:
+                    if slot in shared:
+                        log.warning(
+                            "storage domain %s: metadata slot %s of volume %s (image %s) is claimed by another LV "
+                            "too; it is not cleared, repair the MD_ tags",
+                            self.sd_id, slot, name, img_id,
+                        )  # fmt: skip
+                    elif slot is not None:
                         with contextlib.suppress(StorageError):  # a damaged tag: the LV goes all the same
                             self._write_slot(slot, slots.cleared_slot(version))
                 self.lvm.run("lvremove", "--yes", "--force", *lv_paths)
