@@ -7,7 +7,9 @@ reads is checked against LVM's own report, never against the view's idea of the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -254,3 +256,39 @@ def test_lvm_output_that_is_not_utf8_is_a_storage_error_not_a_decode_crash(lab: 
     with pytest.raises(ToolFailed, match="lvm vgs failed") as raised:
         lvm.run("vgs", os.fsdecode(b"vg\xff\xfe"))  # LVM echoes the name back, as bytes that are not UTF-8
     assert "\ufffd" in str(raised.value)
+
+
+def test_segment_io_falls_back_from_direct_io_on_a_pe_start_the_device_cannot_take_direct(lab: LvmLab) -> None:
+    """A PV whose data starts off the device's 4 KiB logical block: O_DIRECT refuses the I/O (EINVAL), and
+    the segment map goes on through the page cache, as `Backend` does, instead of failing."""
+    (loop,) = lab.attach(1, 64)
+    lab.lvm("pvcreate", loop)
+    lab.lvm("vgcreate", "-s", "4m", lab.vg, loop)
+    lab.lvm("lvcreate", "-an", "-Zn", "-L", "8m", "-n", "metadata", lab.vg)
+    vg = BlockView([loop]).vg
+    (name,) = vg.pvs
+    pv = vg.pvs[name]
+    shifted = dataclasses.replace(vg, pvs={name: dataclasses.replace(pv, pe_start=pv.pe_start + 1)})
+    done = subprocess.run(
+        ["losetup", "-f", "--show", "--sector-size", "4096", str(lab.images[0])], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    big_sectors = done.stdout.strip()
+    data = os.urandom(64 << 10)
+    buf = aligned_buffer(len(data))
+    try:
+        buf[:] = data
+        with SegmentBackend(shifted, "metadata", {name: big_sectors}, writable=True) as backend:
+            backend.seek(0)
+            assert backend.write(memoryview(buf)) == len(data)
+            backend.flush()
+            buf[:] = b"\0" * len(data)
+            backend.seek(0)
+            assert backend.readinto(memoryview(buf)) == len(data)
+            assert buf[:] == data
+    finally:
+        buf.close()
+        subprocess.run(["losetup", "-d", big_sectors], capture_output=True)
+    with lab.images[0].open("rb") as image:
+        image.seek((pv.pe_start + 1) * 512)
+        assert image.read(len(data)) == data
