@@ -287,8 +287,8 @@ def test_segment_io_falls_back_from_direct_io_on_a_pe_start_the_device_cannot_ta
             assert backend.readinto(memoryview(buf)) == len(data)
             assert buf[:] == data
     finally:
+        subprocess.run(["losetup", "-d", big_sectors], capture_output=True)  # first: a failure may hold buf
         buf.close()
-        subprocess.run(["losetup", "-d", big_sectors], capture_output=True)
     with lab.images[0].open("rb") as image:
         image.seek((pv.pe_start + 1) * 512)
         assert image.read(len(data)) == data
