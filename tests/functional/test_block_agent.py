@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -18,8 +19,12 @@ import pytest
 from ovfstore.agent import errors
 from ovfstore.agent.client import AgentClient
 from ovfstore.agent.process import LocalAgent
+from ovfstore.storage.block import domain as domain_module
 from ovfstore.storage.block import slots, tags
+from ovfstore.storage.block.domain import BlockDomain
+from ovfstore.storage.block.lvmcmd import Lvm
 from ovfstore.storage.block.view import BlockView
+from ovfstore.storage.errors import AlreadyExists, StorageError
 from tests.fixtures.lvm import MIB, LvmLab, lvm_lab_at
 
 EXTENT = 128 * MIB
@@ -288,3 +293,85 @@ def test_concurrent_creations_take_distinct_slots(lab: LvmLab, start: Callable[[
     volumes, problems = view.scan_volumes()
     assert problems == []
     assert {uuid.UUID(v.volume) for v in volumes} == set(made)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def test_a_device_holding_a_filesystem_is_in_use_and_never_wiped(lab: LvmLab, start: Callable[[], LocalAgent]) -> None:
+    lab.attach(1, 64)
+    fs = lab.loops[2]
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "precious", fs], check=True, capture_output=True)
+    before = _sha256(lab.images[2])
+    with client_of(start()) as client:
+        devices = {d.path: d for d in client.list_devices()}
+        assert devices[fs].pv_uuid is None
+        assert devices[fs].signature is not None
+        assert "ext2/ext3/ext4" in devices[fs].signature
+        assert devices[lab.loops[0]].signature is None  # an empty device holds nothing
+        with pytest.raises(errors.Conflict, match=r"holds data.*ext4.*wipefs"):
+            client.create_domain(lab.vg, "x", storage_type="ISCSI", devices=[fs])
+        with pytest.raises(errors.Conflict, match="holds data"):  # nor along with free devices
+            client.create_domain(lab.vg, "x", storage_type="ISCSI", devices=[lab.loops[0], fs])
+    assert _sha256(lab.images[2]) == before
+    found = subprocess.run(["blkid", "-p", "-o", "value", "-s", "LABEL", fs], capture_output=True, text=True)
+    assert found.stdout.strip() == "precious"
+    assert lab.report("pvs", "pv", "-o", "pv_name") == []  # nothing left behind either
+
+
+def test_pvcreate_refuses_a_signature_that_appeared_after_the_probe(lab: LvmLab) -> None:
+    """The last line of defence: pvcreate runs without --yes, so it refuses to wipe what it finds."""
+    subprocess.run(["mkfs.ext4", "-q", "-F", lab.loops[0]], check=True, capture_output=True)
+    lvm = Lvm(lab.loops, str(lab.root / "etc"))
+    with pytest.raises(AlreadyExists, match="holds data"):
+        domain_module._pvcreate(lvm, ["pvcreate", "--metadatasize", "128m", lab.loops[0]], lab.loops[0])
+    kind = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", lab.loops[0]], capture_output=True, text=True)
+    assert kind.stdout.strip() == "ext4"
+
+
+def test_a_failed_creation_leaves_no_pv_and_a_retry_succeeds(lab: LvmLab) -> None:
+    system_dir = str(lab.root / "etc")
+    held = os.open(lab.loops[1], os.O_RDONLY | os.O_EXCL)  # in use: its pvcreate fails after the first one's
+    try:
+        with pytest.raises(StorageError, match="pvcreate"):
+            BlockDomain.create(lab.loops, lab.vg, "x", lvm_system_dir=system_dir)
+    finally:
+        os.close(held)
+    assert lab.report("pvs", "pv", "-o", "pv_name") == []
+    domain = BlockDomain.create(lab.loops[:2], lab.vg, "again", lvm_system_dir=system_dir)
+    assert domain.metadata().description == "again"
+
+
+def test_a_creation_that_died_before_its_commit_point_is_redone(lab: LvmLab) -> None:
+    system_dir = str(lab.root / "etc")
+    # What a creation killed right after its vgcreate leaves: PVs and a VG tagged UNREADY.
+    lab.lvm("pvcreate", "--metadatasize", "128m", lab.loops[0])
+    lab.lvm("pvcreate", "--metadatasize", "128m", "--metadataignore", "y", lab.loops[1])
+    lab.lvm("vgcreate", "-s", "128m", "--addtag", tags.DOMAIN_UNREADY, lab.vg, *lab.loops)
+    with pytest.raises(AlreadyExists, match="already an LVM physical volume"):  # another id: not its leftover
+        BlockDomain.create(lab.loops, str(uuid.uuid4()), "x", lvm_system_dir=system_dir)
+    with pytest.raises(AlreadyExists, match="already an LVM physical volume"):  # part of its devices: neither
+        BlockDomain.create(lab.loops[:1], lab.vg, "x", lvm_system_dir=system_dir)
+    domain = BlockDomain.create(lab.loops, lab.vg, "redone", lvm_system_dir=system_dir)
+    assert domain.metadata().description == "redone"
+    assert tags.DOMAIN_READY in _vg_tags(lab)
+    assert tags.DOMAIN_UNREADY not in _vg_tags(lab)
+    assert len(lab.report("pvs", "pv", "-o", "pv_name", *lab.loops)) == 2
+
+
+def test_deleting_an_image_leaves_a_slot_another_lv_claims(lab: LvmLab, caplog: pytest.LogCaptureFixture) -> None:
+    domain = BlockDomain.create(lab.loops, lab.vg, "shared", lvm_system_dir=str(lab.root / "etc"))
+    kept_img, kept_vol, gone_img, gone_vol = (str(uuid.uuid4()) for _ in range(4))
+    kept = domain.create_volume(kept_img, kept_vol, MIB, description="kept")
+    domain.create_volume(gone_img, gone_vol, MIB, description="gone")
+    # Damage: the second LV's MD_ tag names the first one's slot.
+    lab.lvm("lvchange", "--deltag", "MD_2", "--addtag", "MD_1", f"{lab.vg}/{gone_vol}")
+    domain.refresh()
+    domain.delete_image(gone_img)
+    assert gone_vol not in {row["lv_name"] for row in lab.report("lvs", "lv", "-o", "lv_name", lab.vg)}
+    view = BlockView(lab.loops)
+    assert view.volume_info(kept_img, kept_vol).meta == kept.meta  # its slot was not cleared
+    assert "slot 1" in caplog.text
+    assert "claimed by another LV" in caplog.text

@@ -7,7 +7,9 @@ reads is checked against LVM's own report, never against the view's idea of the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,9 +20,17 @@ from ovfstore.storage import metadata as md
 from ovfstore.storage.backend import aligned_buffer
 from ovfstore.storage.block import slots, tags
 from ovfstore.storage.block.lvio import SegmentBackend, segment_map
+from ovfstore.storage.block.lvmcmd import Lvm
 from ovfstore.storage.block.view import BlockView
 from ovfstore.storage.domains import find_domain, scan_all
-from ovfstore.storage.errors import DomainNotFound, ImageNotFound, InvalidArgument, InvalidMetadata, VolumeNotFound
+from ovfstore.storage.errors import (
+    DomainNotFound,
+    ImageNotFound,
+    InvalidArgument,
+    InvalidMetadata,
+    ToolFailed,
+    VolumeNotFound,
+)
 from tests.fixtures.lvm import MIB, LvmLab, lvm_lab_at
 
 IMG = "11111111-2222-4333-8444-555555555555"
@@ -79,11 +89,13 @@ def _added(lv_tags: Iterable[str]) -> list[str]:
     return [arg for tag in lv_tags for arg in ("--addtag", tag)]
 
 
-def _domain(lab: LvmLab) -> list[str]:
+def _domain(lab: LvmLab, version: str | None = "5") -> list[str]:
     loops = lab.attach(2, 64)
     lab.lvm("pvcreate", *loops)
     lab.lvm("vgcreate", "-s", "4m", lab.vg, *loops)
-    values = {"SDUUID": lab.vg, "VERSION": "5", "CLASS": "Data", "DESCRIPTION": "a block, domain", "ROLE": "Regular"}
+    values = {"SDUUID": lab.vg, "CLASS": "Data", "DESCRIPTION": "a block, domain", "ROLE": "Regular"}
+    if version is not None:
+        values["VERSION"] = version
     lab.lvm("vgchange", *_added([*tags.domain_tags(values), tags.DOMAIN_READY]), lab.vg)
     lab.lvm("lvcreate", "-an", "-Zn", "-L", "8m", "-n", "metadata", lab.vg, loops[0])
     lab.lvm("lvcreate", "-an", "-Zn", "-L", "8m", "-n", VOL, lab.vg, loops[0])
@@ -214,6 +226,20 @@ def test_domains_are_found_on_the_devices_and_a_damaged_one_is_a_problem(lab: Lv
     assert [(p.path, type(p.error)) for p in problems] == [(f"/dev/{lab.vg}", InvalidMetadata)]
 
 
+@pytest.mark.parametrize("version", [None, "2", "6"])
+def test_a_domain_of_no_known_format_is_damaged_not_read_with_a_guessed_slot_layout(
+    lab: LvmLab, version: str | None
+) -> None:
+    loops = _domain(lab, version)  # a valid checksum: only the VERSION is wrong (or missing)
+    with pytest.raises(InvalidMetadata, match="damaged metadata"):
+        BlockView(loops).metadata()
+    with pytest.raises(InvalidMetadata, match="damaged metadata"):
+        BlockView(loops).scan_volumes()
+    found, problems = scan_all((), loops)
+    assert found == []
+    assert [(p.path, type(p.error)) for p in problems] == [(f"/dev/{lab.vg}", InvalidMetadata)]
+
+
 def test_a_device_that_is_not_the_pv_the_metadata_names_is_never_opened(lab: LvmLab) -> None:
     loops = _domain(lab)
     view = BlockView(loops)
@@ -222,3 +248,47 @@ def test_a_device_that_is_not_the_pv_the_metadata_names_is_never_opened(lab: Lvm
         SegmentBackend(view.vg, VOL, swapped, writable=True)
     with pytest.raises(InvalidMetadata, match="not among the devices given"):
         SegmentBackend(view.vg, VOL, {name: path for name, path in view.pv_paths.items() if path == loops[0]}, False)
+
+
+def test_lvm_output_that_is_not_utf8_is_a_storage_error_not_a_decode_crash(lab: LvmLab) -> None:
+    loops = lab.attach(1, 64)
+    lvm = Lvm(loops, str(lab.root / "etc"))
+    with pytest.raises(ToolFailed, match="lvm vgs failed") as raised:
+        lvm.run("vgs", os.fsdecode(b"vg\xff\xfe"))  # LVM echoes the name back, as bytes that are not UTF-8
+    assert "\ufffd" in str(raised.value)
+
+
+def test_segment_io_falls_back_from_direct_io_on_a_pe_start_the_device_cannot_take_direct(lab: LvmLab) -> None:
+    """A PV whose data starts off the device's 4 KiB logical block: O_DIRECT refuses the I/O (EINVAL), and
+    the segment map goes on through the page cache, as `Backend` does, instead of failing."""
+    (loop,) = lab.attach(1, 64)
+    lab.lvm("pvcreate", loop)
+    lab.lvm("vgcreate", "-s", "4m", lab.vg, loop)
+    lab.lvm("lvcreate", "-an", "-Zn", "-L", "8m", "-n", "metadata", lab.vg)
+    vg = BlockView([loop]).vg
+    (name,) = vg.pvs
+    pv = vg.pvs[name]
+    shifted = dataclasses.replace(vg, pvs={name: dataclasses.replace(pv, pe_start=pv.pe_start + 1)})
+    done = subprocess.run(
+        ["losetup", "-f", "--show", "--sector-size", "4096", str(lab.images[0])], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    big_sectors = done.stdout.strip()
+    data = os.urandom(64 << 10)
+    buf = aligned_buffer(len(data))
+    try:
+        buf[:] = data
+        with SegmentBackend(shifted, "metadata", {name: big_sectors}, writable=True) as backend:
+            backend.seek(0)
+            assert backend.write(memoryview(buf)) == len(data)
+            backend.flush()
+            buf[:] = b"\0" * len(data)
+            backend.seek(0)
+            assert backend.readinto(memoryview(buf)) == len(data)
+            assert buf[:] == data
+    finally:
+        subprocess.run(["losetup", "-d", big_sectors], capture_output=True)  # first: a failure may hold buf
+        buf.close()
+    with lab.images[0].open("rb") as image:
+        image.seek((pv.pe_start + 1) * 512)
+        assert image.read(len(data)) == data

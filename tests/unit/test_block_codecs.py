@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from ovfstore.storage import metadata as md
@@ -171,7 +169,3 @@ def test_oversize_metadata_is_refused_before_writing() -> None:
         slots.format_slot(_meta(description="x" * 211), 5)
     with pytest.raises(DescriptionTooLong):
         slots.format_slot(_meta(description="x" * 210, extra={"EXTRA": "y" * 300}), 5)
-
-
-def test_ids_are_canonical() -> None:
-    assert str(uuid.UUID(IMG)) == IMG

@@ -70,8 +70,9 @@ class WriteResult:
 @dataclass(frozen=True)
 class DeviceInfo:
     """A block device the agent may use (`GET /devices`): `id` is the LUN id (the WWID where the kernel
-    gives one, else the device name), the LVM fields are None when the device is no physical volume, and
-    `domain_id` is set when its volume group is a storage domain."""
+    gives one, else the device name), the LVM fields are None when the device is no physical volume,
+    `domain_id` is set when its volume group is a storage domain, and `signature` says what other data
+    (a filesystem, a partition table...) a device that is no physical volume holds."""
 
     id: str
     path: str
@@ -83,6 +84,8 @@ class DeviceInfo:
     vg_name: str | None
     vg_uuid: str | None
     domain_id: UUID | None
+    #: What a device that is no PV holds (a filesystem...): in use all the same. None when nothing known.
+    signature: str | None = None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DeviceInfo:
@@ -92,6 +95,7 @@ class DeviceInfo:
             pv_uuid=_text_or_none(d.get("pv_uuid")), vg_name=_text_or_none(d.get("vg_name")),
             vg_uuid=_text_or_none(d.get("vg_uuid")),
             domain_id=UUID(d["domain_id"]) if d.get("domain_id") else None,
+            signature=_text_or_none(d.get("signature")),
         )  # fmt: skip
 
 

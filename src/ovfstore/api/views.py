@@ -178,8 +178,8 @@ def logical_unit(
 
 def host_storage(device: DeviceInfo, host_id: UUID) -> Node:
     """A block device a host offers, as oVirt's `HostStorage` with its one LUN. A device that is an LVM
-    physical volume is `used`; one that is not is `free`."""
-    status = "free" if device.pv_uuid is None else "used"
+    physical volume, or holds other data (a filesystem...), is `used`; any other is `free`."""
+    status = "free" if device.pv_uuid is None and device.signature is None else "used"
     unit = logical_unit(device, vg_uuid=device.vg_uuid, domain_id=device.domain_id, status=status)
     return {
         "id": device.id,

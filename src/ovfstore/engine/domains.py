@@ -114,6 +114,11 @@ class DomainService:
             if device.pv_uuid is not None:
                 held = f"storage domain {device.domain_id}" if device.domain_id else f"volume group {device.vg_name}"
                 raise Conflict(f"LUN {lun!r} is in use ({held}); import that domain instead, or clear the LUN by hand")
+            if device.signature is not None:
+                raise Conflict(
+                    f"LUN {lun!r} holds data ({device.signature}); pick another LUN, or wipe this one on the host "
+                    "(wipefs -a) if its data is not wanted"
+                )
         info = self._call(
             client.create_domain,
             domain.id,

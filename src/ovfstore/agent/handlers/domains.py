@@ -135,6 +135,7 @@ def list_devices(config: AgentConfig, request: Request) -> Response:
             {
                 "id": device.lun_id, "path": device.path, "size": device.size, "vendor": device.vendor,
                 "product": device.product, "serial": device.serial, "pv_uuid": device.pv_uuid,
+                "signature": device.signature,
                 "vg_name": vg.name if vg else None, "vg_uuid": vg.id if vg else None,
                 "domain_id": vg.name if vg is not None and is_domain else None,
             }

@@ -18,6 +18,26 @@ from ovfstore.storage.lvm.ondisk import LvmFormatError, device_size, read_label,
 
 #: A value read from sysfs is a short line; anything longer is cut.
 SYSFS_MAX = 256
+#: Well-known signatures of data on a device that is no PV: (byte offset, magic, what it is). A device
+#: holding one is in use: creating a domain on it would destroy that data (wipefs shows the same ones).
+SIGNATURES = (
+    (0x438, b"\x53\xef", "an ext2/ext3/ext4 filesystem"),
+    (0, b"XFSB", "an XFS filesystem"),
+    (0x10040, b"_BHRfS_M", "a btrfs filesystem"),
+    (0, b"LUKS\xba\xbe", "a LUKS encrypted volume"),
+    (0, b"SKUL\xba\xbe", "a LUKS2 encrypted volume"),
+    (0x1000, b"\xfc\x4e\x2b\xa9", "an MD RAID member (1.2)"),
+    (0, b"\xfc\x4e\x2b\xa9", "an MD RAID member (1.1)"),
+    (0x8001, b"CD001", "an ISO 9660 filesystem"),
+    (512, b"EFI PART", "a GPT partition table"),
+    (4086, b"SWAPSPACE2", "a swap area"),
+    (16374, b"SWAPSPACE2", "a swap area"),
+    (65526, b"SWAPSPACE2", "a swap area"),
+    (3, b"NTFS    ", "an NTFS filesystem"),
+    (510, b"\x55\xaa", "a partition table or boot sector (MBR, FAT)"),
+)
+#: How much of a device's start is read for signatures (the last offset + magic, rounded to 4 KiB).
+SIGNATURE_SPAN = 68 << 10
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,8 @@ class Device:
     serial: str
     pv_uuid: str | None
     vg: VolumeGroup | None
+    #: What a device that is no PV holds ("an ext2/ext3/ext4 filesystem"...), None when nothing known.
+    signature: str | None = None
 
 
 def _sysfs(path: str) -> str:
@@ -90,6 +112,15 @@ def _newest(fd: int, path: str) -> VolumeGroup | None:
     return newest
 
 
+def signature(fd: int) -> str | None:
+    """What known data the device's start holds, or None (all zeros, or nothing this knows)."""
+    head = os.pread(fd, SIGNATURE_SPAN, 0)
+    for offset, magic, what in SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return f"{what} (signature at byte {offset})"
+    return None
+
+
 def probe(path: str) -> Device | None:
     """The device at `path`, or None when it cannot be opened or is empty (a loop device with no file)."""
     try:
@@ -105,7 +136,7 @@ def probe(path: str) -> Device | None:
         try:
             label = read_label(fd, path)
         except LvmFormatError:
-            return Device(path, lun_id, size, vendor, product, serial, None, None)
+            return Device(path, lun_id, size, vendor, product, serial, None, None, signature(fd))
         return Device(path, lun_id, size, vendor, product, serial, label.uuid, _newest(fd, path))
     except OSError:
         return None

@@ -18,6 +18,8 @@ Commit points, so that a crash leaves nothing half-listed:
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +28,7 @@ from dataclasses import replace
 from ovfstore.storage import metadata as md
 from ovfstore.storage.backend import VolumeBackend, aligned_buffer
 from ovfstore.storage.block import slots
-from ovfstore.storage.block.devices import probe
+from ovfstore.storage.block.devices import probe, vg_of, volume_groups
 from ovfstore.storage.block.locks import vg_locked, volume_lock
 from ovfstore.storage.block.lvio import lv_size
 from ovfstore.storage.block.lvmcmd import Lvm
@@ -47,10 +49,13 @@ from ovfstore.storage.errors import (
     ImageNotFound,
     InvalidArgument,
     StorageError,
+    ToolFailed,
     WrongPool,
 )
 from ovfstore.storage.lvm.ondisk import SECTOR
 from ovfstore.store.quoting import quoted
+
+log = logging.getLogger(__name__)
 
 BLOCK_STORAGE_TYPES = ("ISCSI", "FCP")
 MIB = 1 << 20
@@ -103,25 +108,33 @@ class BlockDomain(BlockView):
             raise InvalidArgument("a block domain needs one or more devices, each named once")
         values = _new_values(sd_id, description, storage_type, domain_class)
         domain_tags(dict(values, PV0="pv:x,uuid:y", VGUUID="z"))  # refuses a bad description before any change
+        leftover = _unfinished_vg(devices, sd_id)
         for path in devices:
             found = probe(path)
             if found is None:
                 raise InvalidArgument(f"device {quoted(path)} cannot be opened or is empty")
-            if found.pv_uuid is not None:
+            if found.pv_uuid is not None and leftover is None:
                 raise AlreadyExists(
                     f"device {quoted(path)} is already an LVM physical volume ({found.pv_uuid}"
                     f"{', of VG ' + quoted(found.vg.name) if found.vg else ''}); import that domain, or wipe the "
                     "device (pvremove) if its data is not wanted"
                 )
+            if found.signature is not None:
+                raise AlreadyExists(_holds_data(path, found.signature))
         lvm = Lvm(devices, lvm_system_dir)
         with vg_locked(sd_id):
+            if leftover is not None:  # an earlier creation of this very domain died before its commit point
+                lvm.run("vgremove", "--yes", "--force", sd_id)
+                lvm.run("pvremove", "--yes", *leftover)
             # Two metadata copies on each PV, as VDSM makes them; only the first PV's are in use, the others'
-            # are flagged ignored (LVM then keeps one set of copies up to date, not one per LUN).
-            pvcreate = ("pvcreate", "--yes", "--metadatasize", "128m", "--pvmetadatacopies", "2")
-            lvm.run(*pvcreate, devices[0])
-            if len(devices) > 1:
-                lvm.run(*pvcreate, "--metadataignore", "y", *devices[1:])
+            # are flagged ignored (LVM then keeps one set of copies up to date, not one per LUN). No --yes:
+            # pvcreate must refuse, never wipe, a signature found on the device since it was probed.
+            pvcreate = ("pvcreate", "--metadatasize", "128m", "--pvmetadatacopies", "2")
+            made: list[str] = []
             try:
+                for number, path in enumerate(devices):
+                    _pvcreate(lvm, [*pvcreate, *(("--metadataignore", "y") if number else ()), path], path)
+                    made.append(path)
                 lvm.run(
                     "vgcreate", "--yes", "--physicalextentsize", f"{EXTENT_MIB}m", "--setautoactivation", "n",
                     "--addtag", DOMAIN_UNREADY, sd_id, *devices,
@@ -137,8 +150,9 @@ class BlockDomain(BlockView):
             except BaseException:
                 with contextlib.suppress(StorageError):
                     lvm.run("vgremove", "--yes", "--force", sd_id)
-                with contextlib.suppress(StorageError):
-                    lvm.run("pvremove", "--yes", *devices)
+                if made:
+                    with contextlib.suppress(StorageError):
+                        lvm.run("pvremove", "--yes", *made)
                 raise
         domain.refresh()
         return domain
@@ -314,6 +328,8 @@ class BlockDomain(BlockView):
                 for name in names:
                     held.enter_context(volume_lock(self.sd_id, name, True))
                 slot_of = {name: t.slot for name, t in self._volume_tags() if isinstance(t, VolumeTags)}
+                # A slot another LV claims too may hold that LV's metadata: it is left as it is.
+                shared = self._shared_slots()
                 self.lvm.run(
                     "lvchange", "--deltag", f"IU_{img_id}", "--addtag", removing_tag(img_id), *lv_paths
                 )  # fmt: skip
@@ -321,7 +337,13 @@ class BlockDomain(BlockView):
                 version = self._version()
                 for name in names:
                     slot = slot_of.get(name)
-                    if slot is not None:
+                    if slot in shared:
+                        log.warning(
+                            "storage domain %s: metadata slot %s of volume %s (image %s) is claimed by another LV "
+                            "too; it is not cleared, repair the MD_ tags",
+                            self.sd_id, slot, name, img_id,
+                        )  # fmt: skip
+                    elif slot is not None:
                         with contextlib.suppress(StorageError):  # a damaged tag: the LV goes all the same
                             self._write_slot(slot, slots.cleared_slot(version))
                 self.lvm.run("lvremove", "--yes", "--force", *lv_paths)
@@ -332,6 +354,40 @@ def _new_values(sd_id: str, description: str, storage_type: str, domain_class: s
     values = md.new_domain_values(sd_id, description, storage_type, domain_class, "")
     del values["REMOTE_PATH"]
     return values
+
+
+def _holds_data(path: str, what: str) -> str:
+    return (
+        f"device {quoted(path)} holds data: {what}; a domain is not created over it. Pick another device, or "
+        "wipe this one (wipefs -a) if its data is not wanted"
+    )
+
+
+def _pvcreate(lvm: Lvm, args: Sequence[str], path: str) -> None:
+    """`pvcreate` of one device, its refusal to wipe a signature said as what it is."""
+    try:
+        lvm.run(*args)
+    except ToolFailed as e:
+        if "signature" in str(e) or "Aborted wiping" in str(e):
+            raise AlreadyExists(_holds_data(path, str(e))) from e
+        raise
+
+
+def _unfinished_vg(devices: Sequence[str], sd_id: str) -> list[str] | None:
+    """The PVs of a VG named `sd_id`, tagged `RHAT_storage_domain_UNREADY`, that lies on exactly the
+    `devices` (paths, by real path): what a creation of that domain left when it died before its commit
+    point, removed before the domain is created again. None when there is no such VG."""
+    found = [d for d in map(probe, devices) if d is not None]
+    groups = volume_groups(found)
+    group = groups.get(sd_id)
+    if group is None or DOMAIN_UNREADY not in group.vg.tags or DOMAIN_READY in group.vg.tags:
+        return None
+    members = {os.path.realpath(d.path) for d in group.devices.values()}
+    if len(group.devices) != len(group.vg.pvs) or members != {os.path.realpath(p) for p in devices}:
+        return None  # on other devices as well (or some missing): left to the administrator
+    if any(d.pv_uuid is not None and vg_of(d, groups) is not group.vg for d in found):
+        return None
+    return [d.path for d in group.devices.values()]
 
 
 def _lvcreate(lvm: Lvm, vg: str, name: str, size: int, tags: list[str]) -> None:

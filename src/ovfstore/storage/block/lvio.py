@@ -190,9 +190,22 @@ class SegmentBackend:
                 finally:
                     self._set_direct(fd, True)
             else:
-                _pwrite_all(fd, buf[at : at + count], offset)
+                try:
+                    _pwrite_all(fd, buf[at : at + count], offset)
+                except OSError as e:
+                    # A PV whose pe_start is not aligned to the device's logical block: O_DIRECT refuses it.
+                    if not (self.direct and e.errno == errno.EINVAL):
+                        raise
+                    self._drop_direct()
+                    _pwrite_all(fd, buf[at : at + count], offset)
         self._pos += len(buf)
         return len(buf)
+
+    def _drop_direct(self) -> None:
+        """Go on through the page cache on every PV (fsync'd on `flush` all the same)."""
+        for fd in self._fds.values():
+            self._set_direct(fd, False)
+        self.direct = False
 
     def readinto(self, buf: memoryview) -> int:
         """Read up to `len(buf)` bytes at the position; fewer only at the end of the LV."""
@@ -201,7 +214,13 @@ class SegmentBackend:
             view = buf[at : at + count]
             done = 0
             while done < count:
-                n = os.preadv(self._fds[pv], [view[done:]], offset + done)
+                try:
+                    n = os.preadv(self._fds[pv], [view[done:]], offset + done)
+                except OSError as e:
+                    if not (self.direct and e.errno == errno.EINVAL):
+                        raise
+                    self._drop_direct()
+                    continue
                 if n == 0:
                     raise OSError(errno.EIO, f"PV {pv} of LV {self.path} ended early")
                 done += n

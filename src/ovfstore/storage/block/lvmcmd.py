@@ -67,7 +67,15 @@ class Lvm:
             argv += ["--driverloaded", "n"]
         argv += ["--config", self.config, *args]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=TIMEOUT_S)
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                env=self.env,
+                timeout=TIMEOUT_S,
+            )
         except FileNotFoundError as e:
             raise ToolFailed("the LVM tools are not installed; install lvm2 to create or change block domains") from e
         except subprocess.TimeoutExpired as e:

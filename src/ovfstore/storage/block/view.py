@@ -34,6 +34,8 @@ from ovfstore.store.quoting import cut, quoted
 #: The LVs VDSM creates in every block domain; never volumes.
 SPECIAL_LVS = ("metadata", "ids", "inbox", "outbox", "leases", "xleases", "master")
 METADATA_LV = "metadata"
+#: The block domain formats whose metadata slots are known (docs/FORMATS.md 6.3).
+BLOCK_VERSIONS = (3, 4, 5)
 #: Reads of the VG metadata before it is taken for damaged (a commit of another process may be under way).
 READ_ATTEMPTS = 3
 
@@ -87,6 +89,12 @@ class BlockView:
         parsed = domain_metadata(self.vg.tags)
         if parsed.sd_id and parsed.sd_id != self.sd_id:
             raise InvalidMetadata(f"VG {self.sd_id} holds the metadata of domain {cut(parsed.sd_id)}: misnamed")
+        if parsed.version not in BLOCK_VERSIONS:  # only formats 3, 4 and 5 say where the volume slots are
+            raise InvalidMetadata(
+                f"storage domain {self.sd_id}: damaged metadata, its MDT_ tags give VERSION="
+                f"{quoted(parsed.values.get('VERSION', ''))}, not one of {', '.join(map(str, BLOCK_VERSIONS))}; "
+                "where its volumes' metadata lies is unknown"
+            )
         return parsed
 
     def _version(self) -> int:
