@@ -72,9 +72,14 @@ def engines(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> Itera
     storage = tmp_path / "storage"
 
     def start(
-        db_url: str, host_name: str = "host1", updater: UpdaterConfig | None = None, api: ApiConfig | None = None
+        db_url: str,
+        host_name: str = "host1",
+        updater: UpdaterConfig | None = None,
+        api: ApiConfig | None = None,
+        agent: AgentProcess | None = None,
     ) -> RunningEngine:
-        agent = agent_factory(roots=(storage,))
+        """`agent`: the host's agent when it is not the default one over the shared root (block LUNs)."""
+        agent = agent or agent_factory(roots=(storage,))
         engine = Engine(
             EngineConfig(
                 db_url,

@@ -17,15 +17,12 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 
-from ovfstore.api.app import create_app
-from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.inventory import VmChanges
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery.compare import compare_inventories
-from ovfstore.engine.runtime import Engine, EngineConfig
 from ovfstore.engine.updater.contents import DocumentSpool
-from ovfstore.model import GIB, Disk, DiskAttachment, Host, OvfData, Vm
-from tests.e2e.conftest import ADMIN_PASSWORD, RunningEngine, serve
+from ovfstore.model import GIB, Disk, DiskAttachment, OvfData, Vm
+from tests.e2e.conftest import RunningEngine
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.block_fixtures import BlockLab, block_lab
 from tests.functional.test_block_domains import complete_stores
@@ -39,40 +36,14 @@ def lab(tmp_path: Path) -> Iterator[BlockLab]:
 
 @pytest.fixture
 def block_engines(
-    agent_factory: Callable[..., AgentProcess], lab: BlockLab, tmp_path: Path
-) -> Iterator[Callable[..., RunningEngine]]:
+    agent_factory: Callable[..., AgentProcess], lab: BlockLab, tmp_path: Path, engines: Callable[..., RunningEngine]
+) -> Callable[..., RunningEngine]:
     """Engines whose host agent may use the lab's loop devices (two sites seeing the same LUNs)."""
-    stop: list[Callable[[], None]] = []
 
     def start(db_url: str, host_name: str) -> RunningEngine:
-        agent = lab.start_agent(agent_factory, tmp_path / "root")
-        engine = Engine(
-            EngineConfig(
-                db_url,
-                AgentAccess(secret=agent.secret, timeout_s=60),
-                UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1),
-            )
-        )
-        engine.start()
-        engine.users.ensure_admin(ADMIN_PASSWORD)
-        cluster = next(c for c in engine.inventory.clusters.list() if c.name == "Default")
-        host = engine.inventory.hosts.add(Host(name=host_name, cluster_id=cluster.id, address=agent.url))
-        server, thread, port = serve(create_app(engine))
+        return engines(db_url, host_name, agent=lab.start_agent(agent_factory, tmp_path / "root"))
 
-        def shutdown() -> None:
-            if server.should_exit:
-                return
-            server.should_exit = True
-            thread.join(30)
-            engine.stop()
-
-        stop.append(shutdown)
-        url = f"http://127.0.0.1:{port}/ovirt-engine/api"
-        return RunningEngine(engine, url, tmp_path / "root", agent, host, shutdown)
-
-    yield start
-    for shutdown in reversed(stop):
-        shutdown()
+    return start
 
 
 def _attach(system: sdk.services.SystemService, sd_id: str) -> None:
