@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
 import pytest
+from sqlalchemy import select, update
 
+from ovfstore.engine.db import schema
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.errors import NotFound
 from ovfstore.engine.inventory import ClusterChanges, DataCenterChanges
@@ -27,6 +30,8 @@ from ovfstore.model import (
     Network,
     Nic,
     Role,
+    Snapshot,
+    SnapshotType,
     StorageDomain,
     Template,
     Vm,
@@ -34,10 +39,14 @@ from ovfstore.model import (
     Volume,
     VolumeFormat,
 )
+from ovfstore.ovf import read_ovf
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import FreshEngine, build_site, fresh_engine
 
 NEWER = UUID("9e9e9e9e-0000-4000-8000-000000000001")
+# Above any uuid4 the site gives its volumes: sorted by id, they come after the OVF's leaf.
+FORK_A = UUID("ffffffff-0000-4000-8000-00000000000a")
+FORK_B = UUID("ffffffff-0000-4000-8000-00000000000b")
 
 
 @dataclass
@@ -58,6 +67,7 @@ def _protect_and_recover(
     attach_sd2: bool,
     second_vm: bool = False,
     chain: str | None = None,
+    snapshots: str | None = None,
 ) -> Recovered:
     site = build_site(database, agent_factory, tmp_path)
     site.add_domain("sd1")
@@ -92,8 +102,23 @@ def _protect_and_recover(
         db = inv.vms.add(Vm(name="db", cluster_id=site.cluster.id))
         db_nic = inv.nics.add(Nic(entity_id=db.id, name="eth0", vnic_profile_id=profile.id))
     disk0 = next(d for d in inv.disks.list() if d.alias == "app_disk0")
+    snaps: dict[str, UUID] = {}
+    if snapshots is not None:  # the VM's snapshots: its active one, one regular below, maybe one newer
+        now = datetime.now(UTC)
+        active = inv.snapshots.add(Snapshot(vm_id=app.id, type=SnapshotType.ACTIVE, description="Active VM"))
+        first = inv.snapshots.add(Snapshot(vm_id=app.id, description="first", creation_date=now - timedelta(hours=2)))
+        snaps = {"active": active.id, "first": first.id}
+        if snapshots == "recorded":  # taken after the store's chain was written: recorded, with no volume yet
+            later = inv.snapshots.add(Snapshot(vm_id=app.id, description="later"))
+            snaps["later"] = later.id
     if chain == "lost":  # a snapshot the store records, whose volume is lost on storage afterwards
-        inv.disks.add_volume(Volume(disk_id=disk0.id, format=VolumeFormat.COW, capacity=GIB))
+        if snapshots is not None:
+            _set_snapshot(database, disk0.chain()[-1].id, snaps["first"])
+        inv.disks.add_volume(
+            Volume(disk_id=disk0.id, format=VolumeFormat.COW, capacity=GIB, snapshot_id=snaps.get("active"))
+        )
+    elif snapshots is not None:
+        _set_snapshot(database, disk0.chain()[-1].id, snaps["active"])
     for disk in inv.disks.list():
         if disk.storage_type is DiskStorageType.IMAGE:
             site.materialize(disk.id)
@@ -104,6 +129,13 @@ def _protect_and_recover(
     if chain == "newer":  # a snapshot taken after the store was written: storage has one more volume
         with site.agent.client() as client:
             client.create_volume(sd1_id, disk0.id, NEWER, GIB, format="COW", type="SPARSE", parent=leaf.id)
+    if chain in ("fork", "orphan"):  # volumes that do not continue the chain from its leaf
+        with site.agent.client() as client:
+            if chain == "fork":  # two children of the leaf, as a snapshot preview leaves them
+                for volume_id in (FORK_A, FORK_B):
+                    client.create_volume(sd1_id, disk0.id, volume_id, GIB, format="COW", type="SPARSE", parent=leaf.id)
+            else:  # a base volume of its own in the same image
+                client.create_volume(sd1_id, disk0.id, FORK_A, GIB, format="RAW", type="SPARSE")
     if chain == "lost":
         for path in (site.domain_dir("sd1") / "images" / str(disk0.id)).glob(f"{leaf.id}*"):
             path.unlink()
@@ -117,10 +149,17 @@ def _protect_and_recover(
     assert nic.mac is not None
     recovered = Recovered(engine, sd1, sd2, {"template": template.id, "app": app.id}, {"nic1": nic.mac})
     recovered.ids["disk0"], recovered.ids["disk0_leaf"] = disk0.id, leaf.id
+    recovered.ids.update({f"snapshot_{k}": v for k, v in snaps.items()})
     if second_vm:
         assert db_nic.mac is not None
         recovered.ids["db"], recovered.old_macs["db/eth0"] = db.id, db_nic.mac
     return recovered
+
+
+def _set_snapshot(database: Database, volume_id: UUID, snapshot_id: UUID) -> None:
+    """Which snapshot a volume belongs to (the inventory has no change for it: snapshots set it)."""
+    with database.engine.begin() as conn:
+        conn.execute(update(schema.volumes).where(schema.volumes.c.id == volume_id).values(snapshot_id=snapshot_id))
 
 
 @pytest.fixture
@@ -372,10 +411,21 @@ def test_a_lun_mapping_gives_the_target_lun_and_its_paths(recovered: Recovered) 
     options = RegistrationOptions(lun_mappings={"36001405aabbcc": mapping})
     report = recovered.engine.recovery.register(recovered.sd1.id, recovered.ids["app"], options)
     lun = _lun_of(recovered)
-    assert (lun.lun_id, lun.lun_connections, lun.lun_serial) == ("36001405bbbbbb", [path], "SLIO-ORG_app_aabbcc")
-    assert report.disk_reports == [
-        (lun.id, "LUN 36001405aabbcc mapped to 36001405bbbbbb (ISCSI 10.2.2.2:3260 iqn.2024-01.site-b:app)")
-    ]
+    assert (lun.lun_id, lun.lun_connections) == ("36001405bbbbbb", [path])
+    assert (lun.lun_vendor, lun.lun_product, lun.lun_serial) == ("", "", ""), "the source LUN's identity is not kept"
+    ((disk_id, detail),) = report.disk_reports
+    assert disk_id == lun.id
+    assert detail.startswith("LUN 36001405aabbcc mapped to 36001405bbbbbb (ISCSI 10.2.2.2:3260 iqn.2024-01.site-b:app)")
+    assert "vendor, product and serial are not kept" in detail
+
+
+def test_a_lun_mapping_to_the_same_lun_keeps_its_identity(recovered: Recovered) -> None:
+    _register_template(recovered)
+    path = LunConnection(address="10.2.2.2", port="3260", target="iqn.2024-01.site-b:app", portal="1")
+    options = RegistrationOptions(lun_mappings={"36001405aabbcc": LunMapping("36001405aabbcc", (path,))})
+    recovered.engine.recovery.register(recovered.sd1.id, recovered.ids["app"], options)
+    lun = _lun_of(recovered)
+    assert (lun.lun_vendor, lun.lun_product, lun.lun_serial) == ("LIO-ORG", "app", "SLIO-ORG_app_aabbcc")
 
 
 def test_a_lun_that_cannot_be_mapped_is_refused_or_dropped_under_partial_import(recovered: Recovered) -> None:
@@ -438,3 +488,112 @@ def test_a_chain_that_differs_from_storage_registers_what_is_consistent(chain_di
         assert len(chain) == 1
         assert f"registered with 1 of 2 volume(s), up to {chain[0]}" in detail
         assert str(leaf) in detail
+
+
+@pytest.fixture(params=["fork", "orphan"])
+def chain_forks(
+    request: pytest.FixtureRequest,
+    database: Database,
+    empty_db_url: str,
+    agent_factory: Callable[..., AgentProcess],
+    tmp_path: Path,
+) -> Iterator[Recovered]:
+    result = _protect_and_recover(database, empty_db_url, agent_factory, tmp_path, attach_sd2=True, chain=request.param)
+    yield result
+    result.engine.close()
+
+
+def test_volumes_that_do_not_continue_the_chain_are_left_alone(chain_forks: Recovered) -> None:
+    """Two children of the leaf (a fork) or a second base volume: no parent link continues the OVF's chain
+    from its leaf as one line, so nothing joins it; never a guess from the order of the volume ids."""
+    r = chain_forks
+    e = r.engine
+    _register_template(r)
+    report = e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions())
+    assert report.outcome == "registered"
+    assert [v.id for v in e.inv.disks.get(r.ids["disk0"]).chain()] == [r.ids["disk0_leaf"]]
+    ((disk_id, detail),) = report.disk_reports
+    assert disk_id == r.ids["disk0"]
+    assert str(FORK_A) in detail
+    assert "do not continue the chain from its leaf" in detail
+    assert "not registered, left on storage" in detail
+
+
+@pytest.fixture(params=[("newer", "recorded"), ("newer", "plain"), ("lost", "plain")])
+def with_snapshots(
+    request: pytest.FixtureRequest,
+    database: Database,
+    empty_db_url: str,
+    agent_factory: Callable[..., AgentProcess],
+    tmp_path: Path,
+) -> Iterator[tuple[str, str, Recovered]]:
+    chain, snapshots = request.param
+    result = _protect_and_recover(
+        database, empty_db_url, agent_factory, tmp_path, attach_sd2=True, chain=chain, snapshots=snapshots
+    )
+    yield chain, snapshots, result
+    result.engine.close()
+
+
+def _snapshot_ids(r: Recovered) -> set[UUID]:
+    sn = schema.snapshots
+    with r.engine.db.engine.connect() as conn:
+        return set(conn.execute(select(sn.c.id).where(sn.c.vm_id == r.ids["app"])).scalars())
+
+
+def _written_snapshot_ids(r: Recovered) -> tuple[list[UUID | None], set[UUID]]:
+    """The app's disk0 chain's `ovf:vm_snapshot_id`s in the OVF the updater writes, base first, and the
+    snapshots that OVF records."""
+    e = r.engine
+    assert all(x.ok for x in e.updater.run_once().domains.values())
+    with e.db.engine.connect() as conn:
+        document = conn.execute(
+            select(schema.ovf_cache.c.ovf_data).where(schema.ovf_cache.c.entity_id == r.ids["app"])
+        ).scalar_one()
+    data = read_ovf(document).data
+    (disk,) = [d.disk for d in data.disks if d.disk.id == r.ids["disk0"]]
+    return [v.snapshot_id for v in disk.chain()], {sn.id for sn in data.snapshots}
+
+
+def test_the_reconciled_chain_belongs_to_the_vms_snapshots(with_snapshots: tuple[str, str, Recovered]) -> None:
+    chain, snapshots, r = with_snapshots
+    e = r.engine
+    _register_template(r)
+    active, first = r.ids["snapshot_active"], r.ids["snapshot_first"]
+    if (chain, snapshots) == ("newer", "plain"):
+        # A volume newer than the OVF, but no snapshot recorded for the old leaf to belong to: never invented.
+        with pytest.raises(RegistrationRefused, match="none is invented"):
+            e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions())
+        report = e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions(allow_partial_import=True))
+        assert report.dropped_disks == [r.ids["disk0"]]
+        assert "none is invented" in dict(report.disk_reports)[r.ids["disk0"]]
+        assert _snapshot_ids(r) == {active, first}
+        return
+    report = e.recovery.register(r.sd1.id, r.ids["app"], RegistrationOptions(allow_partial_import=True))
+    assert report.dropped_disks == []
+    registered = _snapshot_ids(r)
+    written, recorded = _written_snapshot_ids(r)
+    assert recorded == registered
+    assert written[-1] == active, "the leaf is the active snapshot's layer"
+    assert {i for i in written if i is not None} <= registered
+    if chain == "newer":
+        later = r.ids["snapshot_later"]
+        assert [v.id for v in e.inv.disks.get(r.ids["disk0"]).chain()] == [r.ids["disk0_leaf"], NEWER]
+        assert written == [later, active], "the old leaf belongs to the snapshot taken after the OVF was written"
+        assert registered == {active, first, later}
+    else:
+        assert written == [active], "the cut-back leaf is the active layer now"
+        assert registered == {active}, "the snapshot whose volume became the active layer is dropped"
+        details = [d for i, d in report.disk_reports if i == r.ids["disk0"]]
+        assert any(f"snapshot(s) {first} not registered" in d for d in details)
+
+
+def test_a_dry_run_never_offers_one_mac_twice(two_vms: Recovered) -> None:
+    e, r = two_vms.engine, two_vms
+    squatter = e.inv.vms.add(Vm(name="squatter", cluster_id=e.cluster.id))
+    for i, mac in enumerate((r.old_macs["nic1"], r.old_macs["db/eth0"])):  # both VMs' MACs are taken here
+        e.inv.nics.add(Nic(entity_id=squatter.id, name=f"eth{i}", mac=mac))
+    reports = e.recovery.register_all(r.sd1.id, RegistrationOptions(reassign_bad_macs=True), dry_run=True)
+    handed = [new for x in reports for _, _, new in x.reassigned_macs]
+    assert len(handed) == 2
+    assert len(set(handed)) == 2, f"two VMs offered one MAC: {handed}"

@@ -165,6 +165,19 @@ class Volume:
 
 
 @dataclass(kw_only=True, slots=True)
+class FoundVolume:
+    """A volume as a domain scan found it on storage, for a disk the engine does not know yet: its parent
+    link, size, format and legality as its `.meta` records them (kept as text, as stored)."""
+
+    id: str
+    parent: str = ""  # "" for a base volume
+    capacity: int = 0
+    format: str = ""  # RAW, COW
+    legality: str = ""  # LEGAL, ILLEGAL, FAKE
+    type: str = ""  # SPARSE, PREALLOCATED
+
+
+@dataclass(kw_only=True, slots=True)
 class LunConnection:
     """One path to a direct LUN: the storage server connection oVirt records with the LUN (its
     `StorageServerConnections`), written in the OVF as a `<Connection>` of the LUN's disk."""

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from ovfstore.engine.db.types import DataclassList, EnumListType, IntEnumType, StrEnumType, UTCDateTime, UUIDList
-from ovfstore.model import LogicalUnit, LunConnection, utcnow
+from ovfstore.model import FoundVolume, LogicalUnit, LunConnection, utcnow
 from ovfstore.model import enums as e
 
 # Deterministic constraint names: migrations can then drop or alter them on both databases.
@@ -409,6 +409,8 @@ unregistered_disks = Table(
     Column("volume_ids", UUIDList, nullable=False, default=list),
     Column("entity_ids", UUIDList, nullable=False, default=list),  # entities whose OVFs reference it
     Column("found_at", UTCDateTime, nullable=False),
+    # Each volume's parent link, size, format and legality as found (migration 0009).
+    Column("volumes", DataclassList(FoundVolume), nullable=False, default=list),
 )
 
 # What happened that an operator should know: store writes that failed, stores refused as too large,

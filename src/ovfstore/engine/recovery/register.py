@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -35,16 +34,20 @@ from ovfstore.model import (
     DiskStorageType,
     DomainStatus,
     EntityType,
+    FoundVolume,
     LunConnection,
     Nic,
     OvfData,
     Snapshot,
+    SnapshotType,
     Template,
     Vm,
     VmStatus,
     Volume,
     VolumeFormat,
+    VolumeType,
 )
+from ovfstore.store.quoting import cut, quoted
 
 
 @dataclass(slots=True)
@@ -56,8 +59,9 @@ class _Context:
     data: OvfData
     options: RegistrationOptions
     cluster: Cluster
-    # MACs recorded in the OVFs of the data center's unregistered VMs, with the VMs recording each.
-    reserved: Mapping[str, set[UUID]]
+    # MACs recorded in the OVFs of the data center's unregistered VMs, with the VMs recording each; MACs
+    # handed out during a "register everything" join them, so a dry run never offers one MAC twice.
+    reserved: dict[str, set[UUID]]
 
 
 #: A NIC's MAC in any OVF dialect (`<rasd:MACAddress>`, whatever the prefix); read without parsing the
@@ -93,6 +97,8 @@ class Plan:
     permissions: list[tuple[str, UUID]] = field(default_factory=list)  # user, role id
     groups: list[UUID] = field(default_factory=list)
     labels: list[UUID] = field(default_factory=list)
+    # Snapshots of the OVF not registered, because volumes they need were lost on storage.
+    dropped_snapshots: set[UUID] = field(default_factory=set)
 
 
 class Registrar:
@@ -249,7 +255,7 @@ class Registrar:
                 plan.disks.append((disk, attachment, True))
                 continue
             found = conn.execute(
-                select(ud.c.domain_id, ud.c.volume_ids)
+                select(ud.c.domain_id, ud.c.volume_ids, ud.c.volumes)
                 .select_from(ud.join(d, ud.c.domain_id == d.c.id))
                 .where(
                     ud.c.disk_id == disk.id,
@@ -271,19 +277,23 @@ class Registrar:
                 reason = f"{what}: {problem}"
             elif not present:
                 reason = f"{what} is on no active domain of this data center"
-            if not present:
-                if options.allow_partial_import:
-                    plan.report.dropped_disks.append(disk.id)
-                    plan.report.disk_reports.append((disk.id, f"dropped: {reason.removeprefix(what + ': ')}"))
-                    plan.report.warnings.append(f"{reason}: dropped")
+            else:
+                disk.domain_ids = present
+                row = next(r for r in found if r.domain_id == present[0])
+                problem = self._newer_layers(ctx, plan, disk, list(row.volume_ids), list(row.volumes or []))
+                if problem is None:
+                    plan.disks.append((disk, attachment, False))
                     continue
-                raise RegistrationRefused(
-                    f"{_what(data)}: its {reason}; attach the domain holding it, or allow a partial import "
-                    "(the disk is then dropped, or registered with the part of its chain storage still has)"
-                )
-            disk.domain_ids = present
-            self._newer_layers(plan, disk, next(r for r in found if r.domain_id == present[0]).volume_ids)
-            plan.disks.append((disk, attachment, False))
+                reason = f"{what}: {problem}"
+            if options.allow_partial_import:
+                plan.report.dropped_disks.append(disk.id)
+                plan.report.disk_reports.append((disk.id, f"dropped: {reason.removeprefix(what + ': ')}"))
+                plan.report.warnings.append(f"{reason}: dropped")
+                continue
+            raise RegistrationRefused(
+                f"{_what(data)}: its {reason}; attach the domain holding it, or allow a partial import "
+                "(the disk is then dropped, or registered with the part of its chain storage still has)"
+            )
 
     def _reconcile_chain(self, ctx: _Context, plan: Plan, disk: Disk, on_storage: list[UUID]) -> str | None:
         """Some volumes of the OVF's chain are not on storage. When what storage holds is the chain's base
@@ -303,7 +313,13 @@ class Registrar:
                 f"the newest volume(s) {lost} of its chain are not on storage (the disk could be registered from "
                 f"volume {chain[kept - 1].id}, losing what was written after)"
             )
+        dropped, problem = self._snapshots_after_cut(ctx, disk, chain[:kept], chain[kept:])
+        if problem is not None:
+            return problem
         disk.volumes = chain[:kept]
+        if dropped is not None:
+            disk.volumes[-1] = dataclasses.replace(disk.volumes[-1], snapshot_id=dropped[0])
+            plan.dropped_snapshots.update(dropped[1])
         disk.provisioned_size = disk.volumes[-1].capacity
         note = (
             f"registered with {kept} of {len(chain)} volume(s), up to {chain[kept - 1].id}: volume(s) {lost} "
@@ -311,39 +327,152 @@ class Registrar:
         )
         plan.report.disk_reports.append((disk.id, note))
         plan.report.warnings.append(f"disk {disk.alias!r} ({disk.id}) {note}")
+        if dropped is not None and dropped[1]:
+            gone = ", ".join(str(i) for i in sorted(dropped[1], key=str))
+            note = (
+                f"snapshot(s) {gone} not registered: their volumes were lost, or became the layer the VM writes "
+                "to; the new leaf volume belongs to the active snapshot"
+            )
+            plan.report.disk_reports.append((disk.id, note))
+            plan.report.warnings.append(f"disk {disk.alias!r} ({disk.id}): {note}")
         return None
 
-    def _newer_layers(self, plan: Plan, disk: Disk, on_storage: list[UUID]) -> None:
-        """Storage holds the OVF's chain and more on top of its leaf (the store was written before the last
-        snapshot): the newer volumes are the ones the VM was writing to, so they join the chain."""
+    @staticmethod
+    def _snapshots_after_cut(
+        ctx: _Context, disk: Disk, kept: list[Volume], lost: list[Volume]
+    ) -> tuple[tuple[UUID, set[UUID]] | None, str | None]:
+        """After the lost newest volumes are cut off, the new leaf belongs to the active snapshot, and the
+        snapshots the lost volumes (or the new leaf) belonged to are gone: (active id, snapshots to drop),
+        None when the VM records no snapshots (nothing to keep consistent); or why the disk cannot be
+        registered."""
+        if not isinstance(ctx.data.entity, Vm) or not ctx.data.snapshots:
+            return None, None
+        active = _active_snapshot(ctx.data)
+        if active is None:
+            return None, (
+                "its newest volumes are lost and the VM's OVF records no active snapshot for the volume that "
+                "would become its leaf"
+            )
+        known = {sn.id for sn in ctx.data.snapshots}
+        gone = {v.snapshot_id for v in [*lost, kept[-1]] if v.snapshot_id is not None} & known
+        return (active.id, gone - {active.id}), None
+
+    def _newer_layers(
+        self, ctx: _Context, plan: Plan, disk: Disk, volume_ids: list[UUID], found: list[FoundVolume]
+    ) -> str | None:
+        """Storage holds the OVF's chain and maybe more. Volumes whose parent links on storage continue the
+        chain from its leaf, one child each (the store was written before the last snapshot), are the ones
+        the VM was writing to and join the chain; any other volume (a fork such as a snapshot preview, an
+        orphan, an illegal volume) is left alone and reported. Returns why the disk cannot be registered."""
         chain = disk.chain() or disk.volumes
-        ids = [v.id for v in chain]
-        extra = [v for v in on_storage if v not in set(ids)]
+        ids = {v.id for v in chain}
+        extra = [v for v in volume_ids if v not in ids]
         if not extra:
-            return
-        if list(on_storage[: len(ids)]) != ids or not chain:
+            return None
+        layers: list[FoundVolume] = []
+        formats: list[VolumeFormat] = []
+        stop = ""
+        if not chain:
+            stop = "the OVF records no chain for the disk"
+        elif not found:
+            stop = "the domain was scanned without the volumes' parent links (import it again to record them)"
+        else:
+            children: dict[str, list[FoundVolume]] = {}
+            for v in found:
+                if _uuid(v.id) not in ids:
+                    children.setdefault(v.parent, []).append(v)
+            leaf_id = str(chain[-1].id)
+            while kids := children.get(leaf_id):
+                if len(kids) > 1:
+                    stop = (
+                        f"volume {leaf_id} has {len(kids)} children on storage (a fork, such as a snapshot "
+                        "preview): which one the VM used is not known"
+                    )
+                    break
+                kid = kids[0]
+                if kid.legality.upper() != "LEGAL":
+                    stop = f"volume {cut(kid.id)} on storage is {cut(kid.legality.lower())}"
+                    break
+                if kid.format.lower() not in VolumeFormat._value2member_map_:
+                    stop = f"volume {cut(kid.id)} on storage has an unknown format {quoted(kid.format)}"
+                    break
+                layers.append(kid)
+                formats.append(VolumeFormat(kid.format.lower()))
+                leaf_id = kid.id
+        taken = {_uuid(v.id) for v in layers}
+        left = [v for v in extra if v not in taken]
+        if layers:
+            snapshots, problem = self._snapshots_for_layers(ctx, chain, len(layers))
+            if problem is not None:
+                return problem
+            index = next(i for i, v in enumerate(disk.volumes) if v.id == chain[-1].id)
+            leaf = disk.volumes[index] = dataclasses.replace(disk.volumes[index])
+            if snapshots is not None:
+                leaf.snapshot_id = snapshots[0]
+            for number, (kid, fmt) in enumerate(zip(layers, formats, strict=True), start=1):
+                vtype = VolumeType.PREALLOCATED if kid.type.upper() == "PREALLOCATED" else VolumeType.SPARSE
+                layer = Volume(
+                    id=_uuid(kid.id), disk_id=disk.id, parent_id=leaf.id, format=fmt, volume_type=vtype,
+                    capacity=kid.capacity or leaf.capacity, creation_date=leaf.creation_date,
+                    snapshot_id=leaf.snapshot_id if snapshots is None else snapshots[number],
+                )  # fmt: skip
+                disk.volumes.append(layer)
+                leaf = layer
+            disk.provisioned_size = max(disk.provisioned_size, disk.volumes[-1].capacity)
             plan.report.disk_reports.append(
                 (
                     disk.id,
-                    f"volume(s) {', '.join(map(str, extra))} on storage are not part of the chain: not registered",
+                    f"volume(s) {', '.join(v.id for v in layers)} on storage are newer than the OVF (the store was "
+                    "written before the last snapshot): registered on top of its chain, as the layers the VM was "
+                    "writing to",
                 )
             )
-            return
-        leaf = chain[-1]
-        for volume_id in extra:
-            layer = Volume(
-                id=volume_id, disk_id=disk.id, parent_id=leaf.id, format=VolumeFormat.COW, capacity=leaf.capacity,
-                creation_date=leaf.creation_date,
-            )  # fmt: skip
-            disk.volumes.append(layer)
-            leaf = layer
-        plan.report.disk_reports.append(
-            (
-                disk.id,
-                f"volume(s) {', '.join(map(str, extra))} on storage are newer than the OVF (the store was written "
-                "before the last snapshot): registered on top of its chain, as the layers the VM was writing to",
+        if left:
+            why = f" ({stop})" if stop else ""
+            plan.report.disk_reports.append(
+                (
+                    disk.id,
+                    f"partial import: volume(s) {', '.join(map(str, left))} on storage do not continue the chain "
+                    f"from its leaf{why}: not registered, left on storage",
+                )
             )
+        return None
+
+    @staticmethod
+    def _snapshots_for_layers(ctx: _Context, chain: list[Volume], count: int) -> tuple[list[UUID] | None, str | None]:
+        """`count` layers go on top of the chain: the old leaf and every new layer but the top one become
+        read-only, each the volume of one snapshot taken after the OVF's chain was written; the top one
+        belongs to the active snapshot. The OVF must record those snapshots (taken after the old leaf was
+        created and after every snapshot the chain's volumes belong to), exactly as many as needed, or
+        which volume belongs to which snapshot is not known. Returns the snapshot ids of the old leaf and
+        each layer, in chain order (None when the VM records no snapshots: nothing to keep consistent), or
+        why the disk cannot be registered."""
+        if not isinstance(ctx.data.entity, Vm) or not ctx.data.snapshots:
+            return None, None
+        active = _active_snapshot(ctx.data)
+        by_id = {sn.id: sn for sn in ctx.data.snapshots}
+        used = {v.snapshot_id for v in chain if v.snapshot_id is not None}
+        dates = [by_id[i].creation_date for i in used if i in by_id and by_id[i].type is not SnapshotType.ACTIVE]
+        newest = max(dates, default=None)
+        candidates = sorted(
+            (
+                sn
+                for sn in ctx.data.snapshots
+                if sn.type is not SnapshotType.ACTIVE
+                and sn.id not in used
+                and (newest is None or sn.creation_date > newest)
+                and sn.creation_date >= chain[-1].creation_date  # taken while the old leaf was the top layer
+            ),
+            key=lambda sn: sn.creation_date,
         )
+        if active is None or len(candidates) != count:
+            records = "no active snapshot" if active is None else f"{len(candidates)} newer snapshot(s)"
+            return None, (
+                f"{count} volume(s) on storage are newer than the OVF, but the VM's OVF records {records} where "
+                f"{count} newer snapshot(s) and its active snapshot are needed: which snapshot each volume "
+                "belongs to is not known, so none is invented"
+            )
+        return [*(sn.id for sn in candidates), active.id], None
 
     def _plan_lun(self, ctx: _Context, plan: Plan, disk: Disk) -> bool:
         """Map a direct LUN disk onto this site's LUN; False when it is dropped (partial import)."""
@@ -354,6 +483,9 @@ class Registrar:
         problem = None
         if mapping is not None:
             disk.lun_id = mapping.target_lun_id or None
+            if disk.lun_id != source:
+                # Another LUN: the source's vendor, product and serial describe a different device.
+                disk.lun_vendor = disk.lun_product = disk.lun_serial = ""
             if mapping.target_connections:
                 disk.lun_connections = list(mapping.target_connections)
             if disk.lun_id is None:
@@ -373,7 +505,13 @@ class Registrar:
         if problem is None:
             if mapping is not None:
                 paths = ", ".join(_path(c) for c in disk.lun_connections) or "no recorded path"
-                plan.report.disk_reports.append((disk.id, f"LUN {source} mapped to {disk.lun_id} ({paths})"))
+                note = f"LUN {source} mapped to {disk.lun_id} ({paths})"
+                if disk.lun_id != source:
+                    note += (
+                        "; the source LUN's vendor, product and serial are not kept, and its size "
+                        f"({disk.provisioned_size} bytes) stands until the target LUN's is known"
+                    )
+                plan.report.disk_reports.append((disk.id, note))
             return True
         what = f"direct LUN disk {disk.alias!r} ({disk.id})"
         if not ctx.options.allow_partial_import:
@@ -428,6 +566,9 @@ class Registrar:
                 plan.report.reassigned_macs.append((nic.name, old, nic.mac))
             if nic.mac is not None:
                 taken.add(nic.mac)
+                if problem is not None or old is None:
+                    # Handed out now: the next entity of a "register everything" must not get it too.
+                    ctx.reserved.setdefault(nic.mac, set()).add(plan.entity.id)
             plan.nics.append(nic)
 
     def _profile(self, ctx: _Context, network: str | None, profile: str | None, plan: Plan) -> UUID | None:
@@ -454,6 +595,8 @@ class Registrar:
         conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
         if isinstance(plan.entity, Vm):
             for snapshot in data.snapshots:
+                if snapshot.id in plan.dropped_snapshots:
+                    continue
                 copy = dataclasses.replace(snapshot, vm_id=plan.entity.id)
                 if options.clone:
                     copy.id = uuid4()
@@ -483,6 +626,14 @@ class Registrar:
                 plan.report.warnings.append(f"affinity label {target!r} does not exist here: not applied")
             else:
                 plan.labels.append(label_id)
+
+
+def _active_snapshot(data: OvfData) -> Snapshot | None:
+    return next((sn for sn in data.snapshots if sn.type is SnapshotType.ACTIVE), None)
+
+
+def _uuid(text: str) -> UUID:
+    return UUID(text)
 
 
 def _path(c: LunConnection) -> str:

@@ -26,6 +26,7 @@ from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.updater import records
 from ovfstore.model import (
     EntityType,
+    FoundVolume,
     OvfStoreStatus,
     VmStatus,
 )
@@ -195,6 +196,13 @@ class DomainScan:
             "description": leaf.description, "provisioned_size": leaf.capacity,
             "actual_size": sum(v.actual_size for v in volumes), "volume_ids": [v.volume for v in ordered],
             "entity_ids": sorted(entities), "found_at": self.now,
+            "volumes": [
+                FoundVolume(
+                    id=str(v.volume), parent=str(v.parent or ""), capacity=v.capacity, format=v.format,
+                    legality=v.legality, type=v.type,
+                )
+                for v in ordered
+            ],
         }  # fmt: skip
 
     def _adopt_stores(self, conn: Connection, report: ScanReport) -> None:
