@@ -85,8 +85,12 @@ def test_each_reason_with_where_the_entity_is_kept(
         assert {u.reason for u in doomed} == {"stores_failing"}
         assert "doomed: failing, no usable copy" in doomed[0].detail
         assert "holds 65536" in doomed[0].detail
-        assert not [name for name in found if name.startswith("crowd")]  # small's copy still protects
-        assert set(found) == {"exposed", "far", "stuck"} | {u.name for u in doomed}
+        # small's copy protects what it holds, not the VMs added after it: those would be lost now.
+        crowd = [u for name, u in found.items() if name.startswith("crowd")]
+        assert len(crowd) == 40
+        assert {u.reason for u in crowd} == {"not_stored_yet"}
+        assert "small: its last write failed" in crowd[0].detail
+        assert set(found) == {"exposed", "far", "stuck"} | {u.name for u in doomed} | {u.name for u in crowd}
         statuses = {st.name: st for st in site.updater.status()}
         assert statuses["small"].last_error is not None
         assert (statuses["small"].state, statuses["small"].protects) == ("pending", True)
@@ -99,6 +103,7 @@ def test_each_reason_with_where_the_entity_is_kept(
         assert samples[("ovfstore_unprotected_entities", (("reason", "locked"),))] == 1
         assert samples[("ovfstore_unprotected_entities", (("reason", "stores_failing"),))] == 40
         assert samples[("ovfstore_unprotected_entities", (("reason", "ovf_too_large"),))] == 0
+        assert samples[("ovfstore_unprotected_entities", (("reason", "not_stored_yet"),))] == 40
         assert samples[("ovfstore_domain_update_failures_total", (("domain", "small"), ("kind", "capacity")))] == 1
         assert samples[("ovfstore_domain_behind", (("domain", "small"),))] == 1
         assert samples[("ovfstore_domain_up_to_date", (("domain", "gold"),))] == 0  # stuck's change waits

@@ -1,9 +1,9 @@
 """Which VMs and templates no OVF store protects, and why: what would be lost if the engine went now.
 
-An entity is protected when at least one domain it belongs on keeps stores that hold a written copy and
-is usable (`DomainOvfStatus.protects`, the one definition); a copy that is behind, even one whose
-last write failed, is still a copy (how far behind is the
-recovery point, `status`). Where an entity belongs is the pool step's rule: the domains of its disks, or
+An entity is protected when a usable store of a domain it belongs on holds a copy of it
+(`DomainOvfStatus.holds`; a domain with a usable store is `protects`, the one definition); a copy that
+is behind, even one whose last write failed, is still a copy (how far behind is the recovery point,
+`status`). Where an entity belongs is the pool step's rule: the domains of its disks, or
 every data domain of its data center when it has none (`OvfData.domain_ids`), read as the cache recorded
 it (`ovf_cache_domains`, `dc_wide`) and, for an entity whose change the cache lacks, from the entity now.
 
@@ -16,6 +16,8 @@ Reasons, the first that applies:
 - `no_store_domain`: none of its domains keeps stores (none at all, or `ovf_store_count` 0).
 - `stores_failing`: its domains keep stores but none holds a usable copy: disabled, failing, or never
   written yet.
+- `not_stored_yet`: its domains hold usable copies, but none of them holds this entity: it was added
+  after their last write (for a moment after every new VM; for as long as the writes fail).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ REASONS = {
     "locked": "locked for too long: its change cannot be written",
     "no_store_domain": "no disk on any domain that keeps OVF stores",
     "stores_failing": "no store of its domains holds a usable copy: disabled, failing or not written yet",
+    "not_stored_yet": "no store holds it yet: it came after its domains' last write",
 }
 
 
@@ -124,7 +127,16 @@ def _why(
         return "no_store_domain", "it is on no data domain and in no data center", None
     if not any(st.protects for st in keeping):
         return "stores_failing", "; ".join(_why_not(st) for st in keeping), None
+    if not any(st.holds(entity_id) for st in keeping):
+        waiting = "; ".join(_why_waiting(st) for st in keeping if st.protects)
+        return "not_stored_yet", f"no store holds it yet ({waiting})", changed_at
     return None
+
+
+def _why_waiting(st: DomainOvfStatus) -> str:
+    if st.last_error:
+        return f"{st.name}: its last write failed ({st.last_error[:200]})"
+    return f"{st.name}: its next write will hold it"
 
 
 def _why_not(st: DomainOvfStatus) -> str:

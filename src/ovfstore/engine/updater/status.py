@@ -45,6 +45,7 @@ class StoreStatus:
     last_updated: datetime | None
     outdated_since: datetime | None
     last_error: str | None
+    entity_ids: frozenset[UUID] = frozenset()  # the entities its last write held
 
     @property
     def usable(self) -> bool:
@@ -117,6 +118,10 @@ class DomainOvfStatus:
         """The domain keeps stores and at least one holds a usable copy: the entities that belong here are
         on storage, at worst `pending_age_s` old (a failing write makes it behind, not unprotecting)."""
         return self.ovf_store_count > 0 and any(st.usable for st in self.stores)
+
+    def holds(self, entity_id: UUID) -> bool:
+        """A usable store of the domain holds a copy of the entity (an older one, if its change is pending)."""
+        return self.ovf_store_count > 0 and any(st.usable and entity_id in st.entity_ids for st in self.stores)
 
     @property
     def state(self) -> str:
@@ -193,6 +198,7 @@ def _store_status(row: RowMapping) -> StoreStatus:
         disk_id=row["disk_id"], status=row["status"], generation=row["store_generation"], size=row["size"],
         sha256=row["sha256"], entity_count=len(row["entity_ids"]), last_updated=row["last_updated"],
         outdated_since=row["outdated_since"], last_error=row["last_error"],
+        entity_ids=frozenset(row["entity_ids"]),
     )  # fmt: skip
 
 
