@@ -73,6 +73,19 @@ def check_uuid(value: str, what: str) -> str:
     return str(parsed)
 
 
+def check_volume_request(format: str, volume_type: str, capacity: int) -> None:
+    """`InvalidArgument` for a volume no domain can create: an unknown format or type, or a capacity that
+    is not a positive multiple of 512 bytes within VDSM's limit."""
+    if format not in VOLUME_FORMATS:
+        raise InvalidArgument(f"volume format {quoted(format)} is not one of {', '.join(VOLUME_FORMATS)}")
+    if volume_type not in VOLUME_TYPES:
+        raise InvalidArgument(f"volume type {quoted(volume_type)} is not one of {', '.join(VOLUME_TYPES)}")
+    if not 0 < capacity <= md.INT_MAX or capacity % 512:
+        raise InvalidArgument(
+            f"capacity {quoted(capacity)} must be a positive multiple of 512 bytes of at most {md.INT_MAX}"
+        )
+
+
 def _is_uuid(name: str) -> bool:
     try:
         return str(uuid.UUID(name)) == name.lower()
@@ -381,14 +394,7 @@ class FileDomain:
     ) -> VolumeOnDisk:
         img_dir = self._image_dir(img_id)
         path = self.volume_path(img_id, vol_id)
-        if format not in VOLUME_FORMATS:
-            raise InvalidArgument(f"volume format {quoted(format)} is not one of {', '.join(VOLUME_FORMATS)}")
-        if volume_type not in VOLUME_TYPES:
-            raise InvalidArgument(f"volume type {quoted(volume_type)} is not one of {', '.join(VOLUME_TYPES)}")
-        if not 0 < capacity <= md.INT_MAX or capacity % 512:
-            raise InvalidArgument(
-                f"capacity {quoted(capacity)} must be a positive multiple of 512 bytes of at most {md.INT_MAX}"
-            )
+        check_volume_request(format, volume_type, capacity)
         if parent is not None and format != "COW":
             raise InvalidArgument("only a COW (qcow2) volume can have a parent")
         meta = md.VolumeMetadata(

@@ -24,6 +24,14 @@ def locked(path: str, exclusive: bool, what: str, directory: bool = False) -> It
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     else:
         fd = open_regular(path, os.O_RDONLY)
+    with held(fd, exclusive, what):
+        yield
+
+
+@contextmanager
+def held(fd: int, exclusive: bool, what: str) -> Iterator[None]:
+    """`flock` the open `fd` without waiting (`VolumeBusy` naming `what` if another holds it), and close
+    it at the end: the lock goes with the file description."""
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)

@@ -43,7 +43,7 @@ from ovfstore.storage.block.tags import (
     removing_tag,
 )
 from ovfstore.storage.block.view import METADATA_LV, BlockView
-from ovfstore.storage.domain import DOMAIN_CLASSES, VOLUME_FORMATS, VOLUME_TYPES, VolumeOnDisk, check_uuid
+from ovfstore.storage.domain import DOMAIN_CLASSES, VolumeOnDisk, check_uuid, check_volume_request
 from ovfstore.storage.errors import (
     AlreadyExists,
     ImageNotFound,
@@ -270,18 +270,11 @@ class BlockDomain(BlockView):
         block storage, whatever type is asked)."""
         img_id = check_uuid(img_id, "image id")
         vol_id = check_uuid(vol_id, "volume id")
-        if format not in VOLUME_FORMATS:
-            raise InvalidArgument(f"volume format {quoted(format)} is not one of {', '.join(VOLUME_FORMATS)}")
-        if volume_type not in VOLUME_TYPES:
-            raise InvalidArgument(f"volume type {quoted(volume_type)} is not one of {', '.join(VOLUME_TYPES)}")
+        check_volume_request(format, volume_type, capacity)
         if format != "RAW" or parent is not None:
             raise InvalidArgument(
                 "the agent creates RAW volumes only on block domains: a COW (qcow2) volume needs qemu-img on an "
                 "activated LV, which this agent does not do; create the disk as RAW"
-            )
-        if not 0 < capacity <= md.INT_MAX or capacity % 512:
-            raise InvalidArgument(
-                f"capacity {quoted(capacity)} must be a positive multiple of 512 bytes of at most {md.INT_MAX}"
             )
         meta = md.VolumeMetadata(
             capacity=capacity, ctime=int(time.time()), description=description, disk_type=disk_type,

@@ -19,7 +19,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ovfstore.storage.errors import StorageUnavailable, VolumeBusy
+from ovfstore.storage.errors import StorageUnavailable
+from ovfstore.storage.locking import held
 
 #: How long a metadata change waits for another one of the same domain.
 VG_WAIT_S = 60.0
@@ -77,12 +78,5 @@ def vg_locked(sd_id: str) -> Iterator[None]:
 @contextmanager
 def volume_lock(sd_id: str, vol_id: str, exclusive: bool) -> Iterator[None]:
     """The lease of volume `vol_id`: exclusive for a writer, shared for readers; never waited for."""
-    fd = _open(f"{sd_id}.{vol_id}.lock")
-    try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise VolumeBusy(f"volume {vol_id} is locked by another transfer or update; retry when it ends") from e
+    with held(_open(f"{sd_id}.{vol_id}.lock"), exclusive, f"volume {vol_id}"):
         yield
-    finally:
-        os.close(fd)
