@@ -375,3 +375,56 @@ def test_deleting_an_image_leaves_a_slot_another_lv_claims(lab: LvmLab, caplog: 
     assert view.volume_info(kept_img, kept_vol).meta == kept.meta  # its slot was not cleared
     assert "slot 1" in caplog.text
     assert "claimed by another LV" in caplog.text
+
+
+def _slot_meta(lab: LvmLab, slot: int) -> dict[str, str]:
+    """The volume metadata in slot `slot`, read from the PV images where LVM says the metadata LV lies."""
+    offset = slots.slot_offset(slot, 5)
+    return slots.parse_slot(_pv_bytes(lab, "metadata", offset + slots.SLOT_DATA)[offset:]).to_dict()
+
+
+def _lv_size(lab: LvmLab, vol: uuid.UUID) -> int:
+    (row,) = lab.report("lvs", "lv", "-o", "lv_size", f"{lab.vg}/{vol}")
+    return int(row["lv_size"])
+
+
+def test_a_store_lv_is_extended_and_reduced(lab: LvmLab, start: Callable[[], LocalAgent]) -> None:
+    with client_of(start()) as client:
+        _create(client, lab)
+        sd, img, vol = uuid.UUID(lab.vg), uuid.uuid4(), uuid.uuid4()
+        client.create_volume(sd, img, vol, MIB, type="PREALLOCATED", disk_type="OVFS", description="OVF_STORE")
+        data = os.urandom(MIB)
+        client.upload(sd, img, vol, [data], len(data))
+        assert _lv_size(lab, vol) == EXTENT
+
+        # Within the LV's extent only the slot changes; past it, lvextend adds an extent.
+        assert client.resize_volume(sd, img, vol, 64 * MIB).capacity == 64 * MIB
+        assert (_lv_size(lab, vol), _slot_meta(lab, 1)["CAP"]) == (EXTENT, str(64 * MIB))
+        info = client.resize_volume(sd, img, vol, EXTENT + MIB)
+        assert (info.capacity, info.legality, info.apparent_size) == (EXTENT + MIB, "LEGAL", 2 * EXTENT)
+        assert _lv_size(lab, vol) == 2 * EXTENT
+        assert (_slot_meta(lab, 1)["CAP"], _slot_meta(lab, 1)["LEGALITY"]) == (str(EXTENT + MIB), "LEGAL")
+        assert _pv_bytes(lab, str(vol), len(data)) == data
+
+        # The new extent takes bytes: a write across the old end lands where LVM says the LV lies.
+        tail = os.urandom(MIB)
+        length = EXTENT + MIB
+        chunks = [b"\0" * (8 * MIB)] * (EXTENT // (8 * MIB)) + [tail]
+        client.upload(sd, img, vol, chunks, length)
+        assert _pv_bytes(lab, str(vol), length)[EXTENT:] == tail
+
+        # Made smaller again: the slot first (ILLEGAL until written), then lvreduce.
+        info = client.resize_volume(sd, img, vol, 2 * MIB)
+        assert (info.capacity, info.legality) == (2 * MIB, "ILLEGAL")
+        assert _lv_size(lab, vol) == EXTENT
+        assert (_slot_meta(lab, 1)["CAP"], _slot_meta(lab, 1)["LEGALITY"]) == (str(2 * MIB), "ILLEGAL")
+
+        # More than the VG has free: refused by LVM, nothing changed.
+        with pytest.raises(errors.CapacityExceeded, match="no room"):
+            client.resize_volume(sd, img, vol, 2 * PV_MIB * MIB)
+        assert (_lv_size(lab, vol), _slot_meta(lab, 1)["CAP"]) == (EXTENT, str(2 * MIB))
+        # A disk's volume only grows.
+        disk_img, disk_vol = uuid.uuid4(), uuid.uuid4()
+        client.create_volume(sd, disk_img, disk_vol, 2 * MIB)
+        with pytest.raises(errors.InvalidRequest, match="only grows"):
+            client.resize_volume(sd, disk_img, disk_vol, MIB)

@@ -380,6 +380,12 @@ class AgentClient:
         answer = self._call("PUT", self._vol(sd, img, vol) + "/description", json={"description": text})
         return VolumeInfo.from_json(answer)
 
+    def resize_volume(self, sd: Id, img: Id, vol: Id, capacity: int) -> VolumeInfo:
+        """Give RAW volume `vol` `capacity` bytes: a file grows (sparse) or an LV is extended; only an OVF
+        store may be made smaller, and it is then ILLEGAL until written again."""
+        answer = self._call("POST", self._vol(sd, img, vol) + "/resize", json={"capacity": capacity})
+        return VolumeInfo.from_json(answer)
+
     def delete_image(self, sd: Id, img: Id) -> None:
         self._call("DELETE", f"/domains/{sd}/images/{img}")
 

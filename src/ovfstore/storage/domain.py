@@ -80,10 +80,41 @@ def check_volume_request(format: str, volume_type: str, capacity: int) -> None:
         raise InvalidArgument(f"volume format {quoted(format)} is not one of {', '.join(VOLUME_FORMATS)}")
     if volume_type not in VOLUME_TYPES:
         raise InvalidArgument(f"volume type {quoted(volume_type)} is not one of {', '.join(VOLUME_TYPES)}")
+    _check_capacity(capacity)
+
+
+def _check_capacity(capacity: int) -> None:
     if not 0 < capacity <= md.INT_MAX or capacity % 512:
         raise InvalidArgument(
             f"capacity {quoted(capacity)} must be a positive multiple of 512 bytes of at most {md.INT_MAX}"
         )
+
+
+def resized_meta(volume: VolumeOnDisk, capacity: int) -> md.VolumeMetadata | None:
+    """The `.meta` of `volume` once it has `capacity` bytes, or None when it has them already; for a file
+    and a block domain alike. Only a RAW leaf volume is resized, and only an OVF store is made smaller
+    (a disk's data only grows; a store is written whole after it is resized): a store made smaller is
+    ILLEGAL until written again, since the tar it held may no longer fit. `SIZE` (sectors, domain formats
+    before 5) follows `CAP` where the `.meta` has it."""
+    meta = volume.meta
+    _check_capacity(capacity)
+    if meta.format != "RAW" or meta.voltype != "LEAF":
+        raise InvalidArgument(
+            f"volume {volume.volume} is a {meta.format} {meta.voltype} volume; only a RAW volume with no snapshot "
+            "over it is resized here"
+        )
+    if capacity == meta.capacity:
+        return None
+    shrinks = capacity < meta.capacity
+    if shrinks and not is_store(meta.disk_type, meta.description):
+        raise InvalidArgument(
+            f"volume {volume.volume} holds a disk's data and only grows ({meta.capacity} bytes now, {capacity} "
+            "asked); only an OVF store is made smaller"
+        )
+    extra = dict(meta.extra)
+    if "SIZE" in extra:
+        extra["SIZE"] = str(capacity // 512)
+    return replace(meta, capacity=capacity, extra=extra, legality="ILLEGAL" if shrinks else meta.legality)
 
 
 def _is_uuid(name: str) -> bool:
@@ -429,6 +460,21 @@ class FileDomain:
                 self.write_volume_meta(img_id, parent_info.volume, replace(parent_info.meta, voltype="INTERNAL"))
         return self.volume_info(img_id, vol_id)
 
+    def resize_volume(self, img_id: str, vol_id: str, capacity: int) -> VolumeOnDisk:
+        """Give RAW volume `vol_id` `capacity` bytes (`resized_meta` says which volumes may be resized),
+        under its lease. The file grows before its `.meta` says so and shrinks after: a crash between
+        the two leaves a file longer than its `CAP`, which is harmless."""
+        with self.volume_locked(img_id, vol_id) as info:
+            meta = resized_meta(info, capacity)
+            if meta is not None:
+                path = self.volume_path(img_id, vol_id)
+                if capacity > info.meta.capacity:
+                    _set_size(path, capacity, info.meta.type)
+                self.write_volume_meta(img_id, vol_id, meta)
+                if capacity < info.meta.capacity:
+                    _set_size(path, capacity, info.meta.type)
+        return self.volume_info(img_id, vol_id)
+
     def _qemu_img_create(self, path: str, capacity: int, volume_type: str, parent: VolumeOnDisk | None) -> None:
         cmd = ["qemu-img", "create", "-f", "qcow2", "-o", "compat=1.1"]
         if volume_type == "PREALLOCATED":
@@ -505,26 +551,35 @@ def _usable(volume: VolumeOnDisk) -> VolumeOnDisk:
     return volume
 
 
-def _allocate(path: str, capacity: int, volume_type: str) -> None:
-    """Give the new, empty RAW volume at `path` its capacity; on failure (no space, a file size the
-    filesystem refuses) the file is removed, so a refused creation leaves nothing behind."""
+def _set_size(path: str, capacity: int, volume_type: str) -> None:
+    """Make the RAW volume file at `path` `capacity` bytes long, durably: allocated when it is
+    PREALLOCATED and grows, sparse otherwise (a sparse file grows by its length alone)."""
     try:
         fd = open_regular(path, os.O_RDWR)
         try:
-            if volume_type == "PREALLOCATED":
+            if volume_type == "PREALLOCATED" and capacity > os.fstat(fd).st_size:
                 os.posix_fallocate(fd, 0, capacity)
             else:
                 os.ftruncate(fd, capacity)
             os.fsync(fd)
         finally:
             os.close(fd)
-    except BaseException as e:
+    except OSError as e:
+        if e.errno in (errno.EFBIG, errno.EINVAL):
+            raise InvalidArgument(
+                f"a volume of {capacity} bytes cannot be made on this filesystem ({e.strerror}); ask for less"
+            ) from e
+        raise
+
+
+def _allocate(path: str, capacity: int, volume_type: str) -> None:
+    """Give the new, empty RAW volume at `path` its capacity; on failure (no space, a file size the
+    filesystem refuses) the file is removed, so a refused creation leaves nothing behind."""
+    try:
+        _set_size(path, capacity, volume_type)
+    except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
-        if isinstance(e, OSError) and e.errno in (errno.EFBIG, errno.EINVAL):
-            raise InvalidArgument(
-                f"a volume of {capacity} bytes cannot be created on this filesystem ({e.strerror}); ask for less"
-            ) from e
         raise
 
 

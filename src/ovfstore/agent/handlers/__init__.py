@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, Endpoint]] = [
     ("GET", "/domains/{sd}/images/{img}/volumes", volumes.list_volumes),
     ("GET", _VOLUME, volumes.volume_info),
     ("PUT", _VOLUME + "/description", volumes.set_description),
+    ("POST", _VOLUME + "/resize", volumes.resize_volume),
     ("PUT", _VOLUME + "/data", transfer.upload),
     ("GET", _VOLUME + "/data", transfer.download),
     ("POST", _VOLUME + "/copy", transfer.copy),

@@ -1,4 +1,5 @@
-"""`/domains/{sd}/volumes` and `.../images/{img}/volumes[/{vol}]`: list, create, read, describe volumes."""
+"""`/domains/{sd}/volumes` and `.../images/{img}/volumes[/{vol}]`: list, create, read, describe and resize
+volumes."""
 
 from __future__ import annotations
 
@@ -58,3 +59,10 @@ def set_description(config: AgentConfig, request: Request) -> Response:
     data = json_object(request)
     domain, img, vol = volume_of(config, request)
     return json_response(volume_json(domain.set_description(img, vol, field(data, "description", str))))
+
+
+def resize_volume(config: AgentConfig, request: Request) -> Response:
+    """`{"capacity": bytes}`: a RAW volume grown, or an OVF store made smaller (then ILLEGAL until written)."""
+    data = json_object(request)
+    domain, img, vol = volume_of(config, request)
+    return json_response(volume_json(domain.resize_volume(img, vol, field(data, "capacity", int))))

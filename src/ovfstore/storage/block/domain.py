@@ -43,7 +43,7 @@ from ovfstore.storage.block.tags import (
     removing_tag,
 )
 from ovfstore.storage.block.view import METADATA_LV, BlockView
-from ovfstore.storage.domain import DOMAIN_CLASSES, VolumeOnDisk, check_uuid, check_volume_request
+from ovfstore.storage.domain import DOMAIN_CLASSES, VolumeOnDisk, check_uuid, check_volume_request, resized_meta
 from ovfstore.storage.errors import (
     AlreadyExists,
     ImageNotFound,
@@ -303,6 +303,30 @@ class BlockDomain(BlockView):
                     self.lvm.run("lvremove", "--yes", "--force", f"{self.vg.name}/{vol_id}")
                 raise
             self.refresh()
+        return self.volume_info(img_id, vol_id)
+
+    def resize_volume(self, img_id: str, vol_id: str, capacity: int) -> VolumeOnDisk:
+        """Give RAW volume `vol_id` `capacity` bytes (`resized_meta` says which volumes may be resized):
+        its LV is extended (`lvextend`) or reduced (`lvreduce`) to whole extents, and its slot's `CAP`
+        set, under its lease and the VG lock. The LV grows before the slot says so and shrinks after, so
+        a crash between the two leaves an LV longer than its `CAP`, which is harmless."""
+        img_id = check_uuid(img_id, "image id")
+        vol_id = check_uuid(vol_id, "volume id")
+        with self.volume_locked(img_id, vol_id) as info, vg_locked(self.sd_id):
+            meta = resized_meta(info, capacity)
+            if meta is not None:
+                self.refresh()
+                extent = self.vg.extent_size * SECTOR
+                wanted = -(-capacity // extent) * extent
+                current = lv_size(self.vg, vol_id)
+                lv = f"{self.vg.name}/{vol_id}"
+                if wanted > current:
+                    self.lvm.run("lvextend", "--yes", "--size", f"{wanted}b", lv)
+                    self.refresh()
+                self.write_volume_meta(img_id, vol_id, meta)
+                if wanted < current:
+                    self.lvm.run("lvreduce", "--yes", "--force", "--size", f"{wanted}b", lv)
+                    self.refresh()
         return self.volume_info(img_id, vol_id)
 
     def delete_image(self, img_id: str) -> None:
