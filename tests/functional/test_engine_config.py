@@ -1,7 +1,8 @@
 """`ovfstore engine serve --config FILE` as a real process: a setting of the file takes effect.
 
-The file makes the OVF stores far too small for any tar ([updater] store_capacity), so writing a domain's
-stores is refused with the configured capacity in the reason: with the default 128 MiB it succeeds.
+The file makes the OVF stores far too small for any tar, and lets them grow no larger ([updater]
+store_capacity and store_capacity_max), so writing a domain's stores is refused with the configured
+ceiling in the reason: with the defaults it succeeds.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ CAPACITY = 2048  # a store tar is at least 4 KiB: three members and the end-of-a
 def engine_url(tmp_path: Path) -> Iterator[tuple[str, LocalAgent]]:
     with LocalAgent([tmp_path / "storage"], tmp_path / "agent") as agent:
         config = tmp_path / "engine.toml"
-        config.write_text(f'[updater]\nstore_capacity = {CAPACITY}\n\n[agent]\nsecret = "{agent.secret}"\n')
+        config.write_text(
+            f"[updater]\nstore_capacity = {CAPACITY}\nstore_capacity_max = {CAPACITY}\n\n"
+            f'[agent]\nsecret = "{agent.secret}"\n'
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OVFSTORE_UPDATER_", "OVFSTORE_AGENT_"))}
         proc = subprocess.Popen(
             [sys.executable, "-m", "ovfstore.cli.main", "engine", "serve", "--config", str(config),
@@ -69,7 +73,8 @@ def test_a_setting_of_the_config_file_takes_effect(engine_url: tuple[str, LocalA
     _run(url, "domain", "add", "d1", str(path), "--host", "h1")
     _run(url, "domain", "attach", "d1")
     refused = _run(url, "domain", "update-ovf", "d1", code=1)
-    assert f"holds {CAPACITY}" in refused
+    assert f"ceiling of {CAPACITY} bytes" in refused
+    assert "store_capacity_max" in refused
 
 
 def test_a_mistake_in_the_config_file_stops_the_engine_before_it_starts(tmp_path: Path) -> None:

@@ -28,8 +28,14 @@ def _samples(telemetry: Telemetry) -> dict[tuple[str, tuple[tuple[str, str], ...
 def test_each_reason_with_where_the_entity_is_kept(
     database: Database, agent_factory: Callable[..., AgentProcess], tmp_path: Path
 ) -> None:
-    # 64 KiB stores: a few VMs fit, forty more do not (a real capacity failure on `small`).
-    config = UpdaterConfig(store_capacity=64 * 1024, locked_threshold_s=0, debounce_s=3600, sweep_interval_s=3600)
+    # 64 KiB stores that do not grow: a few VMs fit, forty more do not (a real capacity failure on `small`).
+    config = UpdaterConfig(
+        store_capacity=64 * 1024,
+        store_capacity_max=64 * 1024,
+        locked_threshold_s=0,
+        debounce_s=3600,
+        sweep_interval_s=3600,
+    )
     site = build_site(database, agent_factory, tmp_path, config)
     telemetry = Telemetry(site.updater)
     try:
@@ -84,7 +90,7 @@ def test_each_reason_with_where_the_entity_is_kept(
         assert len(doomed) == 40
         assert {u.reason for u in doomed} == {"stores_failing"}
         assert "doomed: failing, no usable copy" in doomed[0].detail
-        assert "holds 65536" in doomed[0].detail
+        assert "ceiling of 65536" in doomed[0].detail
         # small's copy protects what it holds, not the VMs added after it: those would be lost now.
         crowd = [u for name, u in found.items() if name.startswith("crowd")]
         assert len(crowd) == 40

@@ -189,7 +189,8 @@ def test_an_agent_killed_mid_write_leaves_a_complete_store(
 def test_an_oversized_store_is_refused_and_the_old_stores_stay(
     database: Database, agent_factory: Callable[..., AgentProcess], tmp_path: Path
 ) -> None:
-    site = build_site(database, agent_factory, tmp_path, UpdaterConfig(store_capacity=64 * 1024))
+    config = UpdaterConfig(store_capacity=64 * 1024, store_capacity_max=64 * 1024)
+    site = build_site(database, agent_factory, tmp_path, config)
     site.add_domain("small")
     first = [site.add_vm(f"vm{i}", "small") for i in range(3)]
     assert site.updater.run_once().domains[site.domains["small"].id].ok
@@ -201,7 +202,7 @@ def test_an_oversized_store_is_refused_and_the_old_stores_stay(
 
     error = report.domains[site.domains["small"].id].error
     assert error is not None
-    assert "holds 65536" in error
+    assert "ceiling of 65536" in error
     assert {s.disk_id: (s.mtime_ns, s.meta["DESCRIPTION"]) for s in site.stores_on_disk("small")} == before
     assert site.entities_in("small") == {vm.id for vm in first}
     assert any(e.code == "ovf_update_failed" for e in events.recent(database))

@@ -24,9 +24,15 @@ class UpdaterConfig:
     # maximum: a dead host is not hammered, and a recovered one is used again within minutes.
     backoff_initial_s: float = 5.0
     backoff_max_s: float = 300.0
-    # oVirt's OVF store size: 128 MiB holds ~10,000 VMs of typical OVF size. A tar beyond a store's
-    # capacity is refused, never truncated.
+    # oVirt's OVF store size, the capacity of a new store: 128 MiB holds ~7,000 VMs of typical OVF size. A
+    # store whose domain outgrows it is grown (`store_capacity_max`), and made smaller again, never below
+    # this, when the domain shrinks to a quarter of it.
     store_capacity: int = 128 * MIB
+    # The most a store grows to; a tar beyond it is refused, never truncated. 2 GiB holds ~110,000 VMs of
+    # typical OVF size (18 KB each), far beyond a domain oVirt itself manages (its stores stay at 128 MiB),
+    # and stays readable by an oVirt engine, which holds a store's tar in memory whole (a Java byte array,
+    # at most 2 GiB). Each domain's stores take up to twice this on its storage.
+    store_capacity_max: int = 2048 * MIB
     # OVF stores a domain keeps when it is added or imported without saying (oVirt's engine-wide
     # StorageDomainOvfStoreCount, 2): with two, one complete copy survives any write that fails midway.
     # Each domain may say otherwise (`ovf_store_count`, 0 to 16).

@@ -214,6 +214,14 @@ class DiskService(Service):
             _insert(tx, disk)
         return disk
 
+    def resize_store_disk(self, disk_id: UUID, capacity: int) -> None:
+        """An OVF store volume was resized on storage (the updater grows and shrinks stores with their
+        domain): its disk's size and its volume's capacity follow. No VM or template holds it, so
+        nothing is bumped, and a store may shrink where a disk only grows."""
+        with self._tx() as tx:
+            tx.conn.execute(update(s.disks).where(s.disks.c.id == disk_id).values(provisioned_size=capacity))
+            tx.conn.execute(update(s.volumes).where(s.volumes.c.disk_id == disk_id).values(capacity=capacity))
+
 
 def load(tx: Tx, disk_id: UUID) -> Disk:
     return load_disks(tx.conn, [disk_id])[0]

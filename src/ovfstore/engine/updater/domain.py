@@ -31,7 +31,7 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.db.rows import from_row
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
-from ovfstore.engine.updater import records
+from ovfstore.engine.updater import records, sizing
 from ovfstore.engine.updater.contents import StoreContents, load_contents
 from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, TooLarge, agent_errors
 from ovfstore.engine.updater.records import StoreRecord
@@ -207,14 +207,8 @@ class DomainStep:
         returned: the tar is built and sent once per domain."""
         source: tuple[StoreRecord, WriteResult] | None = None
         for store in stores:
-            if tar.length > store.capacity:
-                message = (
-                    f"the store tar is {tar.length} bytes but store {store.disk_id} holds {store.capacity}; "
-                    "the old stores are kept intact. Add capacity (larger OVF stores) or split the domain's VMs"
-                )
-                log.error("domain %s: %s", domain.name, message)
-                raise TooLarge(message)
             previous = description.parse(on_storage[store.volume_id].description).last_updated_text
+            store = self._size_store(client, domain, store, tar.length, previous, now)
             started = time.monotonic()
             try:
                 with agent_errors(f"writing store {store.disk_id} failed"):
@@ -230,6 +224,18 @@ class DomainStep:
             source = source or (store, written)
             result.written.append(store.disk_id)
             result.size = tar.length
+
+    def _size_store(
+        self, client: AgentClient, domain: StorageDomain, store: StoreRecord, length: int, previous: str | None,
+        now: datetime,
+    ) -> StoreRecord:  # fmt: skip
+        """Size the store: grown or made smaller for the tar about to be written into it (`sizing`), or
+        `TooLarge` beyond the ceiling. Called in write order, so never on the last good store first."""
+        try:
+            return sizing.size_store(self.db, self.inventory, client, domain, store, length, previous, self.config, now)
+        except TooLarge as exc:
+            log.error("domain %s: %s", domain.name, exc)
+            raise
 
     def _failed(self, result: DomainResult, error: str, kind: str) -> DomainResult:
         result.error = error
