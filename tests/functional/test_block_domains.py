@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
 from ovfstore.agent.client import AgentClient
+from ovfstore.engine import events
 from ovfstore.engine.config import AgentAccess, UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService
@@ -257,3 +258,61 @@ def test_block_domain_protect_kill_detach_lose_import_by_luns_register_compare(
     finally:
         fresh.close()
         fresh_db.dispose()
+
+
+def _store_sizes(lab: BlockLab, client: AgentClient, domain: StorageDomain) -> dict[UUID, tuple[int, int]]:
+    """Each store's capacity (its slot's `CAP`, through the agent) and its LV's size (LVM's report)."""
+    rows = lab.lab.report("lvs", "lv", "-o", "lv_name,lv_size", str(domain.id))
+    lv_sizes = {UUID(row["lv_name"]): int(row["lv_size"]) for row in rows if len(row["lv_name"]) == 36}
+    return {v.volume: (v.capacity, lv_sizes[v.volume]) for v in client.list_volumes(domain.id) if v.is_ovf_store}
+
+
+def test_block_stores_shrink_with_lvreduce_and_grow_with_their_domain(
+    database: Database, agent_factory: Callable[..., AgentProcess], lab: BlockLab, tmp_path: Path
+) -> None:
+    extent = 128 << 20
+    agent = lab.start_agent(agent_factory, tmp_path / "root")
+    engine = _engine(database, agent, "host1")
+    step = engine.updater.domain_step
+    try:
+        # Stores created at two extents; then the configured size drops to 64 KiB, far below their tar.
+        step.config = replace(step.config, store_capacity=2 * extent)
+        dc, cluster = engine.inv.data_centers.list()[0], engine.inv.clusters.list()[0]
+        domain = engine.domains.create(
+            StorageDomain(name="grow", storage_type=StorageType.ISCSI, data_center_id=dc.id,
+                          logical_units=[LogicalUnit(id=lab.luns[0])]),
+            engine.host,
+        )  # fmt: skip
+        assert engine.updater.run_once().domains[domain.id].ok
+        with agent.client() as client:
+            assert set(_store_sizes(lab, client, domain).values()) == {(2 * extent, 2 * extent)}
+        step.config = replace(step.config, store_capacity=64 << 10)
+
+        def add_vms(count: int, prefix: str) -> None:
+            for i in range(count):  # in the inventory only: their disks need no LV for their OVFs to be stored
+                vm = engine.inv.vms.add(Vm(name=f"{prefix}{i}", cluster_id=cluster.id))
+                d = engine.inv.disks.add(Disk(alias=f"{prefix}{i}", provisioned_size=GIB, domain_ids=[domain.id]))
+                engine.inv.attachments.attach(DiskAttachment(entity_id=vm.id, disk_id=d.id, bootable=True))
+
+        add_vms(2, "few")
+        assert engine.updater.run_once().domains[domain.id].ok
+        with agent.client() as client:
+            sizes = _store_sizes(lab, client, domain)
+            assert set(sizes.values()) == {(64 << 10, extent)}, sizes  # lvreduce to one extent
+            assert len(complete_stores(client, domain.id)) == 2
+
+        add_vms(60, "many")
+        result = engine.updater.run_once().domains[domain.id]
+        assert result.ok, result.error
+        with agent.client() as client:
+            sizes = _store_sizes(lab, client, domain)
+            (capacity,) = {c for c, _ in sizes.values()}
+            assert result.size < capacity < extent  # grown in its slot; the LV's extent holds it
+            assert {lv for _, lv in sizes.values()} == {extent}
+            good = complete_stores(client, domain.id)
+            assert len(good) == 2
+            assert all(len(g.ovfs) == 62 for g in good)
+        codes = [e.code for e in events.recent(database, domain_id=domain.id)]
+        assert (codes.count("ovf_store_shrunk"), codes.count("ovf_store_grown")) == (2, 2)
+    finally:
+        engine.close()
