@@ -20,7 +20,6 @@ from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory import HostChanges, VmChanges
-from ovfstore.engine.updater.sizing import target_capacity
 from ovfstore.model import Vm
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import Site, StoreOnDisk, build_site
@@ -66,21 +65,6 @@ def _add_vms(site: Site, count: int, prefix: str = "vm") -> list[Vm]:
 
 def _good(stores: list[StoreOnDisk]) -> list[StoreOnDisk]:
     return [st for st in stores if st.contents is not None and st.contents.verified]
-
-
-def test_the_capacity_policy() -> None:
-    config = UpdaterConfig(store_capacity=128 * KIB, store_capacity_max=1024 * KIB)
-    assert target_capacity(100 * KIB, 128 * KIB, config) == 128 * KIB  # fits
-    assert target_capacity(129 * KIB, 128 * KIB, config) == 256 * KIB  # a quarter to spare
-    assert target_capacity(210 * KIB, 128 * KIB, config) == 512 * KIB
-    assert target_capacity(900 * KIB, 128 * KIB, config) == 1024 * KIB  # at most the ceiling
-    assert target_capacity(300 * KIB, 1024 * KIB, config) == 1024 * KIB  # not a quarter of it: kept
-    assert target_capacity(200 * KIB, 1024 * KIB, config) == 256 * KIB  # under a quarter: smaller
-    assert target_capacity(KIB, 1024 * KIB, config) == 128 * KIB  # never below store_capacity
-    assert target_capacity(KIB, 128 * KIB, config) == 128 * KIB
-    assert target_capacity(1500 * KIB, 2048 * KIB, config) == 2048 * KIB  # a store above the ceiling holds on
-    with pytest.raises(Exception, match="store_capacity_max"):
-        target_capacity(1025 * KIB, 128 * KIB, config)
 
 
 def test_a_domain_outgrowing_its_stores_gets_them_grown_and_written(site: Site) -> None:

@@ -1,5 +1,5 @@
-"""The domain step's pure parts: the document spool, how agent errors become failover or failure, and the
-one rule telling an OVF store volume."""
+"""The domain step's pure parts: the document spool, how agent errors become failover or failure, the
+one rule telling an OVF store volume, and the capacity a store is given for its tar."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 
 from ovfstore.agent.client import VolumeInfo
 from ovfstore.agent.errors import AgentUnavailable, Conflict
+from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.updater.contents import DocumentSpool
-from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, agent_errors
+from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, TooLarge, agent_errors
+from ovfstore.engine.updater.sizing import target_capacity
 from ovfstore.store import selection
 
 
@@ -85,3 +87,21 @@ def test_the_agent_client_and_the_store_layer_tell_stores_alike(
 ) -> None:
     assert selection.is_store(disk_type, description) is expected
     assert _volume(disk_type, description).is_ovf_store is expected
+
+
+KiB = 1024
+
+
+def test_the_capacity_policy() -> None:
+    config = UpdaterConfig(store_capacity=128 * KiB, store_capacity_max=1024 * KiB)
+    assert target_capacity(100 * KiB, 128 * KiB, config) == 128 * KiB  # fits
+    assert target_capacity(129 * KiB, 128 * KiB, config) == 256 * KiB  # a quarter to spare
+    assert target_capacity(210 * KiB, 128 * KiB, config) == 512 * KiB
+    assert target_capacity(900 * KiB, 128 * KiB, config) == 1024 * KiB  # at most the ceiling
+    assert target_capacity(300 * KiB, 1024 * KiB, config) == 1024 * KiB  # not a quarter of it: kept
+    assert target_capacity(200 * KiB, 1024 * KiB, config) == 256 * KiB  # under a quarter: smaller
+    assert target_capacity(KiB, 1024 * KiB, config) == 128 * KiB  # never below store_capacity
+    assert target_capacity(KiB, 128 * KiB, config) == 128 * KiB
+    assert target_capacity(1500 * KiB, 2048 * KiB, config) == 2048 * KiB  # a store above the ceiling holds on
+    with pytest.raises(TooLarge, match="store_capacity_max"):
+        target_capacity(1025 * KiB, 128 * KiB, config)
