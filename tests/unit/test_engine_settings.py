@@ -50,9 +50,12 @@ def test_precedence_file_then_environment_then_flags(tmp_path: Path) -> None:
 
 
 def test_environment_values_take_the_setting_type() -> None:
-    environ = {"OVFSTORE_UPDATER_STORE_CAPACITY": "4096", "OVFSTORE_AGENT_TIMEOUT_S": "7"}
+    environ = {
+        "OVFSTORE_UPDATER_STORE_CAPACITY": "4096", "OVFSTORE_UPDATER_STORE_CAPACITY_MAX": "8192",
+        "OVFSTORE_AGENT_TIMEOUT_S": "7",
+    }  # fmt: skip
     loaded = load(environ=environ, flags=SECRET)
-    assert loaded.updater.store_capacity == 4096
+    assert (loaded.updater.store_capacity, loaded.updater.store_capacity_max) == (4096, 8192)
     assert loaded.agent.timeout_s == 7.0
 
 
