@@ -5,7 +5,9 @@ check reads the stores and their `.meta` straight from disk."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +22,12 @@ from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory import HostChanges, VmChanges
+from ovfstore.engine.updater import records
+from ovfstore.engine.updater.domain import _write_order
+from ovfstore.engine.updater.records import StoreRecord
 from ovfstore.model import Vm
+from ovfstore.store import description
+from tests.conftest import IN_CI
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import Site, StoreOnDisk, build_site
 
@@ -196,3 +203,65 @@ def test_stores_shrink_back_when_the_domain_shrinks(site: Site) -> None:
     assert len(_good(site.stores_on_disk("sd"))) == 2
     assert site.entities_in("sd") == {vm.id for vm in vms[:3]}
     assert _codes(site).count("ovf_store_shrunk") == 2
+
+
+def _first_to_write(site: Site) -> StoreRecord:
+    with site.db.read() as conn:
+        return _write_order(records.of_domain(conn, site.domains["sd"].id))[0]
+
+
+def test_a_resize_the_engine_did_not_record_is_taken_from_storage(site: Site) -> None:
+    vms = _add_vms(site, 60)
+    assert site.updater.run_once().domains[site.domains["sd"].id].ok
+    grown = _capacities(site)
+    assert min(grown.values()) > SMALL
+    # The agent made the first store to write smaller (as the engine asked when its domain had shrunk),
+    # and the engine stopped before it recorded the answer: storage and the inventory now disagree.
+    sd, first = site.domains["sd"].id, _first_to_write(site)
+    with site.agent.client() as client:
+        client.set_description(sd, first.disk_id, first.volume_id, description.before_write(sd, None))
+        assert client.resize_volume(sd, first.disk_id, first.volume_id, SMALL).capacity == SMALL
+
+    # Its tar did not shrink: the store is grown back (by what storage says), not written as it is.
+    site.inv.vms.update(vms[0].id, VmChanges(description="changed"))
+    result = site.updater.run_once().domains[sd]
+
+    assert result.ok, result.error
+    assert _capacities(site) == grown  # storage, the .meta and the inventory agree again
+    assert len(_good(site.stores_on_disk("sd"))) == 2
+    assert site.entities_in("sd") == {vm.id for vm in vms}
+
+
+@pytest.fixture
+def chattr() -> str:
+    path = shutil.which("chattr")
+    if os.geteuid() != 0 or path is None:
+        reason = "this test makes a volume file immutable with chattr, as root"
+        if IN_CI:
+            pytest.fail(f"required under CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+def test_a_grow_that_storage_refuses_leaves_every_store_good(site: Site, chattr: str) -> None:
+    first_vms = _add_vms(site, 2)
+    assert site.updater.run_once().domains[site.domains["sd"].id].ok
+    before = {st.disk_id: (st.mtime_ns, st.meta) for st in site.stores_on_disk("sd")}
+    # The first store to write cannot be made larger (its file is immutable): the grow fails on storage.
+    first = _first_to_write(site)
+    volume = site.domain_dir("sd") / "images" / str(first.disk_id) / str(first.volume_id)
+    subprocess.run([chattr, "+i", str(volume)], check=True)
+    try:
+        _add_vms(site, 60, "more")
+        result = site.updater.run_once().domains[site.domains["sd"].id]
+    finally:
+        subprocess.run([chattr, "-i", str(volume)], check=True)
+
+    assert result.error is not None
+    assert f"resizing store {first.disk_id}" in result.error
+    # Nothing was touched, not even the description of the store that was to grow: both copies stay good
+    # (with a single store, that copy is the domain's only one).
+    assert {st.disk_id: (st.mtime_ns, st.meta) for st in site.stores_on_disk("sd")} == before
+    assert len(_good(site.stores_on_disk("sd"))) == 2
+    assert site.entities_in("sd") == {vm.id for vm in first_vms}
+    assert "ovf_store_grown" not in _codes(site)

@@ -105,3 +105,12 @@ def test_the_capacity_policy() -> None:
     assert target_capacity(1500 * KiB, 2048 * KiB, config) == 2048 * KiB  # a store above the ceiling holds on
     with pytest.raises(TooLarge, match="store_capacity_max"):
         target_capacity(1025 * KiB, 128 * KiB, config)
+
+
+def test_a_store_above_a_lowered_ceiling_is_never_made_smaller_than_its_tar() -> None:
+    # Grown to 8 MiB under an earlier ceiling; the ceiling is now 1 MiB and the tar 1.1 MiB: under a
+    # quarter of the store, but more than the ceiling. Cutting the store to the ceiling would make it
+    # ILLEGAL and then refuse the write; it keeps the capacity that holds the tar.
+    config = UpdaterConfig(store_capacity=128 * KiB, store_capacity_max=1024 * KiB)
+    assert target_capacity(1100 * KiB, 8192 * KiB, config) == 8192 * KiB
+    assert target_capacity(900 * KiB, 8192 * KiB, config) == 1024 * KiB  # the ceiling holds it: smaller

@@ -207,8 +207,9 @@ class DomainStep:
         returned: the tar is built and sent once per domain."""
         source: tuple[StoreRecord, WriteResult] | None = None
         for store in stores:
-            previous = description.parse(on_storage[store.volume_id].description).last_updated_text
-            store = self._size_store(client, domain, store, tar.length, previous, now)
+            volume = on_storage[store.volume_id]
+            previous = description.parse(volume.description).last_updated_text
+            store = self._size_store(client, domain, store, volume.capacity, tar.length, previous, now)
             started = time.monotonic()
             try:
                 with agent_errors(f"writing store {store.disk_id} failed"):
@@ -226,13 +227,16 @@ class DomainStep:
             result.size = tar.length
 
     def _size_store(
-        self, client: AgentClient, domain: StorageDomain, store: StoreRecord, length: int, previous: str | None,
-        now: datetime,
+        self, client: AgentClient, domain: StorageDomain, store: StoreRecord, stored: int, length: int,
+        previous: str | None, now: datetime,
     ) -> StoreRecord:  # fmt: skip
-        """Size the store: grown or made smaller for the tar about to be written into it (`sizing`), or
-        `TooLarge` beyond the ceiling. Called in write order, so never on the last good store first."""
+        """Size the store (`stored`: its capacity on storage): grown or made smaller for the tar about to be
+        written into it (`sizing`), or `TooLarge` beyond the ceiling. Called in write order, so never on the
+        last good store first."""
         try:
-            return sizing.size_store(self.db, self.inventory, client, domain, store, length, previous, self.config, now)
+            return sizing.size_store(
+                self.db, self.inventory, client, domain, store, stored, length, previous, self.config, now
+            )
         except TooLarge as exc:
             log.error("domain %s: %s", domain.name, exc)
             raise

@@ -9,9 +9,15 @@ stores left as they are.
 The A/B guarantee holds because sizing is part of writing one store: the domain step sizes and writes
 its stores in its write order (never-written and oldest first, the last good one last, and each only
 after the one before succeeded), so a store is resized only when it is about to be rewritten whole, and
-the last good one only once another store holds the new tar, written and verified. The store's
-description says `Updated:false` before its volume is resized: a store made smaller is also ILLEGAL on
-storage until written again (the agent marks it), so no reader takes a cut tar for a store.
+the last good one only once another store holds the new tar, written and verified. A store made
+smaller says `Updated:false` in its description before its volume is touched, and is ILLEGAL on storage
+until written again (the agent marks it), so no reader takes a cut tar for a store. A store grown keeps
+its copy readable (its bytes and `Size` are unchanged) until its write begins: a grow that fails (no free
+extents in the VG) leaves it as good as it was, which matters most for a domain's only store.
+
+The store's capacity is taken from storage, not from the inventory: a resize whose answer was lost
+leaves the two apart, and sizing by the inventory's figure would write a tar into a volume too small
+for it, again at every run.
 """
 
 from __future__ import annotations
@@ -63,20 +69,31 @@ def target_capacity(length: int, current: int, config: UpdaterConfig) -> int:
     while wanted < length + length // SPARE and wanted < top:
         wanted *= 2
     wanted = min(wanted, top)
-    return wanted if too_small or wanted < current else current
+    # Made smaller only to a size that still holds the tar: under a lowered ceiling, a store above it keeps
+    # a tar it holds rather than be cut below it.
+    return wanted if too_small or length <= wanted < current else current
 
 
 def size_store(
     db: Database, inventory: Inventory, client: AgentClient, domain: StorageDomain, store: StoreRecord,
-    length: int, previous: str | None, config: UpdaterConfig, now: datetime,
+    stored: int, length: int, previous: str | None, config: UpdaterConfig, now: datetime,
 ) -> StoreRecord:  # fmt: skip
     """The store, resized on storage for a tar of `length` bytes if it must be (an event says so), and in
-    the inventory. `previous` is the store's last `Last Updated`, kept in its `Updated:false` description."""
+    the inventory. `stored` is its capacity as storage has it, which wins over the inventory's (a resize
+    whose answer was lost, an engine stopped before recording it). `previous` is the store's last
+    `Last Updated`, kept in its `Updated:false` description."""
+    if stored != store.capacity:
+        log.warning("store %s: %d bytes on storage, %d recorded; storage wins", store.disk_id, stored, store.capacity)
+        inventory.disks.resize_store_disk(store.disk_id, stored)
+        store = replace(store, capacity=stored)
     capacity = target_capacity(length, store.capacity, config)
     if capacity == store.capacity:
         return store
     with agent_errors(f"resizing store {store.disk_id} to {capacity} bytes failed"):
-        client.set_description(domain.id, store.disk_id, store.volume_id, description.before_write(domain.id, previous))
+        if capacity < store.capacity:  # its tar may be cut: no longer a store to read, before the first change
+            client.set_description(
+                domain.id, store.disk_id, store.volume_id, description.before_write(domain.id, previous)
+            )
         info = client.resize_volume(domain.id, store.disk_id, store.volume_id, capacity)
     inventory.disks.resize_store_disk(store.disk_id, info.capacity)
     grown = info.capacity > store.capacity
