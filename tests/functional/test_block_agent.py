@@ -428,3 +428,8 @@ def test_a_store_lv_is_extended_and_reduced(lab: LvmLab, start: Callable[[], Loc
         client.create_volume(sd, disk_img, disk_vol, 2 * MIB)
         with pytest.raises(errors.InvalidRequest, match="only grows"):
             client.resize_volume(sd, disk_img, disk_vol, MIB)
+        # Nor is its LV ever reduced: one longer than the capacity asked (a grow that stopped before its slot
+        # said so) keeps its extents when it is grown to less.
+        lab.lvm("lvextend", "--yes", "--size", f"{3 * EXTENT}b", f"{lab.vg}/{disk_vol}")
+        assert client.resize_volume(sd, disk_img, disk_vol, EXTENT + MIB).capacity == EXTENT + MIB
+        assert _lv_size(lab, disk_vol) == 3 * EXTENT

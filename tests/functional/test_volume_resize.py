@@ -121,3 +121,20 @@ def test_refusals_leave_the_volume_as_it_was(client: AgentClient, agent: AgentPr
         client.resize_volume(sd, img, cow, 8 * MIB)
     with pytest.raises(errors.ResourceNotFound):
         client.resize_volume(sd, img, uuid.uuid4(), 8 * MIB)
+
+
+def test_a_grow_never_cuts_a_file_longer_than_asked(client: AgentClient, agent: AgentProcess) -> None:
+    # A disk's file longer than its CAP (a grow that stopped before its .meta said so): a later, smaller
+    # grow sets CAP and leaves the file's length and its bytes as they are.
+    volume = _volume(client, agent, MIB, store=False)
+    tail = os.urandom(4096)
+    with open(volume.path, "r+b") as f:
+        f.truncate(8 * MIB)
+        f.seek(8 * MIB - len(tail))
+        f.write(tail)
+
+    assert client.resize_volume(*volume.ids, 4 * MIB).capacity == 4 * MIB
+
+    assert volume.meta["CAP"] == str(4 * MIB)
+    assert os.stat(volume.path).st_size == 8 * MIB
+    assert volume.path.read_bytes()[-len(tail) :] == tail

@@ -468,7 +468,7 @@ class FileDomain:
             meta = resized_meta(info, capacity)
             if meta is not None:
                 path = self.volume_path(img_id, vol_id)
-                if capacity > info.meta.capacity:
+                if info.meta.capacity < capacity and info.apparent_size < capacity:  # a grow never cuts a file
                     _set_size(path, capacity, info.meta.type)
                 self.write_volume_meta(img_id, vol_id, meta)
                 if capacity < info.meta.capacity:

@@ -309,7 +309,8 @@ class BlockDomain(BlockView):
         """Give RAW volume `vol_id` `capacity` bytes (`resized_meta` says which volumes may be resized):
         its LV is extended (`lvextend`) or reduced (`lvreduce`) to whole extents, and its slot's `CAP`
         set, under its lease and the VG lock. The LV grows before the slot says so and shrinks after, so
-        a crash between the two leaves an LV longer than its `CAP`, which is harmless."""
+        a crash between the two leaves an LV longer than its `CAP`, which is harmless; a grow never
+        reduces an LV that is longer than it needs (such a crash, or a disk made so elsewhere)."""
         img_id = check_uuid(img_id, "image id")
         vol_id = check_uuid(vol_id, "volume id")
         with self.volume_locked(img_id, vol_id) as info, vg_locked(self.sd_id):
@@ -324,7 +325,7 @@ class BlockDomain(BlockView):
                     self.lvm.run("lvextend", "--yes", "--size", f"{wanted}b", lv)
                     self.refresh()
                 self.write_volume_meta(img_id, vol_id, meta)
-                if wanted < current:
+                if wanted < current and capacity < info.meta.capacity:  # a store made smaller, never a grow
                     self.lvm.run("lvreduce", "--yes", "--force", "--size", f"{wanted}b", lv)
                     self.refresh()
         return self.volume_info(img_id, vol_id)
