@@ -282,8 +282,7 @@ class BlockDomain(BlockView):
             sequence=0, type="PREALLOCATED", voltype="LEAF",
         )  # fmt: skip
         md.format_volume_meta(meta)  # refuses a bad description before any change
-        extent = self.vg.extent_size * SECTOR
-        size = -(-capacity // extent) * extent
+        size = self._lv_bytes(capacity)
         with vg_locked(self.sd_id):
             self.refresh()
             version = self.metadata().version
@@ -305,6 +304,11 @@ class BlockDomain(BlockView):
             self.refresh()
         return self.volume_info(img_id, vol_id)
 
+    def _lv_bytes(self, capacity: int) -> int:
+        """The size of an LV holding `capacity` bytes: whole extents of the VG."""
+        extent = self.vg.extent_size * SECTOR
+        return -(-capacity // extent) * extent
+
     def resize_volume(self, img_id: str, vol_id: str, capacity: int) -> VolumeOnDisk:
         """Give RAW volume `vol_id` `capacity` bytes (`resized_meta` says which volumes may be resized):
         its LV is extended (`lvextend`) or reduced (`lvreduce`) to whole extents, and its slot's `CAP`
@@ -317,8 +321,7 @@ class BlockDomain(BlockView):
             meta = resized_meta(info, capacity)
             if meta is not None:
                 self.refresh()
-                extent = self.vg.extent_size * SECTOR
-                wanted = -(-capacity // extent) * extent
+                wanted = self._lv_bytes(capacity)
                 current = lv_size(self.vg, vol_id)
                 lv = f"{self.vg.name}/{vol_id}"
                 if wanted > current:
