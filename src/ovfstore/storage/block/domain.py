@@ -97,51 +97,18 @@ class BlockDomain(BlockView):
     ) -> BlockDomain:
         """A new, detached format 5 domain on `devices` (paths of block devices holding no PV yet)."""
         sd_id = check_uuid(sd_id, "storage domain id")
-        lun_ids = dict(lun_ids or {})
-        if domain_class not in DOMAIN_CLASSES:
-            raise InvalidArgument(f"domain class {quoted(domain_class)} is not one of {', '.join(DOMAIN_CLASSES)}")
-        if storage_type not in BLOCK_STORAGE_TYPES:
-            raise InvalidArgument(
-                f"storage type {quoted(storage_type)} is not a block type ({', '.join(BLOCK_STORAGE_TYPES)})"
-            )
-        if not devices or len(set(devices)) != len(devices):
-            raise InvalidArgument("a block domain needs one or more devices, each named once")
-        values = _new_values(sd_id, description, storage_type, domain_class)
-        domain_tags(dict(values, PV0="pv:x,uuid:y", VGUUID="z"))  # refuses a bad description before any change
+        values = _checked_new_values(devices, sd_id, description, storage_type, domain_class)
         leftover = _unfinished_vg(devices, sd_id)
-        for path in devices:
-            found = probe(path)
-            if found is None:
-                raise InvalidArgument(f"device {quoted(path)} cannot be opened or is empty")
-            if found.pv_uuid is not None and leftover is None:
-                raise AlreadyExists(
-                    f"device {quoted(path)} is already an LVM physical volume ({found.pv_uuid}"
-                    f"{', of VG ' + quoted(found.vg.name) if found.vg else ''}); import that domain, or wipe the "
-                    "device (pvremove) if its data is not wanted"
-                )
-            if found.signature is not None:
-                raise AlreadyExists(_holds_data(path, found.signature))
+        _check_devices_free(devices, leftover)
         lvm = Lvm(devices, lvm_system_dir)
         with vg_locked(sd_id):
             if leftover is not None:  # an earlier creation of this very domain died before its commit point
                 lvm.run("vgremove", "--yes", "--force", sd_id)
                 lvm.run("pvremove", "--yes", *leftover)
-            # Two metadata copies on each PV, as VDSM makes them; only the first PV's are in use, the others'
-            # are flagged ignored (LVM then keeps one set of copies up to date, not one per LUN). No --yes:
-            # pvcreate must refuse, never wipe, a signature found on the device since it was probed.
-            pvcreate = ("pvcreate", "--metadatasize", "128m", "--pvmetadatacopies", "2")
             made: list[str] = []
             try:
-                for number, path in enumerate(devices):
-                    _pvcreate(lvm, [*pvcreate, *(("--metadataignore", "y") if number else ()), path], path)
-                    made.append(path)
-                lvm.run(
-                    "vgcreate", "--yes", "--physicalextentsize", f"{EXTENT_MIB}m", "--setautoactivation", "n",
-                    "--addtag", DOMAIN_UNREADY, sd_id, *devices,
-                )  # fmt: skip
-                for name, size in SPECIAL_LV_SIZES:
-                    _lvcreate(lvm, sd_id, name, size * MIB, [])
-                domain = cls(devices, lvm_system_dir, lun_ids)
+                _make_vg(lvm, devices, sd_id, made)
+                domain = cls(devices, lvm_system_dir, dict(lun_ids or {}))
                 values.update(domain._pv_keys())
                 values["VGUUID"] = domain.vg.id
                 lvm.run("vgchange", *_tag_args("--addtag", domain_tags(values)), sd_id)
@@ -433,3 +400,53 @@ def _write_at(backend: VolumeBackend, offset: int, data: bytes) -> None:
             view.release()
     finally:
         buf.close()
+
+
+def _checked_new_values(
+    devices: Sequence[str], sd_id: str, description: str, storage_type: str, domain_class: str
+) -> dict[str, str]:
+    """The new domain's metadata values, every argument checked before anything on storage changes."""
+    if domain_class not in DOMAIN_CLASSES:
+        raise InvalidArgument(f"domain class {quoted(domain_class)} is not one of {', '.join(DOMAIN_CLASSES)}")
+    if storage_type not in BLOCK_STORAGE_TYPES:
+        raise InvalidArgument(
+            f"storage type {quoted(storage_type)} is not a block type ({', '.join(BLOCK_STORAGE_TYPES)})"
+        )
+    if not devices or len(set(devices)) != len(devices):
+        raise InvalidArgument("a block domain needs one or more devices, each named once")
+    values = _new_values(sd_id, description, storage_type, domain_class)
+    domain_tags(dict(values, PV0="pv:x,uuid:y", VGUUID="z"))  # refuses a bad description before any change
+    return values
+
+
+def _check_devices_free(devices: Sequence[str], leftover: list[str] | None) -> None:
+    """Refuse a device that holds a PV (unless of this domain's unfinished creation) or any other data."""
+    for path in devices:
+        found = probe(path)
+        if found is None:
+            raise InvalidArgument(f"device {quoted(path)} cannot be opened or is empty")
+        if found.pv_uuid is not None and leftover is None:
+            raise AlreadyExists(
+                f"device {quoted(path)} is already an LVM physical volume ({found.pv_uuid}"
+                f"{', of VG ' + quoted(found.vg.name) if found.vg else ''}); import that domain, or wipe the "
+                "device (pvremove) if its data is not wanted"
+            )
+        if found.signature is not None:
+            raise AlreadyExists(_holds_data(path, found.signature))
+
+
+def _make_vg(lvm: Lvm, devices: Sequence[str], sd_id: str, made: list[str]) -> None:
+    """The PVs, the VG (tagged unready) and the special LVs; `made` collects the PVs created, for cleanup."""
+    # Two metadata copies on each PV, as VDSM makes them; only the first PV's are in use, the others'
+    # are flagged ignored (LVM then keeps one set of copies up to date, not one per LUN). No --yes:
+    # pvcreate must refuse, never wipe, a signature found on the device since it was probed.
+    pvcreate = ("pvcreate", "--metadatasize", "128m", "--pvmetadatacopies", "2")
+    for number, path in enumerate(devices):
+        _pvcreate(lvm, [*pvcreate, *(("--metadataignore", "y") if number else ()), path], path)
+        made.append(path)
+    lvm.run(
+        "vgcreate", "--yes", "--physicalextentsize", f"{EXTENT_MIB}m", "--setautoactivation", "n",
+        "--addtag", DOMAIN_UNREADY, sd_id, *devices,
+    )  # fmt: skip
+    for name, size in SPECIAL_LV_SIZES:
+        _lvcreate(lvm, sd_id, name, size * MIB, [])
