@@ -114,7 +114,7 @@ class StoreTar:
             )
         ).encode()
         # Only VMs that were not down, as oVirt writes it: a recovery restarts exactly these.
-        running = {str(k): int(v) for k, v in sorted(vm_status.items(), key=lambda kv: str(kv[0])) if int(v)}
+        running = dict(sorted((str(k), int(v)) for k, v in vm_status.items() if int(v)))
         self.metadata = json.dumps({"VM Status": running}).encode()
         listed = [(INFO_NAME, len(self.info))]
         listed += [(f"{e.id}.ovf", e.size) for e in entities]
