@@ -6,7 +6,8 @@
 Measured, each from the change until every affected store is durable (the agent answers after fsync):
 the full first update, an update after 1 VM changed and after 100 VMs changed. Also the engine's peak
 RSS (the engine runs in a process of its own; the agent in another), the bytes each update wrote into
-stores (the agent's copies included), and, in the same run, `dd` writing each update's bytes with
+stores (the agent's copies included), the CPU time the engine used for each (all its threads: the
+work done, whatever else shares the machine), and, in the same run, `dd` writing each update's bytes with
 `conv=fsync` to the same filesystem: the physical limit, given as a ratio (dd's time / the update's
 time; 1.0 is the disk's speed).
 
@@ -162,6 +163,12 @@ class Profiler:
             self._process.wait(timeout=60)
 
 
+def engine_cpu() -> float:
+    """CPU seconds the engine process (all its threads) has used: the work, whatever else shares the machine."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
 def engine_phase(setup: Setup, out: Any) -> None:
     """Runs in its own process, so its peak RSS is the engine's alone; its stderr goes to a file the
     parent shows when it fails."""
@@ -179,8 +186,10 @@ def engine_phase(setup: Setup, out: Any) -> None:
         profiler = Profiler(os.getpid(), profile)
         if profile is not None:
             started = time.monotonic()
+        used = engine_cpu()
         report = updater.run_once()
         figures[f"{name}_s"] = time.monotonic() - started
+        figures[f"{name}_cpu_s"] = engine_cpu() - used
         profiler.stop()
         failed = [f"{d}: {r.error}" for d, r in report.domains.items() if r.error]
         if failed:
@@ -256,6 +265,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         result: dict[str, Any] = {"vms": args.vms, "domains": domains}
         for phase, key in PHASES:
             result[f"{key}_s"] = round(figures[f"{phase}_s"], 3)
+            result[f"{key}_cpu_s"] = round(figures[f"{phase}_cpu_s"], 3)
         result["peak_rss_mib"] = round(figures["peak_rss_mib"], 1)
         result["bytes_written"] = int(sum(figures[f"{phase}_bytes"] for phase, _ in PHASES))
         result["dd_same_bytes_s"] = round(dd_same_bytes(workdir, result["bytes_written"]), 3)
@@ -295,6 +305,7 @@ def main() -> None:
     for phase, title in (("full", "full update"), ("one_change", "after 1 VM changed"),
                          ("hundred_changes", "after 100 VMs changed")):  # fmt: skip
         rows.append((f"{title}: s", result[f"{phase}_s"]))
+        rows.append((f"{title}: engine CPU s", result[f"{phase}_cpu_s"]))
         rows.append((f"{title}: bytes written", result[f"{phase}_bytes"]))
         rows.append((f"{title}: dd of those bytes (s)", result[f"dd_{phase}_s"]))
         rows.append((f"{title}: x dd", result[f"{phase}_vs_dd"]))
