@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from uuid import UUID
 
@@ -20,7 +20,7 @@ import pytest
 from ovfstore.engine.inventory import VmChanges
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery.compare import compare_inventories
-from ovfstore.engine.updater.contents import TarSpool
+from ovfstore.engine.updater.contents import DocumentSpool
 from ovfstore.model import GIB, Disk, DiskAttachment, OvfData, Vm
 from tests.e2e.conftest import RunningEngine
 from tests.functional.agent_fixtures import AgentProcess
@@ -100,20 +100,20 @@ def _kill_mid_write(
     sd.update_ovf_store()
     inv.vms.update(extra[0], VmChanges(description="changed"))
 
-    real_read = TarSpool.read_chunk
+    real_fetch = DocumentSpool.fetch
     calls = 0
     lock = threading.Lock()
 
-    def read_then_kill(spool: TarSpool, size: int = 0) -> bytes:
+    def fetch_then_kill(spool: DocumentSpool, ids: Sequence[UUID]) -> list[tuple[UUID, bytes]]:
         nonlocal calls
         with lock:
             calls += 1
             if calls == 2:
                 site.agent.kill(signal.SIGKILL)
-        return real_read(spool, 64 * 1024)  # small reads: the kill lands mid-stream
+        return real_fetch(spool, ids)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TarSpool, "read_chunk", read_then_kill)
+        patch.setattr(DocumentSpool, "fetch", fetch_then_kill)
         with pytest.raises(sdk.Error) as failed:
             sd.update_ovf_store()
     assert failed.value.code == 409

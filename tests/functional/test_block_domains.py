@@ -6,7 +6,7 @@ engine, register everything and compare it with the original field by field."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -23,7 +23,7 @@ from ovfstore.engine.inventory import HostChanges, Inventory, VmChanges
 from ovfstore.engine.ovfsource import load_ovf_data
 from ovfstore.engine.recovery import RecoveryService, RegistrationOptions
 from ovfstore.engine.recovery.compare import compare_inventories
-from ovfstore.engine.updater.contents import TarSpool
+from ovfstore.engine.updater.contents import DocumentSpool
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
     GIB,
@@ -157,18 +157,18 @@ def _kill_mid_write(
     assert old.updater.run_once().domains[domain.id].ok
     inv.vms.update(extra[0], VmChanges(description="changed"))
 
-    real_read = TarSpool.read_chunk
+    real_fetch = DocumentSpool.fetch
     calls = 0
 
-    def read_then_kill(spool: TarSpool, size: int = 0) -> bytes:
+    def fetch_then_kill(spool: DocumentSpool, ids: Sequence[UUID]) -> list[tuple[UUID, bytes]]:
         nonlocal calls
         calls += 1
         if calls == 2:
             agent.kill(signal.SIGKILL)
-        return real_read(spool, 64 * 1024)  # small reads: the kill lands mid-stream
+        return real_fetch(spool, ids)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TarSpool, "read_chunk", read_then_kill)
+        patch.setattr(DocumentSpool, "fetch", fetch_then_kill)
         report = old.updater.run_once()
     assert calls >= 2, "the agent was not killed while the store streamed"
     assert report.domains[domain.id].error is not None

@@ -6,8 +6,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -15,7 +16,7 @@ from ovfstore.engine import events
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory import DiskChanges, HostChanges, StorageDomainChanges, TemplateChanges, VmChanges
-from ovfstore.engine.updater.contents import TarSpool
+from ovfstore.engine.updater.contents import DocumentSpool
 from ovfstore.engine.updater.status import domains_status
 from ovfstore.model import DiskStatus, OvfStoreStatus, TemplateStatus, VmStatus
 from tests.functional.agent_fixtures import AgentProcess
@@ -149,18 +150,18 @@ def test_an_agent_killed_mid_write_leaves_a_complete_store(
     site.inv.vms.update(vms[0].id, VmChanges(description="changed"))
 
     # Kill the real agent while the engine is in the middle of streaming the first store.
-    real_read = TarSpool.read_chunk
+    real_fetch = DocumentSpool.fetch
     calls = 0
 
-    def read_then_kill(spool: TarSpool, size: int = 0) -> bytes:
+    def fetch_then_kill(spool: DocumentSpool, ids: Sequence[UUID]) -> list[tuple[UUID, bytes]]:
         nonlocal calls
         calls += 1
         if calls == 2:
             site.agent.kill(signal.SIGKILL)
-        return real_read(spool, 64 * 1024)  # small reads: the kill lands mid-stream
+        return real_fetch(spool, ids)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TarSpool, "read_chunk", read_then_kill)
+        patch.setattr(DocumentSpool, "fetch", fetch_then_kill)
         report = site.updater.run_once()
     assert calls >= 2, "the agent was not killed while the store streamed"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from ovfstore.engine.updater import records
-from ovfstore.engine.updater.contents import document_fetcher, load_contents
+from ovfstore.engine.updater.contents import load_contents
 from ovfstore.engine.updater.pool import count_outdated_entities, pool_step
 from ovfstore.engine.updater.status import domains_status, entities_pending
 from ovfstore.model import DiskContentType, OvfStoreStatus
@@ -91,11 +91,10 @@ def test_the_pending_count_is_what_the_pool_step_regenerates(world: World) -> No
 def test_the_tar_contents_are_loaded_with_their_documents(world: World) -> None:
     db = world.inv.db
     pool_step(db, write_ovf, NOW)
-    with db.read() as conn:
-        contents = load_contents(conn, world.sd1)
+    with load_contents(db, world.sd1) as contents:
         ids = [e.id for e in contents.entities]
         # vm3 has no disk (it goes to every domain of its data center); vm2 shares only a shareable disk here
         assert set(ids) == {world.template.id, world.vm1.id, world.vm3.id}
-        documents = dict(document_fetcher(conn, world.sd1, contents)(ids))
+        documents = dict(contents.documents.fetch(ids))
         assert all(len(documents[e.id]) == e.size > 0 and e.sha256 for e in contents.entities)
         assert contents.unregistered == []

@@ -79,8 +79,7 @@ def test_a_too_large_ovf_is_left_out_and_reported(wide: World) -> None:
     assert {e.domain_id for e in logged} == {world.sd1.id, world.sd2.id}
     assert all(str(world.vm1.id) in e.message and str(found.ovf_size) in e.message for e in logged)
     # The stores keep the previous, storable OVF; nothing in them is over the limit.
-    with db.read() as conn:
-        contents = load_contents(conn, world.sd1)
+    with load_contents(db, world.sd1) as contents:
         assert world.vm1.id in {e.id for e in contents.entities}
         assert all(e.size <= MAX_MEMBER for e in contents.entities)
 
@@ -100,8 +99,7 @@ def test_an_oversized_ovf_cached_before_the_limit_is_dropped(wide: World) -> Non
     c = s.ovf_cache
     with db.write() as conn:  # a cache row written before the limit was enforced
         conn.execute(update(c).where(c.c.entity_id == world.vm1.id).values(ovf_size=MAX_MEMBER + 1))
-    with db.read() as conn:  # the writer never gets it
-        contents = load_contents(conn, world.sd1)
+    with load_contents(db, world.sd1) as contents:  # the writer never gets it
         assert world.vm1.id not in {e.id for e in contents.entities}
     _force_description(world, HUGE)
     result = pool_step(db, write_ovf, NOW)

@@ -1,46 +1,46 @@
-"""The domain step's pure parts: the tar spool, how agent errors become failover or failure, and the
+"""The domain step's pure parts: the document spool, how agent errors become failover or failure, and the
 one rule telling an OVF store volume."""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
 
 from ovfstore.agent.client import VolumeInfo
 from ovfstore.agent.errors import AgentUnavailable, Conflict
-from ovfstore.engine.updater.contents import TarSpool
+from ovfstore.engine.updater.contents import DocumentSpool
 from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, agent_errors
 from ovfstore.store import selection
-from ovfstore.store.tarstream import EntityRef, StoreBuildError, StoreTar
 
 
-def _tar(documents: dict[UUID, bytes]) -> StoreTar:
-    refs = [EntityRef(i, len(d)) for i, d in sorted(documents.items())]
-    return StoreTar(
-        domain_id=UUID(int=1), generation=1, writer="test", created=datetime(2026, 1, 1, tzinfo=UTC), entities=refs,
-        unregistered=[], vm_status={}, fetch=lambda ids: [(i, documents[i]) for i in ids],
-    )  # fmt: skip
+def test_the_spool_gives_documents_back_in_the_order_asked() -> None:
+    spool = DocumentSpool()
+    docs = {uuid4(): bytes([i]) * (100 + i) for i in range(5)}
+    for entity_id, doc in docs.items():
+        spool.add(entity_id, doc)
+    asked = list(reversed(docs))
+    assert spool.fetch(asked) == [(i, docs[i]) for i in asked]
+    spool.close()
 
 
-def test_the_spool_holds_the_tar_with_its_length_and_digest() -> None:
-    documents = {uuid4(): bytes([i]) * (100_000 + i) for i in range(60)}  # several read chunks
-    streamed = b"".join(_tar(documents).chunks())
-    with TarSpool(_tar(documents)) as spool:
-        assert spool.length == len(streamed) == spool.tar.length
-        assert spool.sha256 == hashlib.sha256(streamed).hexdigest()
-        assert b"".join(spool.chunks()) == streamed
-        assert b"".join(spool.chunks()) == streamed  # read again from the start for the next store
+def test_documents_added_after_a_fetch_do_not_overwrite_the_others() -> None:
+    spool = DocumentSpool()
+    a, b, c = uuid4(), uuid4(), uuid4()
+    spool.add(a, b"a" * 700)
+    spool.add(b, b"b" * 300)
+    assert spool.fetch([a]) == [(a, b"a" * 700)]  # leaves the file positioned inside b
+    spool.add(c, b"c" * 200)
+    assert spool.fetch([b, c, a]) == [(b, b"b" * 300), (c, b"c" * 200), (a, b"a" * 700)]
+    spool.close()
 
 
-def test_a_tar_that_cannot_be_built_leaves_no_spool() -> None:
-    documents = {uuid4(): b"x" * 10}
-    tar = _tar(documents)
-    documents[next(iter(documents))] = b"y" * 11  # the document changed after the tar was planned
-    with pytest.raises(StoreBuildError, match="changed size"):
-        TarSpool(tar)
+def test_an_id_never_spooled_reads_empty() -> None:
+    spool = DocumentSpool()
+    spool.add(uuid4(), b"x" * 10)
+    missing = uuid4()
+    assert spool.fetch([missing]) == [(missing, b"")]
+    spool.close()
 
 
 def test_an_agent_that_does_not_answer_loses_the_host() -> None:

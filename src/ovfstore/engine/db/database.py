@@ -54,16 +54,10 @@ class Database:
         return self.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
-        """A transaction that only reads (on SQLite it takes no write lock). With `snapshot`, every query
-        in it sees the database as of its first query (SQLite's WAL transactions always do; PostgreSQL's
-        default, read committed, sees each query's own moment), for a reader that reads in several queries
-        what must agree."""
-        with self.engine.connect() as conn:
-            if snapshot and not self.is_sqlite:
-                conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
-                yield conn
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads (on SQLite it takes no write lock)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -1,9 +1,7 @@
 """The domain step: rewrite the OVF stores of one domain from the cache, through a host agent.
 
-The tar (`store.tarstream`) is planned from one snapshot of the database, its length known before a
-document is read; refused at once if it is larger than the store written first; built into a temporary
-file (`updater.contents`, hashed on the way); then streamed from there into the stores one after another
-following docs/FORMATS.md section 2: description `Updated:false`, data,
+The tar is built on the fly (`store.tarstream`), its length known before the first byte, and streamed
+into the stores one after another following docs/FORMATS.md section 2: description `Updated:false`, data,
 durable, description `Updated:true` with the size and date. Never-written and oldest stores first, the
 most recently written last, and a later one only after an earlier one succeeded: at every instant at
 least one store holds a complete, marked-good copy. A store counts as written only when the agent's
@@ -34,13 +32,13 @@ from ovfstore.engine.db.rows import from_row
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.updater import records
-from ovfstore.engine.updater.contents import StoreContents, TarSpool, build_store
+from ovfstore.engine.updater.contents import StoreContents, load_contents
 from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, TooLarge, agent_errors
 from ovfstore.engine.updater.records import StoreRecord
 from ovfstore.engine.updater.stores import ensure_stores
 from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus, StorageDomain
 from ovfstore.store import description
-from ovfstore.store.tarstream import Fetch, StoreBuildError, StoreTar
+from ovfstore.store.tarstream import StoreTar
 
 log = logging.getLogger(__name__)
 
@@ -155,22 +153,12 @@ class DomainStep:
             result.skipped = "up to date"
             return result
         on_storage = self._probe(client, domain)
-        ordered = _write_order(self._reconcile(stores, on_storage))
-        generation = max(sv.store_generation for sv in ordered) + 1
-
-        def plan(contents: StoreContents, fetch: Fetch) -> StoreTar:
+        stores = self._reconcile(stores, on_storage)
+        with load_contents(self.db, domain) as contents:
+            tar = self._plan_tar(domain, stores, contents, now)
             result.entity_count = len(contents.entities)
-            result.generation = generation
-            tar = self._plan_tar(domain, generation, contents, fetch, now)
-            _check_capacity(domain, ordered[0], tar.length)  # nothing is written: refuse before building
-            return tar
-
-        try:
-            spool = build_store(self.db, domain, plan)
-        except StoreBuildError as exc:
-            raise StepFailed(f"the store tar could not be built: {exc}") from exc
-        with spool:
-            self._write_stores(client, domain, ordered, on_storage, spool, result, now)
+            result.generation = tar.generation
+            self._write_stores(client, domain, _write_order(stores), on_storage, tar, result, now)
         return result
 
     def _usable_stores(self, client: AgentClient, domain: StorageDomain, now: datetime) -> list[StoreRecord]:
@@ -200,25 +188,32 @@ class DomainStep:
         return present
 
     def _plan_tar(
-        self, domain: StorageDomain, generation: int, contents: StoreContents, fetch: Fetch, now: datetime
+        self, domain: StorageDomain, stores: list[StoreRecord], contents: StoreContents, now: datetime
     ) -> StoreTar:
         return StoreTar(
-            domain_id=domain.id, generation=generation, writer=self.config.writer, created=now,
-            entities=contents.entities, unregistered=contents.unregistered, vm_status=contents.vm_status, fetch=fetch,
+            domain_id=domain.id, generation=max(sv.store_generation for sv in stores) + 1, writer=self.config.writer,
+            created=now, entities=contents.entities, unregistered=contents.unregistered,
+            vm_status=contents.vm_status, fetch=contents.documents.fetch,
         )  # fmt: skip
 
     # --- writing ----------------------------------------------------------------------------------------
 
     def _write_stores(
         self, client: AgentClient, domain: StorageDomain, stores: list[StoreRecord],
-        on_storage: dict[UUID, VolumeInfo], tar: TarSpool, result: DomainResult, now: datetime,
+        on_storage: dict[UUID, VolumeInfo], tar: StoreTar, result: DomainResult, now: datetime,
     ) -> None:  # fmt: skip
         """In order, each only after the one before succeeded. The first store is streamed from the engine;
         each later one the agent copies from the first, verified against the SHA-256 the first write
         returned: the tar is built and sent once per domain."""
         source: tuple[StoreRecord, WriteResult] | None = None
         for store in stores:
-            _check_capacity(domain, store, tar.length)
+            if tar.length > store.capacity:
+                message = (
+                    f"the store tar is {tar.length} bytes but store {store.disk_id} holds {store.capacity}; "
+                    "the old stores are kept intact. Add capacity (larger OVF stores) or split the domain's VMs"
+                )
+                log.error("domain %s: %s", domain.name, message)
+                raise TooLarge(message)
             previous = description.parse(on_storage[store.volume_id].description).last_updated_text
             started = time.monotonic()
             try:
@@ -228,8 +223,8 @@ class DomainStep:
                 records.set_error(self.db, store.disk_id, exc.detail)
                 raise
             records.mark_written(
-                self.db, store.disk_id, generation=tar.tar.generation, size=tar.length, sha256=written.sha256,
-                entity_ids=tar.tar.entity_ids, when=now,
+                self.db, store.disk_id, generation=tar.generation, size=tar.length, sha256=written.sha256,
+                entity_ids=tar.entity_ids, when=now,
             )  # fmt: skip
             result.transfers.append(Transfer("copy" if source else "upload", tar.length, time.monotonic() - started))
             source = source or (store, written)
@@ -243,25 +238,15 @@ class DomainStep:
         return result
 
 
-def _check_capacity(domain: StorageDomain, store: StoreRecord, length: int) -> None:
-    if length > store.capacity:
-        message = (
-            f"the store tar is {length} bytes but store {store.disk_id} holds {store.capacity}; "
-            "the old stores are kept intact. Add capacity (larger OVF stores) or split the domain's VMs"
-        )
-        log.error("domain %s: %s", domain.name, message)
-        raise TooLarge(message)
-
-
 def _write_store(
-    client: AgentClient, domain_id: UUID, store: StoreRecord, tar: TarSpool,
+    client: AgentClient, domain_id: UUID, store: StoreRecord, tar: StoreTar,
     source: tuple[StoreRecord, WriteResult] | None, previous: str | None, now: datetime,
 ) -> WriteResult:  # fmt: skip
     """One store, following docs/FORMATS.md section 2: `Updated:false`, the data, durable, `Updated:true`.
     The agent client has compared the agent's SHA-256 of what reached the disk with what was meant."""
     client.set_description(domain_id, store.disk_id, store.volume_id, description.before_write(domain_id, previous))
     if source is None:
-        written = client.upload(domain_id, store.disk_id, store.volume_id, tar.chunks(), tar.length, tar.sha256)
+        written = client.upload(domain_id, store.disk_id, store.volume_id, tar.chunks(), tar.length)
     else:
         first, first_written = source
         written = client.copy(
