@@ -194,7 +194,7 @@ def engine_phase(setup: Setup, out: Any) -> None:
         failed = [f"{d}: {r.error}" for d, r in report.domains.items() if r.error]
         if failed:
             more = f" (and {len(failed) - 1} more domains)" if len(failed) > 1 else ""
-            raise SystemExit(f"the {name} update failed on {len(failed)} domains: {failed[0][:2000]}{more}")
+            raise SystemExit(f"the {name} update failed: {failed[0][:2000]}{more}")
         figures[f"{name}_bytes"] = sum(r.size * len(r.written) for r in report.domains.values())
 
     timed("full", time.monotonic())
