@@ -153,7 +153,11 @@ class Profiler:
     def __init__(self, pid: int, out: Path | None) -> None:
         self._process: subprocess.Popen[bytes] | None = None
         if out is not None:
-            command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "-o", str(out)]
+            beside = Path(sys.executable).parent / "py-spy"  # installed in the same virtualenv
+            spy = str(beside) if beside.exists() else shutil.which("py-spy")
+            if spy is None:
+                raise SystemExit("--profile needs py-spy (pip install py-spy)")
+            command = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "-o", str(out)]
             self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)  # py-spy attaches
 
