@@ -54,23 +54,38 @@ def padded(size: int) -> int:
     return (size + BLOCK - 1) // BLOCK * BLOCK
 
 
-def header(name: str, size: int, mtime: int) -> bytes:
-    """A POSIX ustar header of a regular file, mode 0644, owner 0/0 (what `tarfile` writes, built
-    directly: a store has thousands of members and `tarfile` spends most of a store's build time here)."""
-    encoded = name.encode("ascii")
-    if len(encoded) > 100:
-        raise StoreBuildError(f"member name {name!r} is longer than a ustar name (100 bytes)")
+def _header_template() -> bytes:
+    """The fields every member's header shares: mode 0644, owner 0/0, a regular file, ustar magic, and
+    the checksum field as spaces (as the checksum is computed)."""
     block = bytearray(BLOCK)
-    block[0 : len(encoded)] = encoded
     block[100:108] = b"0000644\0"
     block[108:116] = b"0000000\0"
     block[116:124] = b"0000000\0"
-    block[124:136] = b"%011o\0" % size
-    block[136:148] = b"%011o\0" % mtime
-    block[148:156] = b" " * 8  # the checksum is computed with its own field as spaces
+    block[148:156] = b" " * 8
     block[156] = ord(tarfile.REGTYPE)
     block[257:265] = tarfile.POSIX_MAGIC
-    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+_TEMPLATE = _header_template()
+_TEMPLATE_SUM = sum(_TEMPLATE)
+
+
+def header(name: str, size: int, mtime: int) -> bytes:
+    """A POSIX ustar header of a regular file, mode 0644, owner 0/0 (what `tarfile` writes, built
+    directly: a store has thousands of members and `tarfile` spends most of a store's build time here).
+    The checksum is the template's sum plus that of the fields filled in, not a sum over 512 bytes."""
+    encoded = name.encode("ascii")
+    if len(encoded) > 100:
+        raise StoreBuildError(f"member name {name!r} is longer than a ustar name (100 bytes)")
+    size_field = b"%011o\0" % size
+    mtime_field = b"%011o\0" % mtime
+    block = bytearray(_TEMPLATE)
+    block[0 : len(encoded)] = encoded
+    block[124:136] = size_field
+    block[136:148] = mtime_field
+    checksum = _TEMPLATE_SUM + sum(encoded) + sum(size_field) + sum(mtime_field)
+    block[148:156] = b"%06o\0 " % checksum
     return bytes(block)
 
 
@@ -114,7 +129,7 @@ class StoreTar:
             )
         ).encode()
         # Only VMs that were not down, as oVirt writes it: a recovery restarts exactly these.
-        running = {str(k): int(v) for k, v in sorted(vm_status.items(), key=lambda kv: str(kv[0])) if int(v)}
+        running = dict(sorted((str(k), int(v)) for k, v in vm_status.items() if int(v)))
         self.metadata = json.dumps({"VM Status": running}).encode()
         listed = [(INFO_NAME, len(self.info))]
         listed += [(f"{e.id}.ovf", e.size) for e in entities]

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, RowMapping, func, insert, select, update
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
-from ovfstore.engine.db.rows import from_row
+from ovfstore.engine.db.rows import field_names, from_row
 from ovfstore.engine.inventory.base import chunks
 from ovfstore.engine.ovfsource import BATCH
 from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus
@@ -43,8 +43,10 @@ class StoreRecord:
 
 def of_domain(conn: Connection, domain_id: UUID) -> list[StoreRecord]:
     v = s.volumes
+    # Only the record's columns: `entity_ids` (thousands of UUIDs) is not decoded for nothing.
+    columns = [st.c[name] for name in field_names(StoreRecord) if name in st.c]
     query = (
-        select(st, v.c.id.label("volume_id"), v.c.capacity)
+        select(*columns, v.c.id.label("volume_id"), v.c.capacity)
         .select_from(st.join(v, v.c.disk_id == st.c.disk_id))
         .where(st.c.domain_id == domain_id)
         .order_by(st.c.disk_id)
