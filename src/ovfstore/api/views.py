@@ -29,6 +29,7 @@ from ovfstore.model import (
     Nic,
     Role,
     StorageDomain,
+    StorageType,
     Template,
     Vm,
     VmBase,
@@ -131,12 +132,20 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
         node["link"] = links(own, "disks", "vms", "templates", "diskprofiles")
     node.update(
         {
+            "backup": d.backup,
+            "block_size": 512,
+            "critical_space_action_blocker": d.critical_space_action_blocker,
+            "discard_after_delete": d.discard_after_delete,
             "master": d.master,
             "status": d.status.value,
             "external_status": "ok",
             "storage": _domain_storage(d),
             "storage_format": f"v{d.format_version}",
+            "supports_discard": False,
+            "supports_discard_zeroes_data": False,
             "type": d.domain_class.value,
+            "warning_low_space_indicator": d.warning_low_space_indicator,
+            "wipe_after_delete": d.wipe_after_delete,
             "data_center": ref("datacenters", d.data_center_id),
             "data_centers": {"data_center": [ref("datacenters", d.data_center_id)]} if d.data_center_id else None,
         }
@@ -147,7 +156,16 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
 def _domain_storage(d: StorageDomain) -> Node:
     """A file domain's address and path; a block domain's volume group and its LUNs, as oVirt shows them."""
     if d.storage_type.is_file:
-        return {"type": d.storage_type.value, "address": d.address or None, "path": d.path}
+        return {
+            "type": d.storage_type.value,
+            "address": d.address or None,
+            "mount_options": d.mount_options or None,
+            "nfs_retrans": d.nfs_retrans or None,
+            "nfs_timeo": d.nfs_timeo or None,
+            "nfs_version": (d.nfs_version or "auto") if d.storage_type is StorageType.NFS else None,
+            "path": d.path,
+            "vfs_type": d.vfs_type or None,
+        }
     units = [logical_unit(lu, vg_uuid=d.vg_uuid, domain_id=d.id) for lu in d.logical_units]
     return {
         "type": d.storage_type.value,
