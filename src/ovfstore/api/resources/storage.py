@@ -25,6 +25,7 @@ def _keys(call: Call) -> search.Keys:
             "type": lambda d: [d.domain_class.value],
             "storage.type": lambda d: [d.storage_type.value],
             "storage.path": lambda d: [d.path],
+            "storage.name": lambda d: [d.name],
             "storage.volume_group": lambda d: [d.vg_uuid] if d.vg_uuid else [],
         }
     )
