@@ -34,6 +34,11 @@ GIB = 1024**3
 MOUNT = "10.0.0.1:_exports_prod"  # VDSM's mount point of 10.0.0.1:/exports/prod
 BIN = Path(sys.executable).parent
 
+# Tasks of the role that fail whatever the engine: "Update OVF store for active storage domain" names its
+# domain through `iscsi_storage`, a variable only its iSCSI tasks define, so it fails for every other domain
+# type (the role's clean-up goes on, the stores are written when the domain is removed).
+ROLE_BUGS = ("ovirt.ovirt.disaster_recovery : Update OVF store for active storage domain:",)
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (BIN / "ansible-playbook").exists(), reason="ansible is not installed (make venv)"),
@@ -243,8 +248,15 @@ def test_role_fail_over_and_back(engines: Callable[..., RunningEngine], db_url: 
     _shut_down(secondary, [ids[name] for name in ("db", "web")])
     rebuilt = engines(f"sqlite:///{tmp_path / 'rebuilt.db'}", "primary_host2")
     var_file = _var_file(work / "dr_vars.yml", rebuilt.url, secondary.url, ca_file)
+    conn = rebuilt.connect()
+    try:  # the rebuilt site has its cluster again (the role maps clusters, it does not create them)
+        system = conn.system_service()
+        dc = system.data_centers_service().list(search="name=Default")[0]
+        system.clusters_service().add(types.Cluster(name="prod", data_center=types.DataCenter(id=dc.id)))
+    finally:
+        conn.close()
     back = _play(work, var_file, "fail_back", "-e", "dr_target_host=primary", "-e", "dr_source_map=secondary")
-    assert _failed(back) == []
+    assert [f for f in _failed(back) if not f.startswith(ROLE_BUGS)] == []
     _check_recovered(rebuilt, ids, up=set())
     conn = secondary.connect()
     try:  # the secondary was cleaned: its domain removed, the VMs left without disks removed
@@ -263,3 +275,56 @@ def _shut_down(site: RunningEngine, vm_ids: list[str]) -> None:
         _wait(lambda: all(vms.vm_service(i).get().status == types.VmStatus.DOWN for i in vm_ids), "VMs down")
     finally:
         conn.close()
+
+
+def test_role_generates_its_mapping_from_ovfstore(running: RunningEngine, tmp_path: Path) -> None:
+    (running.storage / MOUNT).mkdir(parents=True)
+    conn = running.connect()
+    try:
+        system = conn.system_service()
+        sd = system.storage_domains_service().add(
+            types.StorageDomain(
+                name="prod_data", type=types.StorageDomainType.DATA, host=types.Host(name=running.host.name),
+                backup=True, critical_space_action_blocker=7, warning_low_space_indicator=12,
+                storage=types.HostStorage(type=types.StorageType.NFS, address="10.0.0.1", path="/exports/prod"),
+            )
+        )  # fmt: skip
+        dc = system.data_centers_service().list(search="name=Default")[0]
+        system.data_centers_service().data_center_service(dc.id).storage_domains_service().add(
+            types.StorageDomain(id=sd.id)
+        )
+    finally:
+        conn.close()
+    work = tmp_path / "ansible"
+    work.mkdir()
+    (work / "ca.pem").write_text("")
+    mapping = work / "mapping.yml"
+    settings = work / "generator.yml"
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "site": running.url,
+                "username": "admin@internal",
+                "password": ADMIN_PASSWORD,
+                "ca": str(work / "ca.pem"),
+                "var_file": str(mapping),
+            }
+        )
+    )
+    output = _play(work, settings, "generate_mapping")
+    assert _failed(output) == []
+    written = yaml.safe_load(mapping.read_text())
+    [storage] = written["dr_import_storages"]
+    assert storage == {
+        "dr_domain_type": "nfs", "dr_wipe_after_delete": False, "dr_backup": True,
+        "dr_critical_space_action_blocker": 7, "dr_storage_domain_type": "data", "dr_warning_low_space": 12,
+        "dr_primary_name": "prod_data", "dr_primary_master_domain": True, "dr_primary_dc_name": "Default",
+        "dr_primary_path": "/exports/prod", "dr_primary_address": "10.0.0.1",
+        # The generator leaves the secondary site's side for the operator (written as comments).
+        "dr_secondary_name": None, "dr_secondary_master_domain": None, "dr_secondary_dc_name": None,
+        "dr_secondary_path": None, "dr_secondary_address": None,
+    }  # fmt: skip
+    assert written["dr_sites_primary_url"] == running.url
+    assert [c["primary_name"] for c in written["dr_cluster_mappings"]] == ["Default"]
+    profiles = written["dr_network_mappings"]
+    assert [(p["primary_network_name"], p["primary_profile_name"]) for p in profiles] == [("ovirtmgmt", "ovirtmgmt")]

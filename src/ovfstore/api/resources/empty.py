@@ -8,6 +8,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from ovfstore.api.router import Call, Document, Router
+from ovfstore.api.views import href
 from ovfstore.engine.inventory import Inventory
 
 # Owner collection: its path parameter, what it is called, and how the inventory finds one.
@@ -88,7 +89,20 @@ def _top(item: str) -> Callable[[Call], Document]:
     return handler
 
 
+#: ovfstore's users are all of one authorization domain, oVirt's built-in one.
+INTERNAL_AUTHZ = UUID("5ad6b7c8-3a0b-5c59-9b7e-0f1a3c0d4e21")
+
+
+def aaa_domains(call: Call) -> Document:
+    """`/domains`: the authorization domains users come from (oVirt's `internal-authz`, the only one here)."""
+    return Document("domains", {"domain": [{"id": INTERNAL_AUTHZ, "href": href("domains", INTERNAL_AUTHZ),
+                                            "name": "internal-authz"}]})  # fmt: skip
+
+
 def register(router: Router) -> None:
+    router.add("GET", "/domains", aaa_domains)
+    # A data center's cluster is the cluster itself (the SDK reaches affinity groups through either path).
+    router.add("GET", "/datacenters/{dc}/clusters/{cluster}/affinitygroups", _empty_of("clusters", "affinity_group"))
     for owners, subs in EMPTY.items():
         param = _OWNERS[owners][0]
         for sub, item in subs.items():
