@@ -168,7 +168,8 @@ def _play(work: Path, var_file: Path, tag: str, *extra: str) -> dict[str, Any]:
     done = subprocess.run(
         command, cwd=work, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
     )
-    (work / f"{tag}.json").write_text(done.stdout)
+    runs = len(list(work.glob(f"{tag}*.json")))
+    (work / f"{tag}{runs or ''}.json").write_text(done.stdout)  # kept for reading after a failure
     try:
         return dict(json.loads(done.stdout))
     except json.JSONDecodeError:
@@ -238,6 +239,8 @@ def test_role_fail_over_and_back(engines: Callable[..., RunningEngine], db_url: 
     first = _play(work, var_file, "fail_over")
     assert _failed(first) == []
     _check_recovered(secondary, ids)
+    started = [r["vm"]["name"] for name, r in _results(first) if name.endswith(": Run VMs") and "vm" in r]
+    assert started == ["db", "web"]  # the highly available VM first
     again = _play(work, var_file, "fail_over")
     assert _failed(again) == []
     assert _changed_by_ovirt(again) == []
