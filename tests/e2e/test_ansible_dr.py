@@ -41,7 +41,11 @@ ROLE_BUGS = ("ovirt.ovirt.disaster_recovery : Update OVF store for active storag
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (BIN / "ansible-playbook").exists(), reason="ansible is not installed (make venv)"),
+    # Required in CI (`make venv` installs the pinned `ansible`); elsewhere a missing one is a skip.
+    pytest.mark.skipif(
+        not (BIN / "ansible-playbook").exists() and os.environ.get("CI") != "true",
+        reason="ansible is not installed (make venv)",
+    ),
 ]
 
 
