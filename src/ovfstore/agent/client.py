@@ -282,6 +282,11 @@ class AgentClient:
         """The domain in directory `path` (under the agent's roots): how an existing domain is imported."""
         return DomainInfo.from_json(self._call("GET", "/domains", params={"path": path})[0])
 
+    def mount_point(self, storage_type: str, address: str, path: str) -> str:
+        """The directory where the host has the storage connection (nfs, posixfs, glusterfs) mounted."""
+        params = {"type": storage_type, "address": address, "path": path}
+        return str(self._call("GET", "/mounts", params=params)["path"])
+
     def domain_info(self, sd: Id) -> DomainInfo:
         """Find domain `sd` under the agent's roots (also in NFS mount directories) and read its metadata."""
         return DomainInfo.from_json(self._call("GET", f"/domains/{sd}"))

@@ -29,6 +29,7 @@ from ovfstore.model import (
     Nic,
     Role,
     StorageDomain,
+    StorageType,
     Template,
     Vm,
     VmBase,
@@ -104,9 +105,34 @@ def cluster(c: Cluster) -> Node:
         **_head(c, own),
         "comment": c.comment,
         "link": links(own, "networks"),
+        "ballooning_enabled": True,
         "bios_type": c.bios_type.name.lower(),
         "cpu": {"architecture": "x86_64", "type": c.cpu_type},
+        "error_handling": {"on_error": "migrate"},
+        "fencing_policy": {
+            "enabled": True,
+            "skip_if_connectivity_broken": {"enabled": False, "threshold": 50},
+            "skip_if_gluster_bricks_up": False,
+            "skip_if_gluster_quorum_not_met": False,
+            "skip_if_sd_active": {"enabled": False},
+        },
+        "firewall_type": "firewalld",
+        "gluster_service": False,
+        "ha_reservation": False,
+        "ksm": {"enabled": True, "merge_across_nodes": True},
+        "maintenance_reason_required": False,
+        "migration": {
+            "auto_converge": "inherit",
+            "bandwidth": {"assignment_method": "auto"},
+            "compressed": "inherit",
+            "encrypted": "inherit",
+        },
+        "optional_reason": False,
+        "switch_type": "legacy",
+        "threads_as_cores": False,
+        "trusted_service": False,
         "version": version(c.compatibility_version),
+        "virt_service": True,
         "data_center": ref("datacenters", c.data_center_id),
     }
 
@@ -115,8 +141,12 @@ def host(h: Host) -> Node:
     return {
         **_head(h, href("hosts", h.id)),
         "address": h.address,
+        "comment": "",
+        "power_management": {"enabled": False, "kdump_detection": True},
+        "spm": {"priority": 5},
         "status": h.status.value,
         "type": "rhel",
+        "vgpu_placement": "consolidated",
         "cluster": ref("clusters", h.cluster_id),
     }
 
@@ -131,12 +161,20 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
         node["link"] = links(own, "disks", "vms", "templates", "diskprofiles")
     node.update(
         {
+            "backup": d.backup,
+            "block_size": 512,
+            "critical_space_action_blocker": d.critical_space_action_blocker,
+            "discard_after_delete": d.discard_after_delete,
             "master": d.master,
             "status": d.status.value,
             "external_status": "ok",
             "storage": _domain_storage(d),
             "storage_format": f"v{d.format_version}",
+            "supports_discard": False,
+            "supports_discard_zeroes_data": False,
             "type": d.domain_class.value,
+            "warning_low_space_indicator": d.warning_low_space_indicator,
+            "wipe_after_delete": d.wipe_after_delete,
             "data_center": ref("datacenters", d.data_center_id),
             "data_centers": {"data_center": [ref("datacenters", d.data_center_id)]} if d.data_center_id else None,
         }
@@ -147,7 +185,16 @@ def storage_domain(d: StorageDomain, *, in_data_center: UUID | None = None) -> N
 def _domain_storage(d: StorageDomain) -> Node:
     """A file domain's address and path; a block domain's volume group and its LUNs, as oVirt shows them."""
     if d.storage_type.is_file:
-        return {"type": d.storage_type.value, "address": d.address or None, "path": d.path}
+        return {
+            "type": d.storage_type.value,
+            "address": d.address or None,
+            "mount_options": d.mount_options or None,
+            "nfs_retrans": d.nfs_retrans or None,
+            "nfs_timeo": d.nfs_timeo or None,
+            "nfs_version": (d.nfs_version or "auto") if d.storage_type is StorageType.NFS else None,
+            "path": d.path,
+            "vfs_type": d.vfs_type or None,
+        }
     units = [logical_unit(lu, vg_uuid=d.vg_uuid, domain_id=d.id) for lu in d.logical_units]
     return {
         "type": d.storage_type.value,
@@ -340,27 +387,57 @@ def _base(e: VmBase, own: str, sub: Iterable[str]) -> Node:
             "architecture": "x86_64",
             "topology": {"cores": e.cpu_cores, "sockets": e.cpu_sockets, "threads": e.cpu_threads},
         },
+        "console": {"enabled": False},
+        "cpu_shares": 0,
         "creation_time": e.creation_date,
+        "custom_cpu_model": e.custom_cpu_name or None,
+        "custom_emulated_machine": e.custom_emulated_machine or None,
         "delete_protected": e.delete_protected,
-        "display": {"type": e.graphics[0].value if e.graphics else "vnc"},
+        "display": {
+            "type": e.graphics[0].value if e.graphics else "vnc",
+            "copy_paste_enabled": True,
+            "file_transfer_enabled": True,
+            "monitors": 1,
+            "smartcard_enabled": e.smartcard_enabled,
+        },
         "high_availability": {"enabled": e.high_availability, "priority": e.priority},
+        "io": {"threads": 1},
+        "lease": {"storage_domain": ref("storagedomains", e.lease_domain_id)} if e.lease_domain_id else None,
         "memory": e.memory_mb * MIB,
-        "memory_policy": {"guaranteed": e.min_memory_mb * MIB, "max": e.max_memory_mb * MIB},
+        "memory_policy": {"ballooning": True, "guaranteed": e.min_memory_mb * MIB, "max": e.max_memory_mb * MIB},
+        "migration_downtime": -1,
+        "multi_queues_enabled": True,
+        "numa_tune_mode": "interleave",
         "origin": e.origin.name.lower(),
         "os": {"boot": {"devices": {"device": _boot(e.boot_sequence)}}, "type": e.os_type},
+        "placement_policy": {"affinity": "migratable"},
         "soundcard_enabled": e.soundcard_enabled,
+        "sso": {"methods": {"method": [{"id": "guest_agent"}]}},
+        "start_paused": False,
         "stateless": e.stateless,
+        "storage_error_resume_behaviour": "kill" if e.lease_domain_id else "auto_resume",
         "time_zone": {"name": e.time_zone} if e.time_zone else None,
+        "tpm_enabled": False,
         "type": e.vm_type.name.lower(),
         "usb": {"enabled": e.usb_policy.value != "disabled"},
+        "virtio_scsi": {"enabled": True},
+        "virtio_scsi_multi_queues_enabled": False,
         "cluster": ref("clusters", e.cluster_id),
+        "cpu_profile": None,
         "storage_domain": ref("storagedomains", e.lease_domain_id),
     }
 
 
+_VM_LINKS = ("diskattachments", "nics", "numanodes", "watchdogs", "graphicsconsoles", "cdroms",
+             "hostdevices", "permissions", "tags", "affinitylabels")  # fmt: skip
+_TEMPLATE_LINKS = ("diskattachments", "nics", "watchdogs", "graphicsconsoles", "cdroms", "permissions", "tags")
+
+
 def vm(v: Vm, *, own: str | None = None, status: str | None = None) -> Node:
     own = own or href("vms", v.id)
-    node = _base(v, own, ("diskattachments", "nics", "permissions"))
+    node = _base(v, own, _VM_LINKS)
+    node["next_run_configuration_exists"] = False
+    node["run_once"] = False
     node["status"] = status or v.status.api_name
     node["template"] = ref("templates", v.template_id)
     node["use_latest_template_version"] = v.use_latest_template_version
@@ -369,7 +446,7 @@ def vm(v: Vm, *, own: str | None = None, status: str | None = None) -> Node:
 
 def template(t: Template, *, own: str | None = None) -> Node:
     own = own or href("templates", t.id)
-    node = _base(t, own, ("diskattachments", "nics", "permissions"))
+    node = _base(t, own, _TEMPLATE_LINKS)
     node["status"] = t.status.value
     node["version"] = {
         "version_name": t.version_name or None,

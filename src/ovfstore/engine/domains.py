@@ -66,23 +66,24 @@ class DomainService:
 
     # --- create and attach -----------------------------------------------------------------------------
 
-    def create(self, domain: StorageDomain, host: Host) -> StorageDomain:
-        """Create a new, empty domain through `host`'s agent, then record it: a file domain under
-        `domain.path`, or a block domain (iSCSI, FCP) on `domain.logical_units` (by LUN id)."""
+    def create(self, domain: StorageDomain, host: Host, parent: str = "") -> StorageDomain:
+        """Create a new, empty domain through `host`'s agent, then record it: a file domain under `parent`
+        (the connection's mount point, `mount_point`) or else under `domain.path`, or a block domain (iSCSI,
+        FCP) on `domain.logical_units` (by LUN id)."""
         client = self.agents.client(host)
         if not domain.storage_type.is_file:
             self._create_block(domain, client)
-        elif domain.storage_type not in (StorageType.LOCALFS, StorageType.POSIXFS):
+        elif not parent and domain.storage_type not in (StorageType.LOCALFS, StorageType.POSIXFS):
             raise InvalidInput(
-                f"creating {domain.storage_type.value} domains is not supported yet: create a localfs, posixfs, "
-                "iscsi or fcp domain, or import an existing domain by its path"
+                f"a {domain.storage_type.value} domain is created on its connection: give <address> and <path> "
+                "(the host must have it mounted), or create a localfs, posixfs, iscsi or fcp domain"
             )
         else:
             self._call(
                 client.create_domain,
                 domain.id,
                 domain.name[:50],  # the metadata's DESCRIPTION holds 50 characters
-                parent=domain.path,
+                parent=parent or domain.path,
                 storage_type=_AGENT_TYPES[domain.storage_type],
                 domain_class=_CLASSES[domain.domain_class],
                 remote_path=f"{domain.address}:{domain.path}" if domain.address else domain.path,
@@ -175,6 +176,12 @@ class DomainService:
                 raise Conflict(f"host {host.name} sees no storage domain in volume group {vg_uuid!r}")
             found |= holding
         return sorted(found - known, key=str)
+
+    def mount_point(self, host: Host, storage_type: StorageType, address: str, path: str) -> str:
+        """The directory where `host` has the storage connection mounted (VDSM's mount point under its
+        agent's storage root, `storage.mounts`)."""
+        client = self.agents.client(host)
+        return str(self._call(client.mount_point, storage_type.value, address, path))
 
     def unknown_at(self, host: Host, path: str) -> list[DomainInfo]:
         """Domains on storage at `path` (the domain's directory, or the directory holding it) that this

@@ -127,6 +127,20 @@ class StorageDomain:
     # operator chose to keep none, and the domain is then not self-describing.
     ovf_store_count: int = 2
     format_version: int = 5
+    # Settings oVirt keeps for a domain and returns as set (the disaster-recovery role sends them and
+    # compares them on its next run); ovfstore stores them and acts on none. Defaults are oVirt's.
+    backup: bool = False
+    wipe_after_delete: bool = False
+    discard_after_delete: bool = False
+    warning_low_space_indicator: int = 10  # percent
+    critical_space_action_blocker: int = 5  # GiB
+    # The storage connection of a file domain beyond `address` and `path`: POSIX/Gluster file system
+    # type, mount options, and NFS version ("" for auto), timeout (deciseconds) and retransmissions (0: unset).
+    vfs_type: str = ""
+    mount_options: str = ""
+    nfs_version: str = ""
+    nfs_timeo: int = 0
+    nfs_retrans: int = 0
 
 
 @dataclass(kw_only=True, slots=True)

@@ -42,6 +42,7 @@ from ovfstore.storage.files import (
     stat_regular,
 )
 from ovfstore.storage.locking import locked
+from ovfstore.storage.mounts import GLUSTER_DIR
 from ovfstore.store.quoting import cut, quoted
 from ovfstore.store.selection import is_store
 
@@ -167,9 +168,10 @@ def _entries(path: str, problems: list[Problem] | None) -> list[str]:
 
 
 def find_domains(roots: tuple[str, ...], problems: list[Problem] | None = None) -> Iterator[str]:
-    """Every domain directory under the roots: `<root>/<sdUUID>` and the NFS mount layout
-    `<root>/<server>:<path with _>/<sdUUID>`, recognised by their `dom_md/metadata`. A directory that
-    cannot be listed is added to `problems` (when given) and passed over."""
+    """Every domain directory under the roots: `<root>/<sdUUID>`, VDSM's mount points
+    `<root>/<server>:<path with _>/<sdUUID>` and Gluster's `<root>/glusterSD/<server>:<volume>/<sdUUID>`
+    (`storage.mounts`), recognised by their `dom_md/metadata`. A directory that cannot be listed is added
+    to `problems` (when given) and passed over."""
     for root in roots:
         for entry in _entries(root, problems):
             path = os.path.join(root, entry)
@@ -177,9 +179,16 @@ def find_domains(roots: tuple[str, ...], problems: list[Problem] | None = None) 
                 if _has_metadata(path):
                     yield path
             elif os.path.isdir(path):
-                for sub in _entries(path, problems):
-                    if _is_uuid(sub) and _has_metadata(os.path.join(path, sub)):
-                        yield os.path.join(path, sub)
+                yield from _domains_in(path, problems)
+                if entry == GLUSTER_DIR:
+                    for volume in _entries(path, problems):
+                        yield from _domains_in(os.path.join(path, volume), problems)
+
+
+def _domains_in(mount: str, problems: list[Problem] | None) -> Iterator[str]:
+    for sub in _entries(mount, problems):
+        if _is_uuid(sub) and _has_metadata(os.path.join(mount, sub)):
+            yield os.path.join(mount, sub)
 
 
 def scan_domains(roots: tuple[str, ...]) -> tuple[list[tuple[FileDomain, md.DomainMetadata]], list[Problem]]:

@@ -21,6 +21,7 @@ ROUTES: list[tuple[str, str, Endpoint]] = [
     ("GET", "/devices", domains.list_devices),
     ("GET", "/domains", domains.list_domains),
     ("POST", "/domains", domains.create_domain),
+    ("GET", "/mounts", domains.find_mount),
     ("GET", "/domains/{sd}", domains.domain_info),
     ("POST", "/domains/{sd}/attach", domains.attach),
     ("POST", "/domains/{sd}/detach", domains.detach),

@@ -22,6 +22,7 @@ from ovfstore.storage.domain import _is_uuid as is_uuid
 from ovfstore.storage.domains import Domain, find_block_domain, scan_all
 from ovfstore.storage.errors import DomainNotFound, InvalidArgument
 from ovfstore.storage.metadata import DomainMetadata
+from ovfstore.storage.mounts import mounted_at
 from ovfstore.store.quoting import cut, quoted
 
 
@@ -61,6 +62,14 @@ def list_domains(config: AgentConfig, request: Request) -> Response:
     answer = [domain_json(d, meta) for d, meta in found]
     answer += [dict(problem_json(p), id=os.path.basename(p.path)) for p in problems]
     return json_response(answer)
+
+
+def find_mount(config: AgentConfig, request: Request) -> Response:
+    """`?type=nfs|posixfs|glusterfs&address=..&path=..`: the directory under the roots where that storage
+    connection is mounted (VDSM's mount point, `storage.mounts`), or DomainNotFound saying where to mount it."""
+    query = request.query
+    found = mounted_at(config.roots, query.get("type", ""), query.get("address", ""), query.get("path", ""))
+    return json_response({"path": found})
 
 
 def _block_at(config: AgentConfig, path: str) -> BlockDomain | None:

@@ -6,7 +6,7 @@ from ovfstore.api.router import Router
 
 
 def register_all(router: Router) -> None:
-    from ovfstore.api.resources import infra, operations, recovery, root, storage, vms
+    from ovfstore.api.resources import empty, infra, operations, recovery, root, storage, vms
 
-    for module in (root, infra, storage, operations, recovery, vms):
+    for module in (root, infra, storage, operations, recovery, vms, empty):
         module.register(router)

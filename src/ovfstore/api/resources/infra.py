@@ -155,6 +155,11 @@ def _host_keys(call: Call) -> search.Keys:
     inv = call.engine.inventory
     clusters = {c.id: c for c in inv.clusters.list()}
     dcs = _dc_names(call)
+    domains = inv.storage_domains.list()
+
+    def dc_of(h: Host) -> UUID | None:
+        return clusters[h.cluster_id].data_center_id if h.cluster_id in clusters else None
+
     return name_keys(
         {
             "status": lambda h: [h.status.value],
@@ -163,6 +168,14 @@ def _host_keys(call: Call) -> search.Keys:
                 [dcs.get(clusters[h.cluster_id].data_center_id, "")] if h.cluster_id in clusters else []
             ),
             "address": lambda h: [h.address],
+            # The domains a host reaches: those attached to its data center.
+            "storage": lambda h: (
+                [
+                    d.name
+                    for d in domains
+                    if h.cluster_id in clusters and d.data_center_id == clusters[h.cluster_id].data_center_id
+                ]
+            ),
         }
     )
 

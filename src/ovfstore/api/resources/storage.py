@@ -3,14 +3,16 @@ deactivate, detach, remove, `updateovfstore`, and their disks, OVF stores includ
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 from ovfstore.api import search, views
 from ovfstore.api.resources.common import action_done, given, listing, name_keys, resolve
 from ovfstore.api.router import Call, Document, Router
-from ovfstore.api.xmlio import Body
+from ovfstore.api.xmlio import Body, to_bool
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import StorageDomainChanges
+from ovfstore.engine.inventory.changes import apply
 from ovfstore.model import DomainClass, Host, HostStatus, LogicalUnit, StorageDomain, StorageType
 
 
@@ -23,6 +25,7 @@ def _keys(call: Call) -> search.Keys:
             "type": lambda d: [d.domain_class.value],
             "storage.type": lambda d: [d.storage_type.value],
             "storage.path": lambda d: [d.path],
+            "storage.name": lambda d: [d.name],
             "storage.volume_group": lambda d: [d.vg_uuid] if d.vg_uuid else [],
         }
     )
@@ -64,38 +67,59 @@ def add_domain(call: Call) -> Document:
     name = body.get("name")
     if not path:
         raise InvalidInput("the domain needs <storage><path>...</path></storage>")
-    domain_class = _domain_class(body.get("type") or "data")
-    existing = engine.domains.unknown_at(host, path)
+    settings = _settings(body)
+    where = _directory(call, host, storage_type, address, path)
+    existing = engine.domains.unknown_at(host, where)
     wants_import = bool(body.bool("import", False))
     if len(existing) > 1:
         ids = ", ".join(str(d.id) for d in existing)
-        raise Conflict(f"{path} holds several domains unknown to this engine ({ids}); give one domain's directory")
+        raise Conflict(f"{where} holds several domains unknown to this engine ({ids}); give one domain's directory")
     if existing or wants_import:
         if not existing:
-            raise Conflict(f"{path} holds no storage domain unknown to this engine; nothing to import")
-        recovery = call.engine.recovery
-        with call.api.jobs.run(f"Importing Storage Domain at {path}", call.user.id):
+            raise Conflict(f"{where} holds no storage domain unknown to this engine; nothing to import")
+        with call.api.jobs.run(f"Importing Storage Domain at {where}", call.user.id):
             # A domain carried from a lost site still names that site's data center on disk. oVirt's API
             # takes such a domain over without asking (the disaster-recovery role relies on it), so the
             # stale attachment is dropped on storage here too.
-            domain = recovery.import_domain(
+            domain = engine.recovery.import_domain(
                 existing[0].path, host=host, name=name, storage_type=storage_type, address=address, force_detach=True
             )
+            if where != path:  # reached by its connection: shown as the export it is, not the mount point
+                settings = replace(settings, path=path)
+            domain = engine.inventory.storage_domains.update(domain.id, settings)
         return Document("storage_domain", views.storage_domain(domain), 201)
     domain = StorageDomain(
-        name=name or "",
-        storage_type=storage_type,
-        domain_class=domain_class,
-        address=address,
-        path=path,
-        description=body.get("description", "") or "",
+        name=name or "", storage_type=storage_type, domain_class=_domain_class(body.get("type") or "data"),
+        address=address, path=path, description=body.get("description", "") or "",
         comment=body.get("comment", "") or "",
-    )
+    )  # fmt: skip
+    domain = apply(domain, settings, "storage domain")[0]
     # Per domain is ovfstore's own; oVirt has only the engine-wide count, the default here.
     domain.ovf_store_count = body.int("ovf_store_count", engine.updater.config.store_count) or 0
     with call.api.jobs.run(f"Adding Storage Domain {domain.name}", call.user.id):
-        domain = engine.domains.create(domain, host)
+        domain = engine.domains.create(domain, host, parent=where if where != path else "")
     return Document("storage_domain", views.storage_domain(domain), 201)
+
+
+def _directory(call: Call, host: Host, storage_type: StorageType, address: str, path: str) -> str:
+    """Where the domain's directory lies on the host: with an address, the mount point of the connection
+    (an NFS export, a POSIX or Gluster file system; `storage.mounts`), and without one the path itself."""
+    if not address or storage_type is StorageType.LOCALFS:
+        return path
+    return call.engine.domains.mount_point(host, storage_type, address, path)
+
+
+def _settings(body: Body) -> StorageDomainChanges:
+    """The settings a POST or PUT gives that ovfstore keeps and returns as given (oVirt's defaults else)."""
+    return StorageDomainChanges(
+        backup=given(body, "backup", to_bool), wipe_after_delete=given(body, "wipe_after_delete", to_bool),
+        discard_after_delete=given(body, "discard_after_delete", to_bool),
+        warning_low_space_indicator=given(body, "warning_low_space_indicator", int),
+        critical_space_action_blocker=given(body, "critical_space_action_blocker", int),
+        vfs_type=given(body, "storage/vfs_type", str), mount_options=given(body, "storage/mount_options", str),
+        nfs_version=given(body, "storage/nfs_version", str), nfs_timeo=given(body, "storage/nfs_timeo", int),
+        nfs_retrans=given(body, "storage/nfs_retrans", int),
+    )  # fmt: skip
 
 
 def _add_block_domain(call: Call, body: Body, host: Host, storage_type: StorageType) -> Document:
@@ -184,8 +208,8 @@ def _domain_class(text: str) -> DomainClass:
 
 def update_domain(call: Call) -> Document:
     body = call.doc("storage_domain")
-    found = StorageDomainChanges(
-        name=given(body, "name", str), description=given(body, "description", str),
+    found = replace(
+        _settings(body), name=given(body, "name", str), description=given(body, "description", str),
         comment=given(body, "comment", str), ovf_store_count=given(body, "ovf_store_count", int),
     )  # fmt: skip
     domain = call.engine.inventory.storage_domains.update(call.id("sd", "storage domain"), found)

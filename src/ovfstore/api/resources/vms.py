@@ -6,7 +6,7 @@ recovery knows which VMs to start again). `start` records `up`, `stop` and `shut
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from ovfstore.api import search, views
@@ -47,11 +47,21 @@ def _entity_keys(call: Call) -> search.Keys:
         cluster = clusters.get(e.cluster_id) if e.cluster_id else None
         return [dcs.get(cluster.data_center_id, "")] if cluster else []
 
+    def domains_of(e: VmBase) -> list[str]:  # the domains of its disks: read only when a search asks
+        if "disks" not in cache:
+            cache["disks"] = inv.attachments.disks_by_entity()
+            cache["domains"] = {d.id: d.domain_ids for d in inv.disks.list()}
+            cache["names"] = {d.id: d.name for d in inv.storage_domains.list()}
+        return [cache["names"].get(sd, "") for disk in cache["disks"].get(e.id, []) for sd in cache["domains"][disk]]
+
+    cache: dict[str, Any] = {}
     return name_keys(
         {
             "status": lambda e: [e.status.api_name if isinstance(e, Vm) else e.status.value],
             "cluster": lambda e: [clusters[e.cluster_id].name] if e.cluster_id in clusters else [],
             "datacenter": dc_of,
+            "storage": domains_of,
+            "storage.name": domains_of,
         }
     )
 
@@ -358,9 +368,14 @@ def remove_nic(owner: str) -> Handler:
 def list_disks(call: Call) -> Document:
     inv = call.engine.inventory
     domains = {d.id: d.name for d in inv.storage_domains.list()}
+    users: dict[UUID, int] = {}
+    for disks in inv.attachments.disks_by_entity().values():
+        for disk_id in disks:
+            users[disk_id] = users.get(disk_id, 0) + 1
     keys = name_keys(
         {"alias": lambda d: [d.alias], "storage.name": lambda d: [domains.get(i, "") for i in d.domain_ids],
-         "status": lambda d: [d.status.value]}
+         "status": lambda d: [d.status.value], "disk_type": lambda d: ["lun" if d.lun_id else "image"],
+         "number_of_vms": lambda d: [str(users.get(d.id, 0))]}
     )  # fmt: skip
     keys["name"] = lambda d: [d.alias]
     return listing(call, "disk", inv.disks.list(), views.disk, keys, "disk")

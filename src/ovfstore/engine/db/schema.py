@@ -110,6 +110,16 @@ storage_domains = Table(
     Column("master", Boolean, nullable=False, default=False),
     Column("ovf_store_count", Integer, nullable=False, default=2),
     Column("format_version", Integer, nullable=False, default=5),
+    Column("backup", Boolean, nullable=False, default=False),
+    Column("wipe_after_delete", Boolean, nullable=False, default=False),
+    Column("discard_after_delete", Boolean, nullable=False, default=False),
+    Column("warning_low_space_indicator", Integer, nullable=False, default=10),
+    Column("critical_space_action_blocker", Integer, nullable=False, default=5),
+    Column("vfs_type", String(NAME), nullable=False, default=""),
+    Column("mount_options", String(TEXT), nullable=False, default=""),
+    Column("nfs_version", String(16), nullable=False, default=""),
+    Column("nfs_timeo", Integer, nullable=False, default=0),
+    Column("nfs_retrans", Integer, nullable=False, default=0),
 )
 
 networks = Table(

@@ -66,6 +66,14 @@ class AttachmentService(Service):
             tx.conn.execute(delete(da).where(da.c.entity_id == entity_id, da.c.disk_id == disk_id))
             tx.bump([entity_id])
 
+    def disks_by_entity(self) -> dict[UUID, list[UUID]]:
+        """Every VM's and template's attached disk ids (searches by a VM's domains, a disk's VM count)."""
+        found: dict[UUID, list[UUID]] = {}
+        with self.db.read() as conn:
+            for entity_id, disk_id in conn.execute(select(da.c.entity_id, da.c.disk_id)):
+                found.setdefault(entity_id, []).append(disk_id)
+        return found
+
     def list(self, entity_id: UUID) -> list[DiskAttachment]:
         with self.db.read() as conn:
             rows = conn.execute(select(da).where(da.c.entity_id == entity_id).order_by(da.c.disk_id))

@@ -32,6 +32,18 @@ class StorageDomainChanges(ChangeSet):
     master: bool | Unset = UNSET
     ovf_store_count: int | Unset = UNSET
     data_center_id: UUID | Unset | None = UNSET
+    # Settings ovfstore keeps and returns (oVirt's), and the file connection's details.
+    path: str | Unset = UNSET
+    backup: bool | Unset = UNSET
+    wipe_after_delete: bool | Unset = UNSET
+    discard_after_delete: bool | Unset = UNSET
+    warning_low_space_indicator: int | Unset = UNSET
+    critical_space_action_blocker: int | Unset = UNSET
+    vfs_type: str | Unset = UNSET
+    mount_options: str | Unset = UNSET
+    nfs_version: str | Unset = UNSET
+    nfs_timeo: int | Unset = UNSET
+    nfs_retrans: int | Unset = UNSET
 
 
 class StorageDomainService(Service):
@@ -39,6 +51,7 @@ class StorageDomainService(Service):
         check_name(domain.name, "storage domain")
         check_text(domain, "storage domain")
         _check_store_count(domain.ovf_store_count)
+        _check_thresholds(domain)
         if domain.storage_type.is_file and not domain.path:
             raise InvalidInput(f"a {domain.storage_type.value} storage domain needs a path")
         if not domain.storage_type.is_file and not domain.logical_units:
@@ -58,6 +71,7 @@ class StorageDomainService(Service):
                 unique_name(tx.conn, d, new.name, "storage domain")
             if "ovf_store_count" in effective:
                 _check_store_count(new.ovf_store_count)
+            _check_thresholds(new)
             if "data_center_id" in effective:
                 if new.data_center_id is not None:
                     one(tx.conn, s.data_centers, DataCenter, new.data_center_id, "data center")
@@ -102,3 +116,13 @@ def _check_store_count(count: int) -> None:
         raise InvalidInput(
             f"ovf_store_count {count} is out of range: keep 0 (no OVF stores) to {MAX_OVF_STORES}; 2 is the default"
         )
+
+
+def _check_thresholds(domain: StorageDomain) -> None:
+    if not 0 <= domain.warning_low_space_indicator <= 100:
+        raise InvalidInput(
+            f"warning_low_space_indicator {domain.warning_low_space_indicator} is a percentage: give 0 to 100"
+        )
+    for name in ("critical_space_action_blocker", "nfs_timeo", "nfs_retrans"):
+        if getattr(domain, name) < 0:
+            raise InvalidInput(f"{name} {getattr(domain, name)} is negative; give 0 or more")

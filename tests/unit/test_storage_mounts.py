@@ -1,0 +1,40 @@
+"""VDSM's mount-point naming (`storage.mounts`), checked against the names VDSM gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ovfstore.storage.errors import DomainNotFound, InvalidArgument
+from ovfstore.storage.mounts import mount_name, mounted_at
+
+
+@pytest.mark.parametrize(
+    ("kind", "address", "path", "name"),
+    [
+        ("nfs", "10.0.0.1", "/exports/data", "10.0.0.1:_exports_data"),
+        ("NFS", "10.0.0.1", "/exports//data/", "10.0.0.1:_exports_data"),  # normalised first
+        ("nfs", "nfs.example.com", "/my_exports/a_b", "nfs.example.com:_my__exports_a__b"),  # '_' doubled
+        ("posixfs", "nas", "/srv/vm", "nas:_srv_vm"),
+        ("posixfs", "", "/dev/sdb1", "_dev_sdb1"),
+        ("glusterfs", "gluster1", "data", "glusterSD/gluster1:data"),
+        ("glusterfs", "gluster1", "/data", "glusterSD/gluster1:_data"),
+    ],
+)
+def test_mount_name(kind: str, address: str, path: str, name: str) -> None:
+    assert mount_name(kind, address, path) == name
+
+
+@pytest.mark.parametrize(("kind", "address", "path"), [("localfs", "", "/x"), ("nfs", "h", ""), ("posixfs", "", "..")])
+def test_mount_name_refuses(kind: str, address: str, path: str) -> None:
+    with pytest.raises(InvalidArgument):
+        mount_name(kind, address, path)
+
+
+def test_mounted_at_says_where_to_mount(tmp_path: Path) -> None:
+    (tmp_path / "b" / "h:_e").mkdir(parents=True)
+    roots = (str(tmp_path / "a"), str(tmp_path / "b"))
+    assert mounted_at(roots, "nfs", "h", "/e") == str(tmp_path / "b" / "h:_e")
+    with pytest.raises(DomainNotFound, match="h:_f"):
+        mounted_at(roots, "nfs", "h", "/f")
