@@ -117,6 +117,11 @@ class OvfUpdater:
     def _leading(self) -> bool:
         return self._leadership is None or self._leadership.term() is not None
 
+    def leading_term(self) -> int | None:
+        """The term this engine leads under; None while another leads. An updater without a leadership
+        (tests, tools) leads under no term: 0."""
+        return 0 if self._leadership is None else self._leadership.term()
+
     def start(self) -> None:
         if self._thread is not None:
             return
