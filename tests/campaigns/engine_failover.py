@@ -105,6 +105,7 @@ class StoreView:
     volume: Path
     complete: bool  # LEGAL, Updated:true, its tar verified
     generation: int
+    legality: str = ""
     ovfs: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -120,16 +121,15 @@ def stores_of(domain_dir: Path) -> list[StoreView]:
             continue
         volume = meta_path.with_suffix("")
         desc = description.parse(meta["DESCRIPTION"])
-        view = StoreView(volume, False, -1)
+        view = StoreView(volume, False, -1, meta["LEGALITY"])
         if desc.complete and meta["LEGALITY"] == "LEGAL" and desc.size is not None:
             try:
                 contents = read_store([volume.read_bytes()[: desc.size]], desc.size)
             except (StoreReadError, OSError):
                 contents = None
             if contents is not None and contents.verified and contents.manifest is not None:
-                view = StoreView(
-                    volume, True, contents.manifest.generation, {str(k): v for k, v in contents.ovfs.items()}
-                )
+                ovfs = {str(k): v for k, v in contents.ovfs.items()}
+                view = StoreView(volume, True, contents.manifest.generation, "LEGAL", ovfs)
         found.append(view)
     return found
 
@@ -185,6 +185,7 @@ class Cluster:
             if engine.process is not None and engine.process.poll() is None:
                 engine.process.send_signal(signal.SIGCONT)
             engine.stop()
+            engine.log.close()
         self.agent.stop()
         self.proxy.close()
         if self._db is not None:

@@ -87,6 +87,11 @@ def _now(conn: Connection, db: Database) -> datetime:
     """The database's clock (PostgreSQL), or this machine's for SQLite (one engine: no one to disagree)."""
     if db.is_sqlite:
         return datetime.now(UTC)
+    # A leader paused inside this transaction (SIGSTOP, a GC pause) must not hold the row's lock and keep
+    # every other engine from taking the lease: the server ends such a session, and a waiting engine gives
+    # up its attempt after a second and tries again.
+    conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+    conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = '2s'")
     value = conn.execute(select(func.clock_timestamp())).scalar_one()
     assert isinstance(value, datetime)
     return value

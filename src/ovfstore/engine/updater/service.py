@@ -243,6 +243,10 @@ class OvfUpdater:
 
     def _record(self, domain_id: UUID, result: DomainResult) -> None:
         if result.failure == "fenced":  # an agent saw a newer term: another engine leads; no retry here
+            events.record(
+                self.db, self.clock(), events.Severity.WARNING, "ovf_update_fenced",
+                f"the OVF stores of domain {domain_id} were not written by this engine: {result.error}", domain_id,
+            )  # fmt: skip
             if self._leadership is not None:
                 self._leadership.step_down(result.error or "an agent refused a write of this term")
             return
