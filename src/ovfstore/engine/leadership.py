@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Update, func, select, update
+from sqlalchemy import Connection, Update, func, insert, select, update
 
 from ovfstore.engine import events
 from ovfstore.engine.db import schema as s
@@ -127,11 +127,21 @@ class Leadership:
         """Call `listener(term)` when this engine starts leading, `listener(None)` when it stops."""
         self._listeners.append(listener)
 
-    def step_down(self, reason: str) -> None:
-        """Stop leading now (an agent refused a write under this term: another engine leads)."""
+    def step_down(self, reason: str, storage_term: int | None = None) -> None:
+        """Stop leading now: an agent refused a write under this term, the domain having been written under
+        `storage_term`. Normally a newer leader's; if the database's term is behind it (a database restored
+        from an old backup), the database's term is raised to it, so that the next leader's term passes."""
         with self._lock:
             if self._term is not None:
                 self._lost_locked(reason)
+        if storage_term is not None:
+            t = s.leadership
+            with contextlib.suppress(Exception), self.db.write() as conn:
+                conn.execute(update(t).where(t.c.id == 1, t.c.term < storage_term).values(term=storage_term))
+                # Still ours (the database was behind): hand it over now rather than at its expiry.
+                conn.execute(
+                    update(t).where(t.c.id == 1, t.c.session == self.session).values(expires_at=_now(conn, self.db))
+                )
 
     # --- the thread -----------------------------------------------------------------------------------
 
@@ -185,6 +195,8 @@ class Leadership:
         sent = time.monotonic()
         with self.db.write() as conn:
             now = _now(conn, self.db)
+            if conn.execute(select(t.c.id).where(t.c.id == 1)).first() is None:  # emptied by hand: start over
+                conn.execute(insert(t).values(id=1, term=0, engine="", session="", since=None, expires_at=now))
             query = update(t).where(t.c.id == 1)
             if not self.single:
                 query = query.where(t.c.expires_at <= now)

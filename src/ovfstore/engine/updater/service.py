@@ -21,6 +21,7 @@ step never interleaves with a domain step, and each domain is written by one thr
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,9 @@ from ovfstore.engine.updater.status import DomainOvfStatus, domains_status
 from ovfstore.model import utcnow
 
 log = logging.getLogger(__name__)
+
+#: The term a domain was written under, as an agent's `stale_term` refusal says it (`storage/fencing.py`).
+_STORAGE_TERM = re.compile(r"written under leadership term (\d{1,19})")
 
 
 @dataclass(slots=True)
@@ -248,7 +252,9 @@ class OvfUpdater:
                 f"the OVF stores of domain {domain_id} were not written by this engine: {result.error}", domain_id,
             )  # fmt: skip
             if self._leadership is not None:
-                self._leadership.step_down(result.error or "an agent refused a write of this term")
+                error = result.error or "an agent refused a write of this term"
+                found = _STORAGE_TERM.search(error)
+                self._leadership.step_down(error, int(found.group(1)) if found else None)
             return
         if result.written:
             events.record(
