@@ -35,7 +35,7 @@ from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Changes, Inventory
-from ovfstore.engine.leadership import Leadership
+from ovfstore.engine.leadership import Leadership, current
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.domain import DomainResult, DomainStep, UpdateError
 from ovfstore.engine.updater.pool import PoolResult, Render, pool_step
@@ -180,8 +180,6 @@ class OvfUpdater:
             return unprotected_entities(conn, statuses, self.clock(), self.config.locked_threshold_s)
 
     def _not_leading(self) -> str:
-        from ovfstore.engine.leadership import current
-
         leader = current(self.db)
         who = f"engine {leader.engine} (term {leader.term})" if leader and leader.alive else "no engine, right now,"
         return f"this engine does not lead the OVF updater; {who} does: ask the leader, or retry in a few seconds"
