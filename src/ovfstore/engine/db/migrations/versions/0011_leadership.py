@@ -1,7 +1,7 @@
 """The leadership of several engines sharing one database: one row, the lease of the engine that runs the
 OVF updater, with a term that grows with each new leader (engine/leadership.py).
 
-Revision ID: 0010
+Revision ID: 0011
 Revises: 0009
 Create Date: 2026-12-03
 """
@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
