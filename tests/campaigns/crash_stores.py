@@ -60,16 +60,22 @@ def free_port() -> int:
 class EngineProcess:
     """`ovfstore engine serve` on a fixed port, so that a restarted engine is found where it was."""
 
-    def __init__(self, db_url: str, workdir: Path, secret_file: Path, port: int) -> None:
+    def __init__(
+        self, db_url: str, workdir: Path, secret_file: Path, port: int, name: str = "", config: Path | None = None
+    ) -> None:
         self.db_url, self.workdir, self.secret_file, self.port = db_url, workdir, secret_file, port
+        self.name, self.config = name, config
         self.url = f"http://127.0.0.1:{port}/ovirt-engine/api"
-        self.log = open(workdir / "engine.log", "ab")  # noqa: SIM115 - kept for the life of the campaign
+        log_name = f"engine-{name}.log" if name else "engine.log"
+        self.log = open(workdir / log_name, "ab")  # noqa: SIM115 - kept for the life of the campaign
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [sys.executable, "-m", "ovfstore.cli.main", "engine", "serve", "--db-url", self.db_url,
                    "--data-dir", str(self.workdir), "--port", str(self.port),
                    "--agent-secret-file", str(self.secret_file), "--log-level", "warning"]  # fmt: skip
+        command += ["--name", self.name] if self.name else []
+        command += ["--config", str(self.config)] if self.config else []
         env = dict(os.environ, OVFSTORE_ADMIN_PASSWORD=PASSWORD)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60

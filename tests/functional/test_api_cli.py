@@ -111,6 +111,12 @@ def test_status_exit_codes_and_json(up: tuple[str, Path]) -> None:
     assert current["up_to_date"] is True
     [d1] = current["storage_domains"]
     assert (d1["name"], d1["up_to_date"], d1["pending_count"], d1["pending_age_seconds"]) == ("d1", True, 0, 0.0)
+    # `ovfstore up` is one engine on SQLite: it leads, under a term of at least 1, since its start.
+    leader = current["leader"]
+    assert leader["engine"] == leader["served_by"]
+    assert leader["term"] >= 1
+    assert leader["since"]
+    assert "led by engine" in _run(url, "status")
 
     conn = sdk.Connection(url=url, username="admin", password=PASSWORD)
     try:  # diskless: pending on every domain of its data center

@@ -29,6 +29,7 @@ _ANSWERS: list[tuple[type[errors.StorageError], int, str]] = [
     (errors.AlreadyExists, 409, protocol.ALREADY_EXISTS),
     (errors.WrongPool, 409, protocol.WRONG_POOL),
     (errors.VolumeBusy, 409, protocol.VOLUME_BUSY),
+    (errors.StaleTerm, 409, protocol.STALE_TERM),
     (errors.ChecksumMismatch, 422, protocol.CHECKSUM_MISMATCH),
     (errors.UnsafeFile, 422, protocol.UNSAFE_FILE),
     (errors.UnusableStore, 422, protocol.UNUSABLE_STORE),

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from copy import copy as shallow_copy
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -227,9 +228,27 @@ class AgentClient:
             transport=transport,
         )
         self._chunk_size = chunk_size
+        self.term: int | None = None
+        self._owner = True
+
+    def with_term(self, term: int) -> AgentClient:
+        """This client (its connection pool shared) sending leadership term `term` with every request
+        (`X-Ovfstore-Term`): the agent refuses its writes with `StaleTerm` once the domain has been written
+        under a higher term. Closing it closes nothing; close the client it came from."""
+        fenced = shallow_copy(self)
+        fenced.term = term
+        fenced._owner = False
+        return fenced
+
+    def _headers(self, headers: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(headers or {})
+        if self.term is not None:
+            headers[protocol.TERM_HEADER] = str(self.term)
+        return headers
 
     def close(self) -> None:
-        self._http.close()
+        if self._owner:
+            self._http.close()
 
     def __enter__(self) -> AgentClient:
         return self
@@ -241,7 +260,7 @@ class AgentClient:
 
     def _call(self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None) -> Any:
         try:
-            response = self._http.request(method, path, json=json, params=params)
+            response = self._http.request(method, path, json=json, params=params, headers=self._headers())
         except httpx.TransportError as e:
             raise AgentUnavailable(
                 f"the agent at {self._http.base_url} does not answer: {e}", protocol.UNAVAILABLE
@@ -417,7 +436,9 @@ class AgentClient:
         with _Hasher(enabled=expected is None) as digest:
             try:
                 response = self._http.put(
-                    self._vol(sd, img, vol) + "/data", content=_exact(chunks, length, digest), headers=headers
+                    self._vol(sd, img, vol) + "/data",
+                    content=_exact(chunks, length, digest),
+                    headers=self._headers(headers),
                 )
             except httpx.TransportError as e:
                 raise AgentUnavailable(

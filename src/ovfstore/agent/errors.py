@@ -8,6 +8,7 @@ AgentError                  anything the agent refused or could not do; `code`, 
 +-- ResourceNotFound        404: domain, image or volume absent
 +-- Conflict                409: exists already, attached elsewhere, or locked by another writer
 |   +-- VolumeBusy          another transfer or update holds the volume's lease; retry later
++-- StaleTerm               409 stale_term: the domain was written under a newer leadership term
 +-- CapacityExceeded        413: more bytes than the volume holds
 +-- IncompleteTransfer      fewer or more bytes than announced, in either direction; nothing acknowledged
 +-- TransferCorrupted       the agent's SHA-256 of what it wrote differs from what was sent
@@ -62,6 +63,11 @@ class VolumeBusy(Conflict):
     pass
 
 
+class StaleTerm(AgentError):
+    """409 stale_term: the domain has been written under a higher leadership term than the request's;
+    the engine that sent it lost the leadership and must stop writing (no retry, through no host)."""
+
+
 class CapacityExceeded(AgentError):
     pass
 
@@ -90,6 +96,7 @@ class StorageUnavailable(AgentInternalError):
 _BY_CODE: dict[str, type[AgentError]] = {
     protocol.DESCRIPTION_TOO_LONG: DescriptionTooLong,
     protocol.VOLUME_BUSY: VolumeBusy,
+    protocol.STALE_TERM: StaleTerm,
     protocol.INCOMPLETE_TRANSFER: IncompleteTransfer,
     protocol.CAPACITY_EXCEEDED: CapacityExceeded,
     protocol.TRANSFER_CORRUPTED: TransferCorrupted,

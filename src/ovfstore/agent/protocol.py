@@ -11,6 +11,10 @@ import re
 #: The request header of an upload whose bytes the client knows the SHA-256 of: the agent marks the
 #: volume complete only if the bytes written have that digest.
 EXPECTED_DIGEST_HEADER = "X-Expected-SHA256"
+#: The request header of a store write sent by the engine that leads the OVF updater: its leadership
+#: term, a decimal number. The agent refuses the write (409 `stale_term`) when the domain has been written
+#: under a higher term (`storage.fencing`); without the header a write is not fenced.
+TERM_HEADER = "X-Ovfstore-Term"
 #: A SHA-256 as both sides write it: 64 hexadecimal digits (either case).
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -31,6 +35,8 @@ METHOD_NOT_ALLOWED = "method_not_allowed"
 ALREADY_EXISTS = "already_exists"
 WRONG_POOL = "wrong_pool"
 VOLUME_BUSY = "volume_busy"
+#: The write's leadership term is lower than one the domain has accepted: the engine lost the leadership.
+STALE_TERM = "stale_term"
 TRANSFER_CORRUPTED = "transfer_corrupted"
 LENGTH_REQUIRED = "length_required"
 CAPACITY_EXCEEDED = "capacity_exceeded"

@@ -31,6 +31,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ovfstore.api.router import LoginRefused, client_address, read_form
 from ovfstore.engine import events
+from ovfstore.engine.leadership import current
 from ovfstore.engine.updater.domain import DomainResult
 from ovfstore.engine.updater.protection import REASONS, Unprotected
 from ovfstore.engine.updater.status import STATES, DomainOvfStatus, StoreStatus
@@ -258,6 +259,8 @@ class StatusPage:
             "behind_count": sum(st.behind(threshold) for st in statuses),
             "threshold": age(threshold),
             "as_of": when(utcnow()),
+            "leader": current(engine.db),
+            "engine_name": engine.name,
             "when": when,
             "size": size,
         }

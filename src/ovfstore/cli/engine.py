@@ -29,13 +29,15 @@ config_option = click.option(
 )
 
 
-def load_settings(config_file: Path | None, agent_secret: str | None = None) -> Settings:
+def load_settings(config_file: Path | None, agent_secret: str | None = None, name: str | None = None) -> Settings:
     """The settings of the file, the environment and the flags, or a usage error saying what is wrong."""
     import os
 
     from ovfstore.engine.settings import SettingsError, load
 
-    flags = {"agent": {"secret": agent_secret}} if agent_secret is not None else {}
+    flags: dict[str, dict[str, object]] = {"agent": {"secret": agent_secret}} if agent_secret is not None else {}
+    if name is not None:
+        flags["engine"] = {"name": name}
     try:
         return load(config_file, os.environ, flags)
     except SettingsError as exc:
@@ -80,6 +82,9 @@ def engine() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="File holding the secret shared with the host agents (overrides [agent] secret).",
 )
+@click.option(
+    "--name", default=None, help="This engine's name among several on one database ([engine] name); default HOST:PORT."
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     config_file: Path | None,
@@ -88,6 +93,7 @@ def serve(
     host: str,
     port: int,
     agent_secret_file: Path | None,
+    name: str | None,
     log_level: str,
 ) -> None:
     """Serve the REST API under /ovirt-engine/api until SIGINT or SIGTERM.
@@ -96,15 +102,22 @@ def serve(
     admin@internal gets OVFSTORE_ADMIN_PASSWORD on first start, or a generated password printed once.
     """
     import logging
+    import socket
+    from dataclasses import replace
 
     from ovfstore.api.server import prepare
     from ovfstore.api.server import serve as serve_api
+    from ovfstore.engine.leadership import LeadershipError
     from ovfstore.engine.runtime import Engine, EngineConfig
 
-    settings = load_settings(config_file, agent_secret_file.read_text().strip() if agent_secret_file else None)
+    settings = load_settings(config_file, agent_secret_file.read_text().strip() if agent_secret_file else None, name)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    runtime = Engine(EngineConfig(_db_url(db_url, data_dir), settings.agent, settings.updater, settings.api))
-    prepare(runtime, click.echo)
+    identity = replace(settings.engine, name=settings.engine.name or f"{socket.gethostname()}:{port}")
+    runtime = Engine(EngineConfig(_db_url(db_url, data_dir), settings.agent, settings.updater, settings.api, identity))
+    try:
+        prepare(runtime, click.echo)
+    except LeadershipError as exc:
+        raise click.ClickException(str(exc)) from exc
     serve_api(
         runtime,
         host,

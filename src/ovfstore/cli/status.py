@@ -60,8 +60,10 @@ def status(api: ApiClient, as_json: bool, threshold: float | None) -> None:
             d["behind"] = _behind(d, threshold)
     unprotected = int(answer.findtext("unprotected_count") or 0)
     behind = [d for d in domains if d.get("behind", not d["up_to_date"])]
+    leader = _leader(answer.find("leader"))
     if as_json:
         document = {
+            "leader": leader,
             "up_to_date": all(d["up_to_date"] for d in domains),
             "behind": bool(behind),
             "unprotected_count": unprotected,
@@ -70,6 +72,7 @@ def status(api: ApiClient, as_json: bool, threshold: float | None) -> None:
         click.echo(json.dumps(document, indent=2))
     else:
         _table(domains)
+        Console().print(_leader_line(leader))
         if unprotected:
             Console().print(
                 f"[red]{unprotected} VMs and templates are not protected[/red]: `ovfstore unprotected` lists them"
@@ -101,6 +104,24 @@ def unprotected(api: ApiClient, as_json: bool) -> None:
         Console().print(out if found else "every VM and template is protected")
     if found:
         raise SystemExit(BEHIND)
+
+
+def _leader(node: etree._Element | None) -> dict[str, Any]:
+    """Which engine leads the OVF updater (None between leaders), under which term, since when."""
+    found = _fields(node) if node is not None else {}
+    term = found.get("term")
+    return {
+        "engine": found.get("engine"),
+        "term": int(term) if term else 0,
+        "since": found.get("since"),
+        "served_by": found.get("served_by"),
+    }
+
+
+def _leader_line(leader: dict[str, Any]) -> str:
+    if leader["engine"] is None:
+        return "[red]no engine leads the OVF updater right now[/red] (one takes over within the lease)"
+    return f"OVF updater led by engine {leader['engine']} (term {leader['term']}) since {leader['since']}"
 
 
 def _behind(d: dict[str, Any], threshold: float) -> bool:

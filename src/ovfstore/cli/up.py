@@ -121,6 +121,7 @@ def up(
     """
     from ovfstore.api.server import prepare, serve
     from ovfstore.engine.db.database import default_url
+    from ovfstore.engine.leadership import LeadershipError
     from ovfstore.engine.runtime import Engine, EngineConfig
 
     secret = secrets.token_urlsafe(32)
@@ -141,7 +142,10 @@ def up(
     agent_port = agent.port
     try:
         runtime = Engine(EngineConfig(default_url(data_dir), settings.agent, settings.updater))
-        prepare(runtime, click.echo)
+        try:
+            prepare(runtime, click.echo)
+        except LeadershipError as exc:
+            raise click.ClickException(str(exc)) from None
         local.register(runtime, agent.url)
 
         def listening(bound: int) -> None:

@@ -67,6 +67,21 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineIdentity:
+    """Which engine this is among several sharing one database ([engine]), and how they elect the one that
+    runs the OVF updater (engine/leadership.py)."""
+
+    # Shown as the leader in `ovfstore status`, the API and the events; must differ between engines.
+    # Empty: the host name and the API port (`host:8080`).
+    name: str = ""
+    # Seconds a leader's lease lasts without renewal. The leader renews it every quarter of this, and stops
+    # writing stores before it ends; another engine takes over at most this long (plus a second) after the
+    # leader died or lost the database: 8 s keeps a failover under 10 s while a leader may miss three
+    # renewals (a database failover, a GC pause) before it has to step down.
+    lease_s: float = 8.0
+
+
+@dataclass(frozen=True, slots=True)
 class AgentAccess:
     """How the engine reaches host agents."""
 

@@ -16,15 +16,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovfstore.engine.config import AgentAccess, ApiConfig, UpdaterConfig
+from ovfstore.engine.config import AgentAccess, ApiConfig, EngineIdentity, UpdaterConfig
 
 ENV_PREFIX = "OVFSTORE_"
 
 #: The sections of the file, each the typed value it builds.
-SECTIONS: dict[str, type[UpdaterConfig] | type[AgentAccess] | type[ApiConfig]] = {
+SECTIONS: dict[str, type[UpdaterConfig] | type[AgentAccess] | type[ApiConfig] | type[EngineIdentity]] = {
     "updater": UpdaterConfig,
     "agent": AgentAccess,
     "api": ApiConfig,
+    "engine": EngineIdentity,
 }
 
 # A debounce of 0 means "write at once"; for every other number 0 would stop the engine working (no
@@ -52,6 +53,7 @@ class Settings:
     updater: UpdaterConfig
     agent: AgentAccess
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    engine: EngineIdentity = dataclasses.field(default_factory=EngineIdentity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ def load(
         UpdaterConfig(**values["updater"]),  # type: ignore[arg-type]
         AgentAccess(**values["agent"]),  # type: ignore[arg-type]
         ApiConfig(**values["api"]),  # type: ignore[arg-type]
+        EngineIdentity(**values["engine"]),  # type: ignore[arg-type]
     )
 
 

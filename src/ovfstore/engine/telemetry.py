@@ -103,6 +103,13 @@ class Telemetry:
             buckets=_API_BUCKETS, registry=r,
         )  # fmt: skip
         r.register(_Present(updater, cache_s))
+        Gauge(
+            "ovfstore_leader", "1 while this engine leads (runs the OVF updater) among the engines of its database",
+            registry=r,
+        ).set_function(lambda: 0.0 if updater.leading_term() is None else 1.0)  # fmt: skip
+        Gauge(
+            "ovfstore_leader_term", "The leadership term this engine leads under; 0 while it does not lead", registry=r
+        ).set_function(lambda: float(updater.leading_term() or 0))
         self._lock = threading.Lock()
         self._history: dict[UUID, deque[Update]] = {}
         updater.observe(self.domain_updated)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from ovfstore.storage import fencing
 from ovfstore.storage import metadata as md
 from ovfstore.storage.backend import Backend
 from ovfstore.storage.errors import (
@@ -414,6 +415,25 @@ class FileDomain:
         self.volume_info(img_id, vol_id)  # a missing volume is "not found", not a missing lease file
         with locked(self.lease_path(img_id, vol_id), exclusive, f"volume {vol_id}"):
             yield self.volume_info(img_id, vol_id)  # as the previous lock holder left it
+
+    @contextmanager
+    def term_fenced(self, term: int) -> Iterator[None]:
+        """Check and raise the domain's leadership term (`storage.fencing`), kept in `dom_md/ovfstore_term`
+        and locked with `flock` on that file, which NFS carries to every host of the domain."""
+        path = os.path.join(self.path, "dom_md", fencing.TERM_FILE)
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+
+        def read() -> int:
+            return fencing.parse_term(os.pread(fd, 64, 0).decode("ascii", "replace"), path)
+
+        def record(new: int) -> None:
+            data = f"{new}\n".encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+
+        with fencing.fenced(fd, self.sd_id, term, read, record):
+            yield
 
     def set_description(self, img_id: str, vol_id: str, text: str) -> VolumeOnDisk:
         md.check_volume_description(text)

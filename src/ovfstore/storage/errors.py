@@ -68,6 +68,11 @@ class VolumeBusy(StorageError):
     transient = True
 
 
+class StaleTerm(StorageError):
+    """A write whose leadership term is lower than the highest the domain has accepted (`storage.fencing`):
+    its engine is no longer the leader. Permanent for that writer: it must stop writing, not retry."""
+
+
 class CapacityExceeded(StorageError):
     pass
 

@@ -4,6 +4,11 @@ The volume is marked ILLEGAL in its `.meta` before the first byte is written and
 data is fsynced and, when the caller knows it, has the expected SHA-256. An agent killed mid-write, a
 source that ends early or a failed write leaves the volume ILLEGAL, which any reader sees with or
 without an agent: VDSM's own meaning of the flag (docs/AGENT.md, "Interrupted uploads").
+
+A write that carries a leadership term (`term`) is fenced (`storage.fencing`): the term is checked and
+raised on the domain when the volume is marked ILLEGAL, and checked again, under the term's lock, when it
+is marked LEGAL. A writer that lost the leadership during its write is refused there (`StaleTerm`), the
+volume left ILLEGAL; what a newer leader wrote is never marked over.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, replace
 from ovfstore.storage.backend import VolumeBackend
 from ovfstore.storage.domains import Domain
 from ovfstore.storage.errors import CapacityExceeded, DigestMismatch, InvalidArgument
+from ovfstore.storage.fencing import fence
 from ovfstore.storage.volumeio import WrittenData, read_views, write_from
 
 #: Fills part of a view and returns how much; 0 when the source has ended.
@@ -43,6 +49,7 @@ def write_volume(
     expected_sha256: str | None = None,
     source_size: int | None = None,
     direct_io: bool = True,
+    term: int | None = None,
 ) -> WrittenData:
     """Write exactly `length` bytes from `source` into RAW volume `vol` from offset 0, under its lease.
 
@@ -50,6 +57,7 @@ def write_volume(
     the bytes written have `expected_sha256` (64 lowercase hex digits) when it is given, otherwise
     `DigestMismatch` and it stays ILLEGAL. `source_size`, the bytes a copy's source holds, refuses a
     longer copy before the volume is touched. Exceptions of `source` pass through, the volume ILLEGAL.
+    `term`: the writer's leadership term, refused with `StaleTerm` if the domain has seen a higher one.
     """
     with domain.volume_locked(img, vol) as target:
         meta = target.meta
@@ -65,7 +73,8 @@ def write_volume(
             raise InvalidArgument(f"cannot copy {length} bytes from a source volume of {source_size} bytes")
         # ILLEGAL until the data is durable: an agent killed mid-write leaves the volume marked, and the
         # engine never trusts its content.
-        domain.write_volume_meta(img, vol, replace(meta, legality="ILLEGAL"))
+        with fence(domain, term):
+            domain.write_volume_meta(img, vol, replace(meta, legality="ILLEGAL"))
         with domain.open_volume(img, vol, True, direct_io) as backend:
             written = write_from(
                 source, backend, length, meta.capacity, pipeline.buffers, pipeline.hasher, pipeline.writer
@@ -75,7 +84,8 @@ def write_volume(
                 f"the {length} bytes written to volume {vol} have SHA-256 {written.sha256}, not the expected "
                 f"{expected_sha256}; it is left ILLEGAL until it is written again"
             )
-        domain.write_volume_meta(img, vol, replace(meta, legality="LEGAL"))
+        with fence(domain, term):
+            domain.write_volume_meta(img, vol, replace(meta, legality="LEGAL"))
     return written
 
 
@@ -90,6 +100,7 @@ def copy_volume(
     pipeline: WritePipeline,
     read_buffer: mmap.mmap,
     direct_io: bool = True,
+    term: int | None = None,
 ) -> WrittenData:
     """Copy the first `length` bytes of LEGAL RAW volume `src_vol` into `vol` with `write_volume`, the
     source held under a shared lease. The copy succeeds only if the bytes written have `expected_sha256`
@@ -109,6 +120,7 @@ def copy_volume(
                 return write_volume(
                     domain, img, vol, _views_reader(reader, length, read_buffer), length, pipeline,
                     expected_sha256=expected_sha256, source_size=source.meta.capacity, direct_io=direct_io,
+                    term=term,
                 )  # fmt: skip
             except DigestMismatch as e:
                 raise DigestMismatch(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from ovfstore.agent import protocol
 from ovfstore.agent.server import Request
-from ovfstore.storage.errors import InvalidArgument
+from ovfstore.storage.errors import InvalidArgument, StorageError
+from ovfstore.storage.fencing import parse_term
 from ovfstore.store.quoting import cut
 
 T = TypeVar("T")
@@ -33,3 +35,14 @@ def optional_id(data: dict[str, Any], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidArgument(f"field {name!r} must be a volume id or null, got {cut(repr(value))}")
     return value
+
+
+def term_of(request: Request) -> int | None:
+    """The leadership term of a store write (`X-Ovfstore-Term`), None when the request carries none."""
+    text = request.headers.get(protocol.TERM_HEADER.lower())
+    if text is None:
+        return None
+    try:
+        return parse_term(text, f"the {protocol.TERM_HEADER} header")
+    except StorageError as e:
+        raise InvalidArgument(str(e)) from e

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 
 from ovfstore.agent import protocol
 from ovfstore.agent.config import AgentConfig
-from ovfstore.agent.handlers.bodies import field, json_object
+from ovfstore.agent.handlers.bodies import field, json_object, term_of
 from ovfstore.agent.handlers.locate import volume_of
 from ovfstore.agent.server import ClientGone, Connection, Request, Response, error_response, json_response
 from ovfstore.storage.domain import check_uuid
@@ -61,7 +61,7 @@ def upload(config: AgentConfig, request: Request) -> Response:
     try:
         result = write_volume(
             domain, img, vol, request.readinto, length, _pipeline(conn, conn.buffers(RING)),
-            expected_sha256=expected, direct_io=config.direct_io,
+            expected_sha256=expected, direct_io=config.direct_io, term=term_of(request),
         )  # fmt: skip
     except DigestMismatch as e:
         raise DigestMismatch(f"{e}: send the bytes again, or the digest of what is sent") from e
@@ -85,7 +85,7 @@ def copy(config: AgentConfig, request: Request) -> Response:
     buffers = request.connection.buffers(RING + 1)
     result = copy_volume(
         domain, src_img, src_vol, img, vol, length, expected, _pipeline(request.connection, buffers[:RING]),
-        buffers[RING], config.direct_io,
+        buffers[RING], config.direct_io, term_of(request),
     )  # fmt: skip
     return _written(result)
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from ovfstore.agent.answers import problem_json
 from ovfstore.agent.config import AgentConfig
-from ovfstore.agent.handlers.bodies import field, json_object, optional_id
+from ovfstore.agent.handlers.bodies import field, json_object, optional_id, term_of
 from ovfstore.agent.handlers.locate import domain_of, image_of, volume_of
 from ovfstore.agent.server import Request, Response, json_response
 from ovfstore.storage.domain import VolumeOnDisk
+from ovfstore.storage.fencing import fence
 
 
 def volume_json(volume: VolumeOnDisk) -> dict[str, Any]:
@@ -37,16 +38,17 @@ def create_volume(config: AgentConfig, request: Request) -> Response:
     data = json_object(request)
     domain = domain_of(config, request)
     parent = optional_id(data, "parent")
-    volume = domain.create_volume(
-        field(data, "image", str),
-        field(data, "volume", str),
-        field(data, "capacity", int),
-        field(data, "format", str, "RAW"),
-        field(data, "type", str, "SPARSE"),
-        field(data, "disk_type", str, "DATA"),
-        field(data, "description", str, ""),
-        parent,
-    )
+    with fence(domain, term_of(request)):  # an OVF store the leader creates
+        volume = domain.create_volume(
+            field(data, "image", str),
+            field(data, "volume", str),
+            field(data, "capacity", int),
+            field(data, "format", str, "RAW"),
+            field(data, "type", str, "SPARSE"),
+            field(data, "disk_type", str, "DATA"),
+            field(data, "description", str, ""),
+            parent,
+        )
     return json_response(volume_json(volume), 201)
 
 
@@ -58,11 +60,15 @@ def volume_info(config: AgentConfig, request: Request) -> Response:
 def set_description(config: AgentConfig, request: Request) -> Response:
     data = json_object(request)
     domain, img, vol = volume_of(config, request)
-    return json_response(volume_json(domain.set_description(img, vol, field(data, "description", str))))
+    with fence(domain, term_of(request)):  # the term's lock held over the volume's: one atomic change
+        volume = domain.set_description(img, vol, field(data, "description", str))
+    return json_response(volume_json(volume))
 
 
 def resize_volume(config: AgentConfig, request: Request) -> Response:
     """`{"capacity": bytes}`: a RAW volume grown, or an OVF store made smaller (then ILLEGAL until written)."""
     data = json_object(request)
     domain, img, vol = volume_of(config, request)
-    return json_response(volume_json(domain.resize_volume(img, vol, field(data, "capacity", int))))
+    with fence(domain, term_of(request)):  # a deposed leader never resizes a store
+        volume = domain.resize_volume(img, vol, field(data, "capacity", int))
+    return json_response(volume_json(volume))

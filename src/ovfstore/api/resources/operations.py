@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ovfstore.api import views
 from ovfstore.api.router import Call, Document, Router
+from ovfstore.engine.leadership import current
 from ovfstore.engine.updater.protection import REASONS, Unprotected
 from ovfstore.engine.updater.status import DomainOvfStatus
 
@@ -18,11 +19,24 @@ def ovf_status(call: Call) -> Document:
     return Document(
         "ovf_store_status",
         {
+            "leader": _leader(call),
             "recovery_point_threshold_seconds": threshold,
             "unprotected_count": len(unprotected),
             "storage_domain": [_domain(st, threshold) for st in statuses],
         },
     )
+
+
+def _leader(call: Call) -> dict[str, object]:
+    """Which engine runs the OVF updater, since when, under which term; and which engine answers."""
+    leader = current(call.engine.db)
+    alive = leader is not None and leader.alive
+    return {
+        "engine": leader.engine if leader is not None and alive else None,
+        "term": leader.term if leader is not None else 0,
+        "since": leader.since if leader is not None and alive else None,
+        "served_by": call.engine.name,
+    }
 
 
 def _domain(st: DomainOvfStatus, threshold: float) -> dict[str, object]:

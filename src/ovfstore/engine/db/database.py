@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 #: SQLite waits this long for a lock held by another connection before failing. The updater's longest
 #: transaction (the pool step over 10,000 VMs) is far shorter (docs/PERFORMANCE.md); 30 s only fails a hang.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: The key of the PostgreSQL advisory lock engines take while they start (`Database.exclusive`).
+STARTUP_LOCK = 0x0F5_7012E
 
 
 def default_url(data_dir: str | os.PathLike[str]) -> str:
@@ -68,6 +70,23 @@ class Database:
                 conn.info["begin_immediate"] = True
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One holder at a time among every engine on this PostgreSQL database (a session advisory lock):
+        engines starting together migrate and create the defaults one after the other. Nothing on SQLite,
+        which has one engine."""
+        if self.is_sqlite:
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({STARTUP_LOCK})")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({STARTUP_LOCK})")
+                conn.commit()
 
     def migrate(self, revision: str = "head") -> None:
         """Create or upgrade the schema to `revision` (the newest by default)."""

@@ -447,3 +447,16 @@ users = Table(
     Column("role", String(32), nullable=False),
     Column("created", UTCDateTime, nullable=False),
 )
+
+#: One row (id 1): the lease of the engine that runs the OVF updater (engine/leadership.py). `term` grows
+#: with each new leader; `session` tells one run of an engine from the next.
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("term", BigInteger, nullable=False),
+    Column("engine", String(NAME), nullable=False),
+    Column("session", String(64), nullable=False),
+    Column("since", UTCDateTime),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -56,8 +56,9 @@ class Transfer:
 
 
 #: What a failed domain update is counted as (`DomainResult.failure`): no host up, no host answering,
-#: the storage refusing or missing (`StepFailed`), a tar larger than a store, or a bug.
-FAILURE_KINDS = ("no_host", "host_unreachable", "storage", "capacity", "internal")
+#: the storage refusing or missing (`StepFailed`), a tar larger than a store, a bug, or a write refused
+#: because another engine leads now (`Fenced`).
+FAILURE_KINDS = ("no_host", "host_unreachable", "storage", "capacity", "internal", "fenced")
 
 
 @dataclass(slots=True)
@@ -96,6 +97,9 @@ class DomainStep:
         self.agents = agents
         self.config = config
         self.clock = clock
+        #: The leadership term every agent request of this step carries (`engine/leadership.py`); None
+        #: for an engine that does not elect a leader (its writes are not fenced).
+        self.term: int | None = None
 
     def update(self, domain_id: UUID, *, force: bool = False) -> DomainResult:
         """Bring the domain's stores up to date (or rewrite them anyway with `force`), through the first
@@ -112,7 +116,9 @@ class DomainStep:
         failures = []
         for host in hosts:
             try:
-                return self._update_through(self.agents.client(host), domain, result, force)
+                client = self.agents.client(host)
+                fenced = client if self.term is None else client.with_term(self.term)
+                return self._update_through(fenced, domain, result, force)
             except HostLost as exc:
                 failures.append(f"{host.name}: {exc}")
                 log.warning("host %s unavailable for domain %s: %s", host.name, domain.name, exc)

@@ -5,6 +5,8 @@
 - `StepFailed`: the domain cannot be written now, whatever the host; the message says why and is kept
   on the domain's stores. The domain stays outdated and is retried later.
 - `AgentRefused`, a `StepFailed`: the agent answered with an error (`detail` is its message).
+- `Fenced`, a `StepFailed`: the agent refused a write because the domain was written under a newer
+  leadership term: this engine lost the leadership; it stops, through every host (`engine/leadership.py`).
 
 `agent_errors` turns the agent client's exceptions into these two kinds around each call.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ovfstore.agent.errors import AgentError, AgentUnavailable
+from ovfstore.agent.errors import AgentError, AgentUnavailable, StaleTerm
 
 
 class HostLost(Exception):
@@ -33,6 +35,10 @@ class TooLarge(StepFailed):
     kind = "capacity"
 
 
+class Fenced(StepFailed):
+    kind = "fenced"
+
+
 class AgentRefused(StepFailed):
     def __init__(self, message: str, detail: str) -> None:
         super().__init__(message)
@@ -46,5 +52,7 @@ def agent_errors(failure: str) -> Iterator[None]:
         yield
     except AgentUnavailable as exc:
         raise HostLost(str(exc)) from exc
+    except StaleTerm as exc:
+        raise Fenced(f"{failure}: {exc}") from exc
     except AgentError as exc:
         raise AgentRefused(f"{failure}: {exc}", str(exc)) from exc

@@ -10,6 +10,10 @@
   for deactivation and detach to call first.
 - A domain whose update failed is retried with exponential backoff; "update now" ignores the backoff.
 
+With several engines on one database (engine/leadership.py, `lead_with`), the updater runs only while its
+engine leads, every agent request carrying the leader's term; a write the agents refuse as fenced makes
+the engine step down. A change committed by another engine wakes it (`wake`, engine/notify.py).
+
 All work happens on the updater's thread, the domain steps of one run on a few worker threads: the pool
 step never interleaves with a domain step, and each domain is written by one thread at a time.
 """
@@ -17,6 +21,7 @@ step never interleaves with a domain step, and each domain is written by one thr
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +35,7 @@ from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Changes, Inventory
+from ovfstore.engine.leadership import Leadership, current
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.domain import DomainResult, DomainStep, UpdateError
 from ovfstore.engine.updater.pool import PoolResult, Render, pool_step
@@ -38,6 +44,9 @@ from ovfstore.engine.updater.status import DomainOvfStatus, domains_status
 from ovfstore.model import utcnow
 
 log = logging.getLogger(__name__)
+
+#: The term a domain was written under, as an agent's `stale_term` refusal says it (`storage/fencing.py`).
+_STORAGE_TERM = re.compile(r"written under leadership term (\d{1,19})")
 
 
 @dataclass(slots=True)
@@ -84,6 +93,7 @@ class OvfUpdater:
         self._thread: threading.Thread | None = None
         self._observers: list[Callable[[DomainResult], None]] = []
         self.last_report: RunReport | None = None
+        self._leadership: Leadership | None = None
         inventory.subscribe(self._on_change)
 
     # --- control -------------------------------------------------------------------------------------
@@ -92,6 +102,29 @@ class OvfUpdater:
         """Call `observer` with each domain's result, on the updater's threads, after it is recorded (the
         metrics and the status page's history of update durations). An observer must not block or raise."""
         self._observers.append(observer)
+
+    def lead_with(self, leadership: Leadership) -> None:
+        """Run only while `leadership` says this engine leads; fence every store write by its term."""
+        self._leadership = leadership
+        leadership.on_change(self._leadership_changed)
+
+    def wake(self) -> None:
+        """A change committed elsewhere (another engine): start the debounce as for one of our own."""
+        self._on_change(Changes(frozenset()))
+
+    def _leadership_changed(self, term: int | None) -> None:
+        with self._cond:
+            if term is not None:
+                self._next_sweep = 0.0  # a new leader catches up with everything at once
+            self._cond.notify_all()
+
+    def _leading(self) -> bool:
+        return self._leadership is None or self._leadership.term() is not None
+
+    def leading_term(self) -> int | None:
+        """The term this engine leads under; None while another leads. An updater without a leadership
+        (tests, tools) leads under no term: 0."""
+        return 0 if self._leadership is None else self._leadership.term()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -110,7 +143,10 @@ class OvfUpdater:
 
     def update_now(self, domain_id: UUID, timeout: float | None = None) -> DomainResult:
         """Rewrite the domain's stores now and return the outcome (served by the next run when one is in
-        progress). Without a running updater thread the work is done on the caller's thread."""
+        progress). Without a running updater thread the work is done on the caller's thread. An engine
+        that does not lead answers with an error naming the leader."""
+        if not self._leading():
+            return DomainResult(domain_id, error=self._not_leading())
         if self._thread is None:
             return self.run_once(force={domain_id}).domains[domain_id]
         with self._cond:
@@ -142,6 +178,11 @@ class OvfUpdater:
         statuses = self.status() if statuses is None else statuses
         with self.db.read() as conn:
             return unprotected_entities(conn, statuses, self.clock(), self.config.locked_threshold_s)
+
+    def _not_leading(self) -> str:
+        leader = current(self.db)
+        who = f"engine {leader.engine} (term {leader.term})" if leader and leader.alive else "no engine, right now,"
+        return f"this engine does not lead the OVF updater; {who} does: ask the leader, or retry in a few seconds"
 
     # --- one run -------------------------------------------------------------------------------------
 
@@ -178,6 +219,8 @@ class OvfUpdater:
 
     def _update_domain(self, domain_id: UUID, force: bool) -> DomainResult:
         started = time.monotonic()
+        if not self._leading():
+            return DomainResult(domain_id, skipped="this engine no longer leads the OVF updater")
         try:
             result = self.domain_step.update(domain_id, force=force)
         except Exception as exc:  # a bug must not stop the other domains; it is recorded like a failure
@@ -201,6 +244,16 @@ class OvfUpdater:
                 log.exception("an observer of the OVF updater failed")
 
     def _record(self, domain_id: UUID, result: DomainResult) -> None:
+        if result.failure == "fenced":  # an agent saw a newer term: another engine leads; no retry here
+            events.record(
+                self.db, self.clock(), events.Severity.WARNING, "ovf_update_fenced",
+                f"the OVF stores of domain {domain_id} were not written by this engine: {result.error}", domain_id,
+            )  # fmt: skip
+            if self._leadership is not None:
+                error = result.error or "an agent refused a write of this term"
+                found = _STORAGE_TERM.search(error)
+                self._leadership.step_down(error, int(found.group(1)) if found else None)
+            return
         if result.written:
             events.record(
                 self.db, self.clock(), events.Severity.NORMAL, "ovf_update_done",
@@ -248,6 +301,12 @@ class OvfUpdater:
                         future.set_exception(UpdateError("the updater stopped before serving the request"))
                     return
                 requests, self._requests = self._requests, {}
+                term = None if self._leadership is None else self._leadership.term()
+                if self._leadership is not None and term is None:
+                    for domain_id, future in requests.items():
+                        future.set_result(DomainResult(domain_id, error=self._not_leading()))
+                    continue
+                self.domain_step.term = term
                 now = time.monotonic()
                 if now >= self._next_sweep:
                     self._next_sweep = now + self.config.sweep_interval_s
@@ -264,6 +323,8 @@ class OvfUpdater:
                 future.set_result(report.domains[domain_id])
 
     def _due(self, now: float) -> bool:
+        if not self._leading():
+            return bool(self._requests)  # answered at once: this engine does not lead
         if self._requests or now >= self._next_sweep:
             return True
         if self._dirty_since is not None and now >= self._dirty_since + self.config.debounce_s:
@@ -271,6 +332,8 @@ class OvfUpdater:
         return any(b.next_attempt <= now for b in self._backoff.values())
 
     def _wait_time(self, now: float) -> float:
+        if not self._leading():
+            return 1.0  # and woken when this engine becomes the leader
         deadlines = [self._next_sweep]
         if self._dirty_since is not None:
             deadlines.append(self._dirty_since + self.config.debounce_s)

@@ -25,11 +25,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
+from ovfstore.storage import fencing
 from ovfstore.storage import metadata as md
 from ovfstore.storage.backend import VolumeBackend, aligned_buffer
 from ovfstore.storage.block import slots
 from ovfstore.storage.block.devices import probe, vg_of, volume_groups
-from ovfstore.storage.block.locks import vg_locked, volume_lock
+from ovfstore.storage.block.locks import lock_file, vg_locked, volume_lock
 from ovfstore.storage.block.lvio import lv_size
 from ovfstore.storage.block.lvmcmd import Lvm
 from ovfstore.storage.block.tags import (
@@ -202,6 +203,28 @@ class BlockDomain(BlockView):
                     page = bytearray(self._read_at(backend, start, 4096))
                     page[offset - start : offset - start + len(data)] = data
                     _write_at(backend, start, bytes(page))
+
+    @contextmanager
+    def term_fenced(self, term: int) -> Iterator[None]:
+        """Check and raise the domain's leadership term (`storage.fencing`), kept in the VG tag
+        `OVFSTORE_TERM_<n>` and changed in one `vgchange` (one metadata commit); locked on this host, as
+        every block domain lock (docs/AGENT.md, "Fencing")."""
+
+        def read() -> int:
+            self.refresh()  # another process or host may have raised it
+            return fencing.term_of_tags(self.vg.tags, self.sd_id)
+
+        def record(new: int) -> None:
+            with vg_locked(self.sd_id):
+                self.refresh()
+                old = sorted(t for t in self.vg.tags if t.startswith(fencing.TERM_TAG_PREFIX))
+                self.lvm.run(
+                    "vgchange", *_tag_args("--deltag", old), "--addtag", f"{fencing.TERM_TAG_PREFIX}{new}", self.vg.name
+                )
+                self.refresh()
+
+        with fencing.fenced(lock_file(f"{self.sd_id}.term.lock"), self.sd_id, term, read, record):
+            yield
 
     def set_description(self, img_id: str, vol_id: str, text: str) -> VolumeOnDisk:
         md.check_volume_description(text)

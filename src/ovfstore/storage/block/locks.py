@@ -36,7 +36,8 @@ def lock_dir() -> str:
     return os.path.join(tempfile.gettempdir(), f"ovfstore-locks-{os.getuid()}")
 
 
-def _open(name: str) -> int:
+def lock_file(name: str) -> int:
+    """A descriptor of lock file `name` in the lock directory (created if missing), to `flock`."""
     directory = lock_dir()
     os.makedirs(directory, 0o700, exist_ok=True)
     return os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -53,7 +54,7 @@ def vg_locked(sd_id: str) -> Iterator[None]:
     if sd_id in held:
         yield
         return
-    fd = _open(f"{sd_id}.vg.lock")
+    fd = lock_file(f"{sd_id}.vg.lock")
     try:
         deadline = time.monotonic() + VG_WAIT_S
         while True:
@@ -78,5 +79,5 @@ def vg_locked(sd_id: str) -> Iterator[None]:
 @contextmanager
 def volume_lock(sd_id: str, vol_id: str, exclusive: bool) -> Iterator[None]:
     """The lease of volume `vol_id`: exclusive for a writer, shared for readers; never waited for."""
-    with held(_open(f"{sd_id}.{vol_id}.lock"), exclusive, f"volume {vol_id}"):
+    with held(lock_file(f"{sd_id}.{vol_id}.lock"), exclusive, f"volume {vol_id}"):
         yield
