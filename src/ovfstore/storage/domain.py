@@ -580,7 +580,7 @@ def _usable(volume: VolumeOnDisk) -> VolumeOnDisk:
     return volume
 
 
-def _set_size(path: str, capacity: int, volume_type: str) -> None:
+def _set_size(path: str, capacity: int, volume_type: str, made: str = "reached by a resize") -> None:
     """Make the RAW volume file at `path` `capacity` bytes long, durably: allocated when it is
     PREALLOCATED and grows, sparse otherwise (a sparse file grows by its length alone)."""
     try:
@@ -596,7 +596,7 @@ def _set_size(path: str, capacity: int, volume_type: str) -> None:
     except OSError as e:
         if e.errno in (errno.EFBIG, errno.EINVAL):
             raise InvalidArgument(
-                f"a volume of {capacity} bytes cannot be made on this filesystem ({e.strerror}); ask for less"
+                f"a volume of {capacity} bytes cannot be {made} on this filesystem ({e.strerror}); ask for less"
             ) from e
         raise
 
@@ -605,7 +605,7 @@ def _allocate(path: str, capacity: int, volume_type: str) -> None:
     """Give the new, empty RAW volume at `path` its capacity; on failure (no space, a file size the
     filesystem refuses) the file is removed, so a refused creation leaves nothing behind."""
     try:
-        _set_size(path, capacity, volume_type)
+        _set_size(path, capacity, volume_type, "created")
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
