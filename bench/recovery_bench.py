@@ -74,7 +74,8 @@ class Databases:
             with self.admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{database}"'))
             self.created.append(database)
-            db = Database(make_url(str(self.admin.url.render_as_string(hide_password=False))).set(database=database))
+            url = make_url(self.admin.url.render_as_string(hide_password=False)).set(database=database)
+            db = Database(url.render_as_string(hide_password=False))
         db.migrate()
         return db
 
