@@ -179,7 +179,7 @@ def recover(db: Database, agent: LocalAgent, root: Path, domains: list[StorageDo
                 outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
                 if report.outcome != "registered" and "first_refusal" not in figures:
                     figures["first_refusal"] = f"{report.name}: {report.reason}"
-    for key in ("read_verify_s", "load_s", "parse_s", "record_s"):
+    for key in ("list_volumes_s", "read_verify_s", "load_s", "parse_s", "record_s"):
         figures[key] = sum(r.timings.get(key, 0.0) for r in scans)
     figures["bytes_verified"] = sum(r.bytes_verified for r in scans)
     figures["entities_found"] = sum(r.entities for r in scans)
@@ -267,7 +267,8 @@ def result(vms: int, f: dict[str, Any]) -> dict[str, Any]:
     dd_rate = f["dd_bytes"] / f["dd_read_s"]
     read_rate = f["bytes_verified"] / f["read_verify_s"] if f["read_verify_s"] else 0.0
     out: dict[str, Any] = {"vms": vms, "database": f["database"], "load_avg_1m": round(os.getloadavg()[0], 2)}
-    for key in ("import_s", "attach_s", "read_verify_s", "load_s", "parse_s", "record_s", "register_s"):
+    phases = ("import_s", "attach_s", "list_volumes_s", "read_verify_s", "load_s", "parse_s", "record_s", "register_s")
+    for key in phases:
         out[key] = round(f[key], 3)
     out |= {
         "recovery_s": round(recovery_s, 3),
@@ -293,6 +294,7 @@ def show(out: dict[str, Any]) -> None:
         ("database", out["database"], str),
         ("import 4 domains (s)", out["import_s"], str),
         ("attach = read them (s)", out["attach_s"], str),
+        ("  list the volumes (s)", out["list_volumes_s"], str),
         ("  read and verify every store (s)", out["read_verify_s"], lambda: f"{out['bytes_verified']} bytes"),
         ("  read chosen store into DB (s)", out["load_s"], str),
         ("    of which parsing OVFs (s)", out["parse_s"], str),

@@ -15,8 +15,8 @@ from tests.conftest import PG_URL
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "recovery_bench.py"
 VMS = 50
 FIGURES = {
-    "vms", "database", "load_avg_1m", "import_s", "attach_s", "read_verify_s", "load_s", "parse_s", "record_s",
-    "register_s", "recovery_s", "bulk_insert_s", "bytes_verified", "dd_bytes", "dd_read_s",
+    "vms", "database", "load_avg_1m", "import_s", "attach_s", "list_volumes_s", "read_verify_s", "load_s",
+    "parse_s", "record_s", "register_s", "recovery_s", "bulk_insert_s", "bytes_verified", "dd_bytes", "dd_read_s",
     "recovery_vs_bulk_insert", "read_vs_dd", "entities_found", "registered", "outcomes", "vms_in_inventory",
 }  # fmt: skip
 
