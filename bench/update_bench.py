@@ -37,28 +37,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
-
+from inventory_shape import DOMAINS, open_mac_pool, populate
 from ovfstore.agent.client import AgentClient
 from ovfstore.agent.process import LocalAgent, exit_status
-from ovfstore.engine import macs
 from ovfstore.engine.config import AgentAccess, UpdaterConfig
-from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
-from ovfstore.engine.db.rows import entity_values, values
 from ovfstore.engine.hosts import AgentDirectory
-from ovfstore.engine.inventory import DataCenterChanges, Inventory, VmChanges
+from ovfstore.engine.inventory import Inventory, VmChanges
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
-    GIB,
-    Disk,
-    DiskAttachment,
     DomainStatus,
     Host,
-    Nic,
     StorageDomain,
-    Vm,
-    Volume,
 )
 
 MiB = 1 << 20
@@ -67,7 +57,7 @@ PHASES = (("full", "full"), ("one_change", "one_change"), ("hundred_changes", "h
 
 
 def default_domains(vms: int) -> int:
-    return 16 if vms >= 100_000 else 4
+    return 16 if vms >= 100_000 else DOMAINS
 
 
 @dataclass
@@ -81,45 +71,6 @@ class Setup:
     profile_dir: Path | None = None
 
 
-def _populate(
-    db: Database, inv: Inventory, domains: list[StorageDomain], cluster_id: uuid.UUID, vms: int
-) -> list[uuid.UUID]:
-    """Bulk insert: VM i has disks on domains i%D and (i+1)%D, so each domain holds 2N/D VMs."""
-    profile = inv.vnic_profiles.list()[0]
-    ids = []
-    batch: dict[str, list[dict[str, Any]]] = {k: [] for k in ("vm", "disk", "dd", "vol", "att", "nic")}
-
-    def flush() -> None:
-        with db.write() as conn:
-            for key, table in (("vm", s.vm_static), ("disk", s.disks), ("dd", s.disk_domains), ("vol", s.volumes),
-                               ("att", s.disk_attachments), ("nic", s.nics)):  # fmt: skip
-                if batch[key]:
-                    conn.execute(insert(table), batch[key])
-                    batch[key].clear()
-
-    for i in range(vms):
-        vm = Vm(name=f"vm{i:05d}", cluster_id=cluster_id, os_type="rhel_9x64", description=f"benchmark VM {i}")
-        ids.append(vm.id)
-        batch["vm"].append(entity_values(vm))
-        for j in range(2):
-            disk = Disk(alias=f"vm{i:05d}_disk{j}", provisioned_size=20 * GIB)
-            batch["disk"].append(values(disk, s.disks))
-            batch["dd"].append({"disk_id": disk.id, "domain_id": domains[(i + j) % len(domains)].id})
-            batch["vol"].append(values(Volume(disk_id=disk.id, capacity=disk.provisioned_size), s.volumes))
-            batch["att"].append(
-                values(DiskAttachment(entity_id=vm.id, disk_id=disk.id, bootable=j == 0), s.disk_attachments)
-            )
-        for j in range(2):
-            mac = macs.from_int(0x566F_0000_0000 + 2 * i + j)
-            batch["nic"].append(
-                values(Nic(entity_id=vm.id, name=f"nic{j}", mac=mac, vnic_profile_id=profile.id), s.nics)
-            )
-        if len(batch["vm"]) >= 1000:
-            flush()
-    flush()
-    return ids
-
-
 def setup(workdir: Path, db_url: str | None, vms: int, count: int) -> tuple[Setup, LocalAgent]:
     root = workdir / "storage"
     agent = LocalAgent([root], workdir)
@@ -128,10 +79,7 @@ def setup(workdir: Path, db_url: str | None, vms: int, count: int) -> tuple[Setu
     db.migrate()
     inv = Inventory(db)
     inv.bootstrap()
-    dc = inv.data_centers.list()[0]
-    inv.data_centers.update(
-        dc.id, DataCenterChanges(mac_pool_start="56:6f:00:00:00:00", mac_pool_end="56:6f:ff:ff:ff:ff")
-    )
+    dc = open_mac_pool(inv)
     cluster = inv.clusters.list()[0]
     inv.hosts.add(Host(name="host1", cluster_id=cluster.id, address=url))
     domains = []
@@ -141,7 +89,7 @@ def setup(workdir: Path, db_url: str | None, vms: int, count: int) -> tuple[Setu
             client.create_domain(domain.id, domain.name, parent=str(root))
             client.attach(domain.id, dc.id, master=n == 0)
             domains.append(inv.storage_domains.add(domain))
-    ids = _populate(db, inv, domains, cluster.id, vms)
+    ids = populate(db, inv, domains, cluster.id, vms)
     db.dispose()
     engine_db = str(db.url.render_as_string(hide_password=False))
     return Setup(engine_db, url, secret, ids, workdir / "engine.stderr", agent.process.pid), agent

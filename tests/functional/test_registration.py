@@ -597,3 +597,26 @@ def test_a_dry_run_never_offers_one_mac_twice(two_vms: Recovered) -> None:
     handed = [new for x in reports for _, _, new in x.reassigned_macs]
     assert len(handed) == 2
     assert len(set(handed)) == 2, f"two VMs offered one MAC: {handed}"
+
+
+def test_register_all_undoes_only_the_entity_that_failed_while_being_written(two_vms: Recovered) -> None:
+    """Registrations share a transaction, one savepoint each: a failure after an entity's VM and disks were
+    written (its NIC's profile is of another data center, which only the NIC command checks) undoes that
+    entity alone; the template registered before it in the same batch stays."""
+    e, r = two_vms.engine, two_vms
+    elsewhere = e.inv.data_centers.add(DataCenter(name="elsewhere"))
+    network = e.inv.networks.add(Network(name="far", data_center_id=elsewhere.id))
+    far = e.inv.vnic_profiles.add(VnicProfile(name="far", network_id=network.id))
+    options = RegistrationOptions(vnic_profile_mappings=[VnicProfileMapping("ovirtmgmt", "ovirtmgmt", far.id)])
+    reports = e.recovery.register_all(r.sd1.id, options)
+    assert [(x.name, x.outcome) for x in reports] == [("tmpl", "registered"), ("app", "refused"), ("db", "refused")]
+    assert "another data center" in (reports[1].reason or "")
+    assert e.inv.vms.list() == []
+    assert [t.id for t in e.inv.templates.list() if t.name == "tmpl"] == [r.ids["template"]]
+    assert {x.name for x in e.recovery.unregistered_entities(r.sd1.id)} == {"app", "db"}
+    assert "app_disk0" in {d.alias for d in e.recovery.unregistered_disks(r.sd1.id)}
+    assert "app_disk0" not in {d.alias for d in e.inv.disks.list()}
+
+    reports = e.recovery.register_all(r.sd1.id, RegistrationOptions())
+    assert [(x.name, x.outcome) for x in reports] == [("app", "registered"), ("db", "registered")]
+    assert "app_disk0" in {d.alias for d in e.inv.disks.list()}

@@ -64,6 +64,19 @@ class Tx:
                 .values(db_generation=s.vm_static.c.db_generation + 1, changed_at=utcnow())
             )
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Commands inside are undone together, and forgotten by this transaction, if they raise; the
+        rest of the transaction stands. For work done in batches (registering many VMs) where one
+        failure must not undo the others."""
+        marks = (set(self.bumped), set(self.created), set(self.deleted), set(self.domains))
+        try:
+            with self.conn.begin_nested():
+                yield
+        except BaseException:
+            self.bumped, self.created, self.deleted, self.domains = marks
+            raise
+
     @property
     def changes(self) -> Changes | None:
         touched = (self.bumped | self.created) - self.deleted

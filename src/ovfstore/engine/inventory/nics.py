@@ -88,9 +88,9 @@ def _check(tx: Tx, entity: Vm | Template, nic: Nic, *, allocate: bool, skip_mac:
             nic.mac = macs.normalize(nic.mac)
         return
     dc = one(tx.conn, s.data_centers, DataCenter, dc_id, "data center")
-    used = lookups.macs_in_data_center(tx.conn, dc_id)
     if nic.mac is None:
         if allocate:
+            used = lookups.macs_in_data_center(tx.conn, dc_id)
             nic.mac = macs.next_free(dc.mac_pool_start, dc.mac_pool_end, used)
         return
     nic.mac = macs.normalize(nic.mac)
@@ -101,5 +101,5 @@ def _check(tx: Tx, entity: Vm | Template, nic: Nic, *, allocate: bool, skip_mac:
             f"MAC {nic.mac} is outside the MAC pool {dc.mac_pool_start}-{dc.mac_pool_end} of data center "
             f"{dc.name!r}; leave the MAC empty to get a free one, or widen the pool"
         )
-    if nic.mac in used:
+    if lookups.macs_in_data_center(tx.conn, dc_id, [nic.mac]):
         raise Conflict(f"MAC {nic.mac} is already used in data center {dc.name!r}; leave it empty for a free one")

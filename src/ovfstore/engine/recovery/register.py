@@ -8,6 +8,7 @@ entity is ordinary inventory, and the updater writes it into the stores of its d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -112,11 +113,13 @@ class Registrar:
         options: RegistrationOptions,
         planned: set[UUID] = frozenset(),  # type: ignore[assignment]
         reserved: dict[UUID, dict[str, set[UUID]]] | None = None,
+        conn: Connection | None = None,
     ) -> Plan:
         """Check everything and work out what would be created; raise `RegistrationRefused` if it cannot
         be. `planned` holds templates a dry run of "register everything" would have registered already;
         `reserved` caches, per data center, the MACs of its unregistered entities (`reserved_macs`): "register
-        everything" reads them once, not once per entity."""
+        everything" reads them once, not once per entity. `conn`: read there (the transaction of a batch
+        of registrations, so each sees the ones before it), not in a read of its own."""
         original = data.entity
         report = RegistrationReport(original.id, original.name, data.entity_type, "would_register")
         entity = dataclasses.replace(original)
@@ -131,7 +134,7 @@ class Registrar:
             report.renamed_from = original.name
         report.name = entity.name
         report.registered_id = entity.id
-        with self.inv.db.read() as conn:
+        with contextlib.nullcontext(conn) if conn is not None else self.inv.db.read() as conn:
             if not options.clone and exists(conn, s.vm_static, s.vm_static.c.id == entity.id):
                 raise RegistrationRefused(
                     f"{_what(data)}: id {entity.id} is already registered here; register it as a clone to get a copy"
@@ -527,11 +530,8 @@ class Registrar:
     def _plan_nics(self, ctx: _Context, plan: Plan) -> None:
         conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
         dc = conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id)).mappings().one()
-        used = lookups.macs_in_data_center(conn, cluster.data_center_id)
-        # Another unregistered entity's MAC is never handed out: its own registration would then have to
-        # reassign it, and so on down a chain. The entity's own MACs are its to keep.
-        original_id = data.entity.id
-        reserved = {mac for mac, owners in ctx.reserved.items() if owners - {original_id}}
+        # Whether the entity's own MACs are in use: looked up for those MACs only, not the whole pool.
+        used = lookups.macs_in_data_center(conn, cluster.data_center_id, _own_macs(data))
         taken: set[str] = set()
         for ovf_nic in data.nics:
             nic = dataclasses.replace(ovf_nic.nic, entity_id=plan.entity.id)
@@ -561,7 +561,7 @@ class Registrar:
                 nic.mac = None
             if nic.mac is None and isinstance(plan.entity, Vm):
                 # The lowest address free here and recorded by no other unregistered entity.
-                nic.mac = macs.next_free(dc["mac_pool_start"], dc["mac_pool_end"], used | taken | reserved)
+                nic.mac = macs.next_free(dc["mac_pool_start"], dc["mac_pool_end"], self._unavailable(ctx, taken))
             if problem is not None:
                 plan.report.reassigned_macs.append((nic.name, old, nic.mac))
             if nic.mac is not None:
@@ -570,6 +570,16 @@ class Registrar:
                     # Handed out now: the next entity of a "register everything" must not get it too.
                     ctx.reserved.setdefault(nic.mac, set()).add(plan.entity.id)
             plan.nics.append(nic)
+
+    @staticmethod
+    def _unavailable(ctx: _Context, taken: set[str]) -> set[str]:
+        """What a NIC given a new MAC must not get: every MAC in use in the data center, those handed out
+        to this entity already, and those another unregistered entity records (its own registration
+        would then have to reassign it, and so on down a chain; the entity's own MACs are its to keep).
+        Read only when a MAC is handed out: the whole pool is not read for every registration."""
+        original_id = ctx.data.entity.id
+        reserved = {mac for mac, owners in ctx.reserved.items() if owners - {original_id}}
+        return lookups.macs_in_data_center(ctx.conn, ctx.cluster.data_center_id) | taken | reserved
 
     def _profile(self, ctx: _Context, network: str | None, profile: str | None, plan: Plan) -> UUID | None:
         conn, options, cluster = ctx.conn, ctx.options, ctx.cluster
@@ -626,6 +636,16 @@ class Registrar:
                 plan.report.warnings.append(f"affinity label {target!r} does not exist here: not applied")
             else:
                 plan.labels.append(label_id)
+
+
+def _own_macs(data: OvfData) -> list[str]:
+    """The entity's NICs' MACs as recorded, normalized; those that are no valid MAC left out."""
+    found = []
+    for ovf_nic in data.nics:
+        if ovf_nic.nic.mac is not None:
+            with contextlib.suppress(InvalidInput):
+                found.append(macs.normalize(ovf_nic.nic.mac))
+    return found
 
 
 def _active_snapshot(data: OvfData) -> Snapshot | None:

@@ -11,6 +11,7 @@ error; the others still come back.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +58,11 @@ class ScanReport:
     already_known: int = 0
     disks: int = 0
     adopted_stores: int = 0
+    # Where the time went (seconds), for `bench/recovery_bench.py`: listing the domain's volumes, reading
+    # and verifying every store, reading the chosen one again into the database, parsing its OVFs
+    # (within that), and recording unregistered disks and adopted stores.
+    timings: dict[str, float] = field(default_factory=dict)
+    bytes_verified: int = 0  # the store bytes read while verifying them
 
 
 class DomainScan:
@@ -68,12 +74,17 @@ class DomainScan:
 
     def run(self) -> ScanReport:
         report = ScanReport(self.domain_id)
+        start = time.perf_counter()
         volumes = self.client.list_volumes(self.domain_id)
+        report.timings["list_volumes_s"] = time.perf_counter() - start
         stores = [v for v in volumes if selection.is_store(v.disk_type, v.description)]
         candidates = [
             StoreVolume(v.image, v.volume, v.capacity, v.disk_type, v.description, v.legality) for v in stores
         ]
+        start = time.perf_counter()
         report.stores = [selection.evaluate(c, self._reader(c)) for c in candidates]
+        report.timings["read_verify_s"] = time.perf_counter() - start
+        report.bytes_verified = sum(v.description.size or 0 for v in report.stores if v.summary is not None)
         unreadable = [v for v in report.stores if v.unreadable]
         if unreadable:
             # A store we could not read may be the only good copy: reading nothing and then letting the
@@ -90,11 +101,14 @@ class DomainScan:
         report.chosen = selection.choose(report.stores)
         with self.inv.transaction() as tx:
             conn = tx.conn
+            start = time.perf_counter()
             known = set(conn.execute(select(s.vm_static.c.id)).scalars())
             conn.execute(delete(s.unregistered_entities).where(s.unregistered_entities.c.domain_id == self.domain_id))
             references = self._load_entities(conn, report, known)
+            report.timings["load_s"] = time.perf_counter() - start
             self._record_disks(conn, volumes, references, report)
             self._adopt_stores(conn, report)
+        report.timings["record_s"] = time.perf_counter() - start - report.timings["load_s"]
         return report
 
     # --- entities --------------------------------------------------------------------------------------
@@ -149,12 +163,15 @@ class DomainScan:
             "ovf_data": document, "vm_status": VmStatus.DOWN, "high_availability": False, "source": source,
             "errors": "", "found_at": self.now,
         }  # fmt: skip
+        start = time.perf_counter()
         try:
             parsed = read_ovf(document)
         except OvfError as exc:
             report.unreadable += 1
             row["errors"] = f"unreadable OVF: {exc}"
             return row
+        finally:
+            report.timings["parse_s"] = report.timings.get("parse_s", 0.0) + time.perf_counter() - start
         data = parsed.data
         if data.id != entity_id:
             row["errors"] = f"the OVF describes {data.id}, but the store names it {entity_id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -21,6 +22,7 @@ from ovfstore.engine.domains import DomainCommandFailed, DomainService
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
+from ovfstore.engine.inventory.base import Tx
 from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
 from ovfstore.engine.recovery.register import Registrar
 from ovfstore.engine.recovery.scan import DomainScan, ScanReport
@@ -42,6 +44,20 @@ from ovfstore.model import (
 from ovfstore.ovf import OvfError, read_ovf
 
 log = logging.getLogger(__name__)
+#: Registrations of a `register_all` committed together: one commit per entity is what made registering
+#: a large domain slow (bench/recovery_bench.py); a batch keeps a failure's cost bounded.
+REGISTER_BATCH = 200
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What the registrations of one `register_all` share."""
+
+    domain_id: UUID
+    options: RegistrationOptions
+    dry_run: bool
+    planned: set[UUID] = dataclasses.field(default_factory=set)  # templates a dry run registered
+    reserved: dict[UUID, dict[str, set[UUID]]] = dataclasses.field(default_factory=dict)  # per DC (`reserved_macs`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,36 +274,52 @@ class RecoveryService:
     ) -> list[RegistrationReport]:
         """Register everything on the domain: templates (base templates before their versions) before the
         VMs that use them. Each entity is reported, refused ones with the reason; one refusal does not
-        stop the others. `options` apply to all (names are kept: `name` and `clone` are per entity)."""
+        stop the others. `options` apply to all (names are kept: `name` and `clone` are per entity).
+
+        Registrations commit `REGISTER_BATCH` at a time, each in a savepoint of its own (a refused one
+        leaves nothing behind); `progress` hears of each after its batch committed."""
         shared = dataclasses.replace(options, name=None, clone=False)
-        entities = self.unregistered_entities(domain_id)
+        entities = sorted(self.unregistered_entities(domain_id), key=_registration_order)
         reports: list[RegistrationReport] = []
-        planned: set[UUID] = set()
-        reserved: dict[UUID, dict[str, set[UUID]]] = {}
-        for entity in sorted(entities, key=_registration_order):
-            if entity.data is None:
-                report = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=entity.errors)
+        batch = _Batch(domain_id, shared, dry_run)
+        for start in range(0, len(entities), REGISTER_BATCH):
+            chunk = entities[start : start + REGISTER_BATCH]
+            if dry_run:
+                done = [self._register_one(batch, entity, None) for entity in chunk]
             else:
-                try:
-                    plan = self.registrar.plan(domain_id, entity.data, shared, planned, reserved)
-                    report = plan.report if dry_run else self.registrar.apply(plan)
-                    if entity.entity_type is EntityType.TEMPLATE:
-                        planned.add(entity.id)
-                except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
-                    report = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
-            reports.append(report)
+                with self.inv.transaction() as tx:
+                    done = [self._register_one(batch, entity, tx) for entity in chunk]
+            reports += done
             if progress is not None:
-                progress(report)
+                for report in done:
+                    progress(report)
         if not dry_run and reports:
-            done = sum(r.outcome == "registered" for r in reports)
-            refused = len(reports) - done
+            registered = sum(r.outcome == "registered" for r in reports)
+            refused = len(reports) - registered
             self._event(
                 "registered_all",
-                f"{done} VMs and templates registered from domain {domain_id}, {refused} refused",
+                f"{registered} VMs and templates registered from domain {domain_id}, {refused} refused",
                 domain_id,
                 events.Severity.WARNING if refused else events.Severity.NORMAL,
             )
         return reports
+
+    def _register_one(self, batch: _Batch, entity: UnregisteredEntity, tx: Tx | None) -> RegistrationReport:
+        """One entity of a `register_all`: planned (and, in `tx`, applied in a savepoint), or refused."""
+        if entity.data is None:
+            return RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=entity.errors)
+        try:
+            with contextlib.nullcontext() if tx is None else tx.savepoint():
+                plan = self.registrar.plan(
+                    batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved,
+                    conn=None if tx is None else tx.conn,
+                )  # fmt: skip
+                report = plan.report if batch.dry_run else self.registrar.apply(plan)
+        except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
+            return RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
+        if entity.entity_type is EntityType.TEMPLATE:
+            batch.planned.add(entity.id)
+        return report
 
     def register_disk(self, domain_id: UUID, disk_id: UUID) -> Disk:
         """Register a disk found on the domain as a floating disk of this engine."""
