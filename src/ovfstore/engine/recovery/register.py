@@ -372,56 +372,14 @@ class Registrar:
         extra = [v for v in volume_ids if v not in ids]
         if not extra:
             return None
-        layers: list[FoundVolume] = []
-        formats: list[VolumeFormat] = []
-        stop = ""
-        if not chain:
-            stop = "the OVF records no chain for the disk"
-        elif not found:
-            stop = "the domain was scanned without the volumes' parent links (import it again to record them)"
-        else:
-            children: dict[str, list[FoundVolume]] = {}
-            for v in found:
-                if _uuid(v.id) not in ids:
-                    children.setdefault(v.parent, []).append(v)
-            leaf_id = str(chain[-1].id)
-            while kids := children.get(leaf_id):
-                if len(kids) > 1:
-                    stop = (
-                        f"volume {leaf_id} has {len(kids)} children on storage (a fork, such as a snapshot "
-                        "preview): which one the VM used is not known"
-                    )
-                    break
-                kid = kids[0]
-                if kid.legality.upper() != "LEGAL":
-                    stop = f"volume {cut(kid.id)} on storage is {cut(kid.legality.lower())}"
-                    break
-                if kid.format.lower() not in VolumeFormat._value2member_map_:
-                    stop = f"volume {cut(kid.id)} on storage has an unknown format {quoted(kid.format)}"
-                    break
-                layers.append(kid)
-                formats.append(VolumeFormat(kid.format.lower()))
-                leaf_id = kid.id
+        layers, stop = _layers_after(chain, ids, found)
         taken = {_uuid(v.id) for v in layers}
         left = [v for v in extra if v not in taken]
         if layers:
             snapshots, problem = self._snapshots_for_layers(ctx, chain, len(layers))
             if problem is not None:
                 return problem
-            index = next(i for i, v in enumerate(disk.volumes) if v.id == chain[-1].id)
-            leaf = disk.volumes[index] = dataclasses.replace(disk.volumes[index])
-            if snapshots is not None:
-                leaf.snapshot_id = snapshots[0]
-            for number, (kid, fmt) in enumerate(zip(layers, formats, strict=True), start=1):
-                vtype = VolumeType.PREALLOCATED if kid.type.upper() == "PREALLOCATED" else VolumeType.SPARSE
-                layer = Volume(
-                    id=_uuid(kid.id), disk_id=disk.id, parent_id=leaf.id, format=fmt, volume_type=vtype,
-                    capacity=kid.capacity or leaf.capacity, creation_date=leaf.creation_date,
-                    snapshot_id=leaf.snapshot_id if snapshots is None else snapshots[number],
-                )  # fmt: skip
-                disk.volumes.append(layer)
-                leaf = layer
-            disk.provisioned_size = max(disk.provisioned_size, disk.volumes[-1].capacity)
+            _stack_layers(disk, chain, layers, snapshots)
             plan.report.disk_reports.append(
                 (
                     disk.id,
@@ -664,3 +622,51 @@ def _path(c: LunConnection) -> str:
 def _what(data: OvfData) -> str:
     kind = "template" if data.entity_type is EntityType.TEMPLATE else "VM"
     return f"{kind} {data.entity.name!r} ({data.entity.id})"
+
+
+def _layers_after(chain: list[Volume], ids: set[UUID], found: list[FoundVolume]) -> tuple[list[FoundVolume], str]:
+    """The volumes on storage that continue `chain` from its leaf, one child each, and why the walk stopped
+    short of every other volume ("" when nothing stopped it)."""
+    if not chain:
+        return [], "the OVF records no chain for the disk"
+    if not found:
+        return [], "the domain was scanned without the volumes' parent links (import it again to record them)"
+    children: dict[str, list[FoundVolume]] = {}
+    for v in found:
+        if _uuid(v.id) not in ids:
+            children.setdefault(v.parent, []).append(v)
+    layers: list[FoundVolume] = []
+    leaf_id = str(chain[-1].id)
+    while kids := children.get(leaf_id):
+        kid = kids[0]
+        if len(kids) > 1:
+            return layers, (
+                f"volume {leaf_id} has {len(kids)} children on storage (a fork, such as a snapshot "
+                "preview): which one the VM used is not known"
+            )
+        if kid.legality.upper() != "LEGAL":
+            return layers, f"volume {cut(kid.id)} on storage is {cut(kid.legality.lower())}"
+        if kid.format.lower() not in VolumeFormat._value2member_map_:
+            return layers, f"volume {cut(kid.id)} on storage has an unknown format {quoted(kid.format)}"
+        layers.append(kid)
+        leaf_id = kid.id
+    return layers, ""
+
+
+def _stack_layers(disk: Disk, chain: list[Volume], layers: list[FoundVolume], snapshots: list[UUID] | None) -> None:
+    """Put `layers` on top of the disk's chain as its newest volumes (with `snapshots`: the snapshot of the
+    old leaf, then one per layer)."""
+    index = next(i for i, v in enumerate(disk.volumes) if v.id == chain[-1].id)
+    leaf = disk.volumes[index] = dataclasses.replace(disk.volumes[index])
+    if snapshots is not None:
+        leaf.snapshot_id = snapshots[0]
+    for number, kid in enumerate(layers, start=1):
+        vtype = VolumeType.PREALLOCATED if kid.type.upper() == "PREALLOCATED" else VolumeType.SPARSE
+        layer = Volume(
+            id=_uuid(kid.id), disk_id=disk.id, parent_id=leaf.id, format=VolumeFormat(kid.format.lower()),
+            volume_type=vtype, capacity=kid.capacity or leaf.capacity, creation_date=leaf.creation_date,
+            snapshot_id=leaf.snapshot_id if snapshots is None else snapshots[number],
+        )  # fmt: skip
+        disk.volumes.append(layer)
+        leaf = layer
+    disk.provisioned_size = max(disk.provisioned_size, disk.volumes[-1].capacity)
