@@ -13,6 +13,7 @@ from ovfstore.api.xmlio import Body, to_bool
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import StorageDomainChanges
 from ovfstore.engine.inventory.changes import apply
+from ovfstore.engine.inventory.storage_domains import check_settings
 from ovfstore.model import DomainClass, Host, HostStatus, LogicalUnit, StorageDomain, StorageType
 
 
@@ -68,6 +69,7 @@ def add_domain(call: Call) -> Document:
     if not path:
         raise InvalidInput("the domain needs <storage><path>...</path></storage>")
     settings = _settings(body)
+    check_settings(settings)  # before the domain is made or taken over on storage
     where = _directory(call, host, storage_type, address, path)
     existing = engine.domains.unknown_at(host, where)
     wants_import = bool(body.bool("import", False))
