@@ -89,7 +89,7 @@ def _dc_affinity_groups(call: Call) -> Document:
     dc = inv.data_centers.get(call.id("dc", "data center"))
     cluster = inv.clusters.get(call.id("cluster", "cluster"))
     if cluster.data_center_id != dc.id:
-        raise NotFound(f"cluster {cluster.id} is not in data center {dc.id}")
+        raise NotFound("cluster", f"{cluster.id} in data center {dc.id}")
     return Document("affinity_groups", {"affinity_group": []})
 
 
