@@ -361,6 +361,22 @@ def test_role_generates_its_mapping_from_ovfstore(running: RunningEngine, tmp_pa
         "dr_secondary_path": None, "dr_secondary_address": None,
     }  # fmt: skip
     assert written["dr_sites_primary_url"] == running.url
+    # Every section the generator writes is there, the ones ovfstore has nothing for empty.
+    assert set(written) == {
+        "dr_sites_primary_url", "dr_sites_primary_username", "dr_sites_primary_ca_file", "dr_sites_secondary_url",
+        "dr_sites_secondary_username", "dr_sites_secondary_ca_file", "dr_import_storages", "dr_cluster_mappings",
+        "dr_affinity_group_mappings", "dr_affinity_label_mappings", "dr_domain_mappings", "dr_role_mappings",
+        "dr_network_mappings", "dr_lun_mappings",
+    }  # fmt: skip
+    assert [d["primary_name"] for d in written["dr_domain_mappings"]] == ["internal-authz"]
+    assert written["dr_affinity_group_mappings"] is None
+    assert written["dr_lun_mappings"] is None
     assert [c["primary_name"] for c in written["dr_cluster_mappings"]] == ["Default"]
     profiles = written["dr_network_mappings"]
     assert [(p["primary_network_name"], p["primary_profile_name"]) for p in profiles] == [("ovirtmgmt", "ovirtmgmt")]
+    conn = running.connect()
+    try:
+        [profile] = conn.system_service().vnic_profiles_service().list()
+        assert profiles[0]["primary_profile_id"] == profile.id
+    finally:
+        conn.close()
