@@ -114,6 +114,24 @@ def test_gluster_and_posix_domains_by_connection(running: RunningEngine) -> None
         conn.close()
 
 
+def test_posix_domain_by_a_remote_spec_in_its_path(running: RunningEngine) -> None:
+    """oVirt gives a POSIX connection as one spec in the path, with no address (`nas:/srv/px`): it is
+    found at VDSM's mount point of that spec."""
+    (running.storage / "nas:_srv_px").mkdir(parents=True)
+    conn = running.connect()
+    try:
+        posix = conn.system_service().storage_domains_service().add(
+            types.StorageDomain(
+                name="px", type=types.StorageDomainType.DATA, host=types.Host(name=running.host.name),
+                storage=types.HostStorage(type=types.StorageType.POSIXFS, path="nas:/srv/px", vfs_type="nfs"),
+            )
+        )  # fmt: skip
+        assert (running.storage / "nas:_srv_px" / posix.id / "dom_md").is_dir()
+        assert (posix.storage.path, posix.storage.address) == ("nas:/srv/px", None)
+    finally:
+        conn.close()
+
+
 def _post(running: RunningEngine, path: str, body: str, method: str = "POST") -> tuple[int, str]:
     token = base64.b64encode(f"admin@internal:{ADMIN_PASSWORD}".encode()).decode()
     request = urllib.request.Request(

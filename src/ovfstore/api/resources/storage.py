@@ -104,9 +104,11 @@ def add_domain(call: Call) -> Document:
 
 
 def _directory(call: Call, host: Host, storage_type: StorageType, address: str, path: str) -> str:
-    """Where the domain's directory lies on the host: with an address, the mount point of the connection
-    (an NFS export, a POSIX or Gluster file system; `storage.mounts`), and without one the path itself."""
-    if not address or storage_type is StorageType.LOCALFS:
+    """Where the domain's directory lies on the host: with an address, or a path that is a remote spec
+    (`server:/export`, as oVirt gives a POSIX connection), the mount point of the connection (an NFS
+    export, a POSIX or Gluster file system; `storage.mounts`); else the path itself, a directory."""
+    remote = ":" in path.split("/", 1)[0]
+    if storage_type is StorageType.LOCALFS or not (address or remote):
         return path
     return call.engine.domains.mount_point(host, storage_type, address, path)
 
