@@ -20,6 +20,9 @@ from ovfstore.storage.mounts import mount_name, mounted_at
         ("posixfs", "", "/dev/sdb1", "_dev_sdb1"),
         ("glusterfs", "gluster1", "data", "glusterSD/gluster1:data"),
         ("glusterfs", "gluster1", "/data", "glusterSD/gluster1:_data"),
+        ("nfs", "fd00::1", "/exports/data", "[fd00::1]:_exports_data"),  # IPv6: bracketed as VDSM joins it
+        ("nfs", "[fd00::1]", "/exports/data", "[fd00::1]:_exports_data"),
+        ("posixfs", "", "nas:/srv//vm/", "nas:_srv_vm"),  # oVirt's POSIX spec in the path
     ],
 )
 def test_mount_name(kind: str, address: str, path: str, name: str) -> None:

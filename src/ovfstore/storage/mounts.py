@@ -33,6 +33,10 @@ def connection_spec(address: str, path: str) -> str:
     if tail.startswith("//"):
         tail = tail[1:]
     address = address.strip()
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    if ":" in address:  # an IPv6 address is bracketed in the spec, as VDSM joins host and path
+        address = f"[{address}]"
     return f"{address}:{tail}" if address else tail
 
 
