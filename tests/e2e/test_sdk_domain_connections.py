@@ -8,6 +8,9 @@ storage root, which is exactly what a host with the export mounted looks like to
 
 from __future__ import annotations
 
+import base64
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pytest
 
-from tests.e2e.conftest import RunningEngine
+from tests.e2e.conftest import ADMIN_PASSWORD, RunningEngine
 
 
 def _nfs(name: str, host: str, address: str, path: str) -> types.StorageDomain:
@@ -109,3 +112,72 @@ def test_gluster_and_posix_domains_by_connection(running: RunningEngine) -> None
         assert got.critical_space_action_blocker == 5
     finally:
         conn.close()
+
+
+def test_posix_domain_by_a_remote_spec_in_its_path(running: RunningEngine) -> None:
+    """oVirt gives a POSIX connection as one spec in the path, with no address (`nas:/srv/px`): it is
+    found at VDSM's mount point of that spec."""
+    (running.storage / "nas:_srv_px").mkdir(parents=True)
+    conn = running.connect()
+    try:
+        posix = conn.system_service().storage_domains_service().add(
+            types.StorageDomain(
+                name="px", type=types.StorageDomainType.DATA, host=types.Host(name=running.host.name),
+                storage=types.HostStorage(type=types.StorageType.POSIXFS, path="nas:/srv/px", vfs_type="nfs"),
+            )
+        )  # fmt: skip
+        assert (running.storage / "nas:_srv_px" / posix.id / "dom_md").is_dir()
+        assert (posix.storage.path, posix.storage.address) == ("nas:/srv/px", None)
+    finally:
+        conn.close()
+
+
+def _post(running: RunningEngine, path: str, body: str, method: str = "POST") -> tuple[int, str]:
+    token = base64.b64encode(f"admin@internal:{ADMIN_PASSWORD}".encode()).decode()
+    request = urllib.request.Request(
+        f"{running.url}{path}", data=body.encode(), method=method,
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/xml"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.mark.parametrize(
+    ("setting", "fault"),
+    [
+        ("<warning_low_space_indicator>101</warning_low_space_indicator>", "0 to 100"),
+        ("<critical_space_action_blocker>3000000000</critical_space_action_blocker>", "out of range"),
+        ("<storage_x><nfs_timeo>70000</nfs_timeo></storage_x>", "out of range"),
+        ("<storage_x><nfs_retrans>-1</nfs_retrans></storage_x>", "out of range"),
+        ("<storage_x><nfs_version>v9</nfs_version></storage_x>", "not one of oVirt's"),
+        ("<storage_x><vfs_type>" + "x" * 300 + "</vfs_type></storage_x>", "limit is 255"),
+        ("<storage_x><nfs_timeo>" + "9x" * 50000 + "</nfs_timeo></storage_x>", "100000 characters"),
+    ],
+)
+def test_domain_settings_refused_before_storage_is_touched(running: RunningEngine, setting: str, fault: str) -> None:
+    """A bad setting is a short 400 naming it, on both databases, and leaves nothing on storage (the
+    domain is neither created nor taken over there), for a POST and a PUT alike."""
+    mount = running.storage / "10.0.0.1:_exports_bad"
+    mount.mkdir(parents=True)
+    storage = "<type>nfs</type><address>10.0.0.1</address><path>/exports/bad</path>"
+    inner = setting.replace("<storage_x>", "").replace("</storage_x>", "")
+    settings, storage = ("", storage + inner) if "<storage_x>" in setting else (setting, storage)
+    body = (
+        f"<storage_domain><name>bad</name><type>data</type><host><name>{running.host.name}</name></host>"
+        f"{settings}<storage>{storage}</storage></storage_domain>"
+    )
+    status, text = _post(running, "/storagedomains", body)
+    assert status == 400, text
+    assert fault in text
+    assert len(text) < 4000
+    assert list(mount.iterdir()) == []  # nothing created
+    status, text = _post(running, "/storagedomains", body.replace(settings or inner, ""))
+    assert status == 201, text
+    sd_id = text.split('id="', 2)[1].split('"')[0]
+    status, text = _post(running, f"/storagedomains/{sd_id}", body.replace("<name>bad</name>", ""), "PUT")
+    assert status == 400, text
+    assert fault in text
+    assert len(text) < 4000

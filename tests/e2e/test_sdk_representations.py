@@ -50,6 +50,17 @@ def test_cluster_host_and_top_level_collections(running: RunningEngine) -> None:
         dc = system.data_centers_service().list(search="name=Default")[0]
         in_dc = system.data_centers_service().data_center_service(dc.id).clusters_service()
         assert in_dc.cluster_service(cluster.id).affinity_groups_service().list() == []
+        unknown = "00000000-0000-0000-0000-00000000abcd"
+        for owner in (system.data_centers_service().data_center_service(unknown).clusters_service(), in_dc):
+            with pytest.raises(sdk.NotFoundError):  # an unknown data center, or a cluster not in it
+                owner.cluster_service(cluster.id if owner is not in_dc else unknown).affinity_groups_service().list()
+        for listed in (
+            system.hosts_service().host_service(unknown).nics_service(),
+            system.templates_service().template_service(unknown).watchdogs_service(),
+            system.storage_domains_service().storage_domain_service(unknown).disk_profiles_service(),
+        ):
+            with pytest.raises(sdk.NotFoundError):
+                listed.list()
         host = system.hosts_service().list()[0]
         assert (host.spm.priority, host.power_management.enabled) == (5, False)
         assert system.hosts_service().host_service(host.id).nics_service().list() == []

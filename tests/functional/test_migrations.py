@@ -81,3 +81,40 @@ def test_upgrade_from_0001_with_a_filled_cache(empty_db_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM ovf_cache")).scalar() == 0
     finally:
         db.dispose()
+
+
+def test_domain_settings_migration_keeps_domains_with_ovirts_defaults(empty_db_url: str) -> None:
+    """0010 adds the domain settings to existing domains with oVirt's defaults; down again, the domain
+    stays as it was."""
+    from uuid import uuid4
+
+    from sqlalchemy import text
+
+    db = Database(empty_db_url)
+    try:
+        db.migrate("0009")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO storage_domains (id, name, storage_type, domain_class, address, path, vg_uuid, "
+                    "description, comment, status, master, ovf_store_count, format_version) VALUES "
+                    "(:id, 'old', 'nfs', 'data', '10.0.0.1', '/e', '', '', '', 'unattached', false, 2, 5)"
+                ),
+                {"id": uuid4().hex if db.is_sqlite else uuid4()},
+            )
+        db.migrate("0010")
+        query = (
+            "SELECT backup, wipe_after_delete, discard_after_delete, warning_low_space_indicator, "
+            "critical_space_action_blocker, vfs_type, mount_options, nfs_version, nfs_timeo, nfs_retrans "
+            "FROM storage_domains"
+        )
+        with db.engine.connect() as conn:
+            assert tuple(conn.execute(text(query)).one()) == (False, False, False, 10, 5, "", "", "", 0, 0)
+        db.downgrade("0009")
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM storage_domains")).scalar() == "old"
+            assert "backup" not in {c["name"] for c in inspect(conn).get_columns("storage_domains")}
+        db.migrate()
+        assert db.current_revision() == _head()
+    finally:
+        db.dispose()

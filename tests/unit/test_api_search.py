@@ -3,6 +3,7 @@ role writes them."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -69,3 +70,38 @@ def test_parse_keeps_and_only_terms() -> None:
     assert [t.key for t in search.parse("Vms: name=a and status!=up")] == ["name", "status"]
     with pytest.raises(InvalidInput):
         search.parse("name=a or name=b")
+
+
+def test_quotes_and_parentheses_inside_values() -> None:
+    """Names may hold parentheses and the words and/or: quoted, or a term's own `(...)`, they are the value."""
+    items = [Sd("web (prod)", "", "up"), Sd("a or b", "", "up"), Sd("db(1)", "", "down")]
+    found = lambda e: [d.name for d in search.apply(items, e, KEYS, "vm")]  # noqa: E731
+    assert found('name="web (prod)"') == ["web (prod)"]
+    assert found("name='a or b' or name=x") == ["a or b"]
+    assert found("(name=db(1) or name=x) and status=down") == ["db(1)"]
+
+
+def test_deep_nesting_and_huge_expressions_are_clear_faults() -> None:
+    nested = "(" * search.MAX_DEPTH + "name=prod" + ")" * search.MAX_DEPTH
+    assert names(nested) == ["prod"]
+    with pytest.raises(InvalidInput, match="deeper than 32"):
+        names("(" + nested + ")")
+    with pytest.raises(InvalidInput, match="deeper than 32"):
+        names("(" * 5000 + "name=prod" + ")" * 5000)  # never a RecursionError
+    with pytest.raises(InvalidInput, match="at most 65536") as refused:
+        names("name=" + "x" * search.MAX_EXPRESSION)
+    assert len(str(refused.value)) < 200
+
+
+def test_long_expressions_parse_in_linear_time() -> None:
+    many = " or ".join(["name=spare"] * 4500)  # about 63,000 characters
+    started = time.perf_counter()
+    assert names(many) == ["spare"]
+    assert time.perf_counter() - started < 2  # the old parser's slicing took seconds for this
+
+
+@pytest.mark.parametrize("bad", ["name=prod) and name=" + "x" * 100_000, "name=" + "'" + "x" * 60_000])
+def test_faults_quote_a_bounded_part(bad: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        search.parse_tree(bad[: search.MAX_EXPRESSION])
+    assert len(str(refused.value)) < 500

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ovfstore.engine.errors import InvalidInput
+from ovfstore.store.quoting import quoted
 
 T = TypeVar("T")
 # Search key -> the values an object has for it.
@@ -52,7 +53,11 @@ class AllOf:
 
 
 Expr = Term | AnyOf | AllOf
-_SPLIT = re.compile(r"(\(|\)|\s+and\s+|\s+or\s+)", re.IGNORECASE)
+#: The longest expression and the deepest nesting of parentheses taken: far beyond any client's, and
+#: short of what would make parsing slow or recursion deep.
+MAX_EXPRESSION = 64 * 1024
+MAX_DEPTH = 32
+_CONNECTOR = re.compile(r"\s+(and|or)(?=[\s(]|$)", re.IGNORECASE)
 
 
 def parse(expression: str) -> list[Term]:
@@ -66,59 +71,111 @@ def parse(expression: str) -> list[Term]:
 
 def parse_tree(expression: str) -> Expr:
     """An expression of terms joined with `and` and `or` (`and` binds closer), grouped by parentheses."""
+    if len(expression) > MAX_EXPRESSION:
+        raise InvalidInput(
+            f"search expression of {len(expression)} characters: at most {MAX_EXPRESSION}; search in parts"
+        )
     expression = expression.strip()
     # "Vms: name=x" is the search bar's form; the prefix names the collection already being searched.
     if re.match(r"^\w+\s*:", expression) and "=" not in expression.split(":", 1)[0]:
         expression = expression.split(":", 1)[1]
-    tokens = [t.strip() for t in _SPLIT.split(f" {expression} ") if t.strip()]
+    tokens = _tokens(expression)
     if not tokens:
         return AllOf(())
-    tree, rest = _either(tokens)
-    if rest:
-        raise InvalidInput(f"search expression {expression[:200]!r}: unexpected {rest[0]!r}")
+    parser = _Parser(tokens)
+    tree = parser.either(0)
+    if parser.at < len(tokens):
+        raise InvalidInput(f"search expression {quoted(expression, 200)}: unexpected {quoted(tokens[parser.at], 200)}")
     return tree
 
 
-def _either(tokens: list[str]) -> tuple[Expr, list[str]]:
-    parts = []
-    while True:
-        part, tokens = _both(tokens)
-        parts.append(part)
-        if not tokens or tokens[0].lower() != "or":
-            return (parts[0] if len(parts) == 1 else AnyOf(tuple(parts))), tokens
-        tokens = tokens[1:]
+def _tokens(expression: str) -> list[str]:
+    """`(`, `)`, `and`, `or` and the terms between them. Within quotes nothing is special; a `(` inside a
+    term (`name=web(1)`) is part of it, and so is the `)` that closes it."""
+    tokens: list[str] = []
+    term: list[str] = []
+    quote, inner, at = "", 0, 0
+    while at < len(expression):
+        char = expression[at]
+        starts_space = char.isspace() and (at == 0 or not expression[at - 1].isspace())
+        connector = _CONNECTOR.match(expression, at) if starts_space and not (quote or inner) else None
+        if connector is not None:
+            tokens.extend([*_flushed(term), connector.group(1).lower()])
+            at = connector.end()
+            continue
+        at += 1
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "(" and not term:  # a term starts with it: a group
+            tokens.append("(")
+            continue
+        elif char == "(" or (char == ")" and inner):
+            inner += 1 if char == "(" else -1
+        elif char == ")":
+            tokens.extend([*_flushed(term), ")"])
+            continue
+        if term or not char.isspace():
+            term.append(char)
+    return tokens + _flushed(term)
 
 
-def _both(tokens: list[str]) -> tuple[Expr, list[str]]:
-    parts = []
-    while True:
-        part, tokens = _atom(tokens)
-        parts.append(part)
-        if not tokens or tokens[0].lower() != "and":
-            return AllOf(tuple(parts)), tokens
-        tokens = tokens[1:]
+def _flushed(term: list[str]) -> list[str]:
+    text = "".join(term).strip()
+    term.clear()
+    return [text] if text else []
 
 
-def _atom(tokens: list[str]) -> tuple[Expr, list[str]]:
-    if not tokens:
-        raise InvalidInput("search expression ends where a term was expected")
-    if tokens[0] == "(":
-        inner, rest = _either(tokens[1:])
-        if not rest or rest[0] != ")":
-            raise InvalidInput("search expression: a '(' is not closed")
-        return inner, rest[1:]
-    return _term(tokens[0]), tokens[1:]
+class _Parser:
+    """Recursive descent over the tokens, never deeper than `MAX_DEPTH` parentheses."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.at = 0
+
+    def _next_is(self, token: str) -> bool:
+        return self.at < len(self.tokens) and self.tokens[self.at] == token
+
+    def either(self, depth: int) -> Expr:
+        parts = [self.both(depth)]
+        while self._next_is("or"):
+            self.at += 1
+            parts.append(self.both(depth))
+        return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
+
+    def both(self, depth: int) -> Expr:
+        parts = [self.atom(depth)]
+        while self._next_is("and"):
+            self.at += 1
+            parts.append(self.atom(depth))
+        return AllOf(tuple(parts))
+
+    def atom(self, depth: int) -> Expr:
+        if self.at >= len(self.tokens):
+            raise InvalidInput("search expression ends where a term was expected")
+        token = self.tokens[self.at]
+        self.at += 1
+        if token == "(":
+            if depth >= MAX_DEPTH:
+                raise InvalidInput(f"search expression nests parentheses deeper than {MAX_DEPTH}; simplify it")
+            inner = self.either(depth + 1)
+            if not self._next_is(")"):
+                raise InvalidInput("search expression: a '(' is not closed")
+            self.at += 1
+            return inner
+        return _term(token)
 
 
 def _term(part: str) -> Term:
     m = _TERM.match(part)
     if m is None:
-        raise InvalidInput(f"search term {part.strip()[:200]!r} is not of the form key=value (joined with and/or)")
+        raise InvalidInput(f"search term {quoted(part.strip(), 200)} is not of the form key=value (joined with and/or)")
     key, op, raw = m.groups()
     try:
         words = shlex.split(raw) if raw else [""]
     except ValueError as exc:
-        raise InvalidInput(f"search value {raw[:200]!r}: {exc}") from exc
+        raise InvalidInput(f"search value {quoted(raw, 200)}: {exc}") from exc
     return Term(key.lower(), " ".join(words), op == "!=")
 
 
@@ -151,5 +208,5 @@ def limit(items: list[T], maximum: str | None) -> list[T]:
     try:
         count = int(maximum)
     except ValueError as exc:
-        raise InvalidInput(f"max must be a number, not {maximum!r}") from exc
+        raise InvalidInput(f"max must be a number, not {quoted(maximum)}") from exc
     return items if count < 0 else items[:count]

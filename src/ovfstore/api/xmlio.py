@@ -18,6 +18,7 @@ from uuid import UUID
 from lxml import etree
 
 from ovfstore.engine.errors import InvalidInput
+from ovfstore.store.quoting import quoted
 
 Node = dict[str, Any]
 ATTRIBUTES = ("id", "href", "rel")
@@ -143,7 +144,7 @@ class Body:
         try:
             return to_bool(value)
         except ValueError:
-            raise InvalidInput(f"<{path}> must be true or false, not {value!r}") from None
+            raise InvalidInput(f"<{path}> must be true or false, not {quoted(value)}") from None
 
     def int(self, path: str, default: int | None = None) -> int | None:
         value = self.text(path)
@@ -152,7 +153,7 @@ class Body:
         try:
             return int(value)
         except ValueError as exc:
-            raise InvalidInput(f"<{path}> must be an integer, not {value!r}") from exc
+            raise InvalidInput(f"<{path}> must be an integer, not {quoted(value)}") from exc
 
     def id(self, path: str | None = None) -> UUID | None:
         """The `id` attribute of the element at `path` (or of this element)."""
@@ -173,4 +174,4 @@ def parse_id(value: str, what: str) -> UUID:
     try:
         return UUID(value.strip())
     except ValueError as exc:
-        raise InvalidInput(f"{what}: {value!r} is not a valid id (a UUID)") from exc
+        raise InvalidInput(f"{what}: {quoted(value)} is not a valid id (a UUID)") from exc

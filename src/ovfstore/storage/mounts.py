@@ -15,7 +15,7 @@ import posixpath
 
 from ovfstore.storage.errors import DomainNotFound, InvalidArgument
 from ovfstore.storage.files import contained
-from ovfstore.store.quoting import quoted
+from ovfstore.store.quoting import cut, quoted
 
 #: The directory of the storage root under which Gluster volumes are mounted.
 GLUSTER_DIR = "glusterSD"
@@ -33,6 +33,10 @@ def connection_spec(address: str, path: str) -> str:
     if tail.startswith("//"):
         tail = tail[1:]
     address = address.strip()
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    if ":" in address:  # an IPv6 address is bracketed in the spec, as VDSM joins host and path
+        address = f"[{address}]"
     return f"{address}:{tail}" if address else tail
 
 
@@ -56,7 +60,7 @@ def mounted_at(roots: tuple[str, ...], storage_type: str, address: str, path: st
         candidate = os.path.join(root, name)
         if os.path.isdir(candidate):
             return contained(candidate, roots)
-    where = ", ".join(os.path.join(root, name) for root in roots) or "no storage root (--root)"
+    where = ", ".join(cut(os.path.join(root, name)) for root in roots) or "no storage root (--root)"
     raise DomainNotFound(
         f"{quoted(connection_spec(address, path))} is not mounted on this host: mount it at {where} "
         "(VDSM's mount point), then add the domain again"

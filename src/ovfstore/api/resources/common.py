@@ -11,6 +11,7 @@ from ovfstore.api.router import Call, Document
 from ovfstore.api.xmlio import Body, Node
 from ovfstore.engine.errors import InvalidInput, NotFound
 from ovfstore.engine.inventory.changes import UNSET, Unset
+from ovfstore.store.quoting import quoted
 
 T = TypeVar("T")
 
@@ -81,4 +82,4 @@ def given(body: Body, path: str, convert: Callable[[str], T]) -> T | Unset:
     try:
         return convert(text)
     except ValueError as exc:
-        raise InvalidInput(f"<{path}>: {text!r} is not valid: {exc}") from exc
+        raise InvalidInput(f"<{path}>: {quoted(text)} is not valid: {exc}") from exc

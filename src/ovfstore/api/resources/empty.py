@@ -9,6 +9,7 @@ from uuid import UUID
 
 from ovfstore.api.router import Call, Document, Router
 from ovfstore.api.views import href
+from ovfstore.engine.errors import NotFound
 from ovfstore.engine.inventory import Inventory
 
 # Owner collection: its path parameter, what it is called, and how the inventory finds one.
@@ -82,6 +83,16 @@ def _empty_of(owners: str, item: str) -> Callable[[Call], Document]:
     return handler
 
 
+def _dc_affinity_groups(call: Call) -> Document:
+    """A data center's cluster's affinity groups: none, once the cluster is found in that data center."""
+    inv = call.engine.inventory
+    dc = inv.data_centers.get(call.id("dc", "data center"))
+    cluster = inv.clusters.get(call.id("cluster", "cluster"))
+    if cluster.data_center_id != dc.id:
+        raise NotFound("cluster", f"{cluster.id} in data center {dc.id}")
+    return Document("affinity_groups", {"affinity_group": []})
+
+
 def _top(item: str) -> Callable[[Call], Document]:
     def handler(call: Call) -> Document:
         return Document(item + "s", {item: []})
@@ -102,7 +113,7 @@ def aaa_domains(call: Call) -> Document:
 def register(router: Router) -> None:
     router.add("GET", "/domains", aaa_domains)
     # A data center's cluster is the cluster itself (the SDK reaches affinity groups through either path).
-    router.add("GET", "/datacenters/{dc}/clusters/{cluster}/affinitygroups", _empty_of("clusters", "affinity_group"))
+    router.add("GET", "/datacenters/{dc}/clusters/{cluster}/affinitygroups", _dc_affinity_groups)
     for owners, subs in EMPTY.items():
         param = _OWNERS[owners][0]
         for sub, item in subs.items():

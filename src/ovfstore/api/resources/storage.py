@@ -13,6 +13,7 @@ from ovfstore.api.xmlio import Body, to_bool
 from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.inventory import StorageDomainChanges
 from ovfstore.engine.inventory.changes import apply
+from ovfstore.engine.inventory.storage_domains import check_settings
 from ovfstore.model import DomainClass, Host, HostStatus, LogicalUnit, StorageDomain, StorageType
 
 
@@ -68,6 +69,7 @@ def add_domain(call: Call) -> Document:
     if not path:
         raise InvalidInput("the domain needs <storage><path>...</path></storage>")
     settings = _settings(body)
+    check_settings(settings)  # before the domain is made or taken over on storage
     where = _directory(call, host, storage_type, address, path)
     existing = engine.domains.unknown_at(host, where)
     wants_import = bool(body.bool("import", False))
@@ -102,9 +104,11 @@ def add_domain(call: Call) -> Document:
 
 
 def _directory(call: Call, host: Host, storage_type: StorageType, address: str, path: str) -> str:
-    """Where the domain's directory lies on the host: with an address, the mount point of the connection
-    (an NFS export, a POSIX or Gluster file system; `storage.mounts`), and without one the path itself."""
-    if not address or storage_type is StorageType.LOCALFS:
+    """Where the domain's directory lies on the host: with an address, or a path that is a remote spec
+    (`server:/export`, as oVirt gives a POSIX connection), the mount point of the connection (an NFS
+    export, a POSIX or Gluster file system; `storage.mounts`); else the path itself, a directory."""
+    remote = ":" in path.split("/", 1)[0]
+    if storage_type is StorageType.LOCALFS or not (address or remote):
         return path
     return call.engine.domains.mount_point(host, storage_type, address, path)
 

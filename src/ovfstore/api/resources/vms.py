@@ -52,7 +52,8 @@ def _entity_keys(call: Call) -> search.Keys:
             cache["disks"] = inv.attachments.disks_by_entity()
             cache["domains"] = {d.id: d.domain_ids for d in inv.disks.list()}
             cache["names"] = {d.id: d.name for d in inv.storage_domains.list()}
-        return [cache["names"].get(sd, "") for disk in cache["disks"].get(e.id, []) for sd in cache["domains"][disk]]
+        disks = cache["disks"].get(e.id, [])
+        return [cache["names"].get(sd, "") for disk in disks for sd in cache["domains"].get(disk, ())]
 
     cache: dict[str, Any] = {}
     return name_keys(

@@ -51,6 +51,8 @@ _BY_FIELD: Final[dict[str, int]] = {
     "mac_pool_end": 17,
     "address": 1024,
     "path": 1024,
+    "vfs_type": NAME_MAX,
+    "nfs_version": 16,
 }
 _BY_KIND: Final[dict[tuple[type, str], int]] = {
     (VmBase, "description"): VM_DESCRIPTION_MAX,

@@ -15,9 +15,10 @@ from ovfstore.engine.db.rows import values
 from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.inventory import lookups
 from ovfstore.engine.inventory.base import Service, Tx, changed, check_name, one, unique_name, update_row
-from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset
+from ovfstore.engine.inventory.changes import UNSET, ChangeSet, Unset, apply
 from ovfstore.engine.inventory.fields import check_text
 from ovfstore.model import DataCenter, DomainStatus, StorageDomain
+from ovfstore.store.quoting import quoted
 
 MAX_OVF_STORES = 16  # oVirt accepts 0..16 OVF stores per domain
 d = s.storage_domains
@@ -118,11 +119,30 @@ def _check_store_count(count: int) -> None:
         )
 
 
+#: oVirt's NFS versions (its API's `NfsVersion`); "" is stored for "auto".
+NFS_VERSIONS = ("", "auto", "v3", "v4", "v4_0", "v4_1", "v4_2")
+#: Upper bounds of the numeric settings: a percentage, a size in GiB (the column's int), and NFS's
+#: timeout (deciseconds) and retransmissions, which mount(8) keeps in 16 bits.
+_NUMBER_RANGES = {
+    "warning_low_space_indicator": (100, "a percentage"),
+    "critical_space_action_blocker": (2**31 - 1, "GiB"),
+    "nfs_timeo": (65535, "deciseconds"),
+    "nfs_retrans": (65535, "retransmissions"),
+}
+
+
+def check_settings(changes: StorageDomainChanges) -> None:
+    """Refuse settings a POST gives before anything is done on storage (a domain created or imported
+    and then refused would be left behind); the same checks `add` and `update` make."""
+    _check_thresholds(apply(StorageDomain(name="settings", path="/"), changes, "storage domain")[0])
+
+
 def _check_thresholds(domain: StorageDomain) -> None:
-    if not 0 <= domain.warning_low_space_indicator <= 100:
+    for name, (top, unit) in _NUMBER_RANGES.items():
+        value = getattr(domain, name)
+        if not 0 <= value <= top:
+            raise InvalidInput(f"{name} {quoted(value)} is out of range: give 0 to {top} ({unit})")
+    if domain.nfs_version not in NFS_VERSIONS:
         raise InvalidInput(
-            f"warning_low_space_indicator {domain.warning_low_space_indicator} is a percentage: give 0 to 100"
+            f"nfs_version {quoted(domain.nfs_version)} is not one of oVirt's: {', '.join(NFS_VERSIONS[1:])}"
         )
-    for name in ("critical_space_action_blocker", "nfs_timeo", "nfs_retrans"):
-        if getattr(domain, name) < 0:
-            raise InvalidInput(f"{name} {getattr(domain, name)} is negative; give 0 or more")
