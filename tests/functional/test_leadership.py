@@ -70,6 +70,20 @@ def test_a_clean_stop_hands_the_lease_over_at_once(database: Database) -> None:
         second.stop()
 
 
+def test_a_step_down_hands_the_lease_over_at_once(database: Database) -> None:
+    """A leader that steps down (a fenced write whose refusal names no term) does not keep the others
+    waiting for its lease to run out."""
+    if database.is_sqlite:
+        return  # one engine: nothing to hand over to
+    first, second = Leadership(database, "a", 30.0), Leadership(database, "b", 30.0)
+    first._attempt()
+    assert first.term() == 1
+    first.step_down("an agent refused a write of this term")
+    assert first.term() is None
+    second._attempt()
+    assert second.term() == 2
+
+
 def test_a_database_behind_the_storage_catches_up_with_its_term(database: Database) -> None:
     """A database restored from an old backup hands out terms the domains have seen already: the first
     refusal names the domain's term, the database's is raised to it, and the next leader's passes."""
@@ -97,9 +111,7 @@ def test_each_domain_is_written_under_the_term_the_engine_leads_under_then(
         term_file = site.root / str(first.id) / "dom_md" / "ovfstore_term"
         assert site.updater.update_now(first.id).written
         assert term_file.read_text() == "1\n"
-        leadership.step_down("test: the lease was lost")
-        if not database.is_sqlite:  # let it be taken again at once
-            leadership.step_down("test", storage_term=1)
+        leadership.step_down("test: the lease was lost")  # and handed over: taken again at once
         leadership._attempt()
         assert leadership.term() == 2
         assert site.updater.update_now(first.id).written
