@@ -211,11 +211,12 @@ class Leadership:
         with self._lock:
             self._term = int(term)
             self._deadline = sent + self.lease_s * 0.9
-        events.record(
-            self.db, utcnow(), events.Severity.NORMAL, "leadership_taken",
-            f"engine {self.name} leads the OVF updater under term {term}",
-        )  # fmt: skip
-        self._tell(int(term))
+        self._tell(int(term))  # first: the updater catches up even if the event cannot be recorded
+        with contextlib.suppress(Exception):
+            events.record(
+                self.db, utcnow(), events.Severity.NORMAL, "leadership_taken",
+                f"engine {self.name} leads the OVF updater under term {term}",
+            )  # fmt: skip
 
     def _renew(self) -> None:
         term = self.term()
