@@ -100,7 +100,10 @@ def test_a_write_in_flight_when_a_newer_term_arrives_is_refused_and_left_illegal
         writer = threading.Thread(target=old_leader)
         writer.start()
         assert started.wait(30)
-        time.sleep(0.3)  # the agent has the first half, the volume is ILLEGAL
+        deadline = time.monotonic() + 30  # the agent took the write under term 1: the volume is ILLEGAL
+        while plain.volume_info(sd, *first).legality != "ILLEGAL":
+            assert time.monotonic() < deadline, "the agent did not start the old leader's write"
+            time.sleep(0.02)
         plain.with_term(2).set_description(sd, *other, "OVF_STORE")  # a new leader raises the term
         go_on.set()
         writer.join(30)

@@ -86,8 +86,10 @@ def test_changes_through_any_engine_are_written_by_the_leader(tmp_path: Path, pg
         build(site, 3, via=b)
         wait_for(lambda: converged(site), 30, "the first write of the stores")
         edit(b, site.vm_ids[1], "changed-through-b")
-        took = wait_for(lambda: converged(site), 1.0 + 5.0, "the change made through B on storage")
-        assert took < 6.0
+        # Well before the sweep (20 s): B's NOTIFY woke the leader (its debounce is 1 s; the rest is
+        # slack for a loaded machine).
+        took = wait_for(lambda: converged(site), 12.0, "the change made through B on storage")
+        assert took < 12.0
         status = _status(b)
         assert status["leader"] == {
             "engine": a.name, "term": leader.term, "since": leader.since.isoformat() if leader.since else None,
@@ -111,10 +113,10 @@ def test_a_killed_leader_is_replaced_within_its_lease_and_a_complete_store_remai
         assert old is not None
         site.engine(old.engine).kill()
         took = wait_for(
-            lambda: (new := site.leader()) is not None and new.alive and new.term > old.term, LEASE_S + 3,
+            lambda: (new := site.leader()) is not None and new.alive and new.term > old.term, LEASE_S + 5,
             "another engine leading",
         )  # fmt: skip
-        assert took <= LEASE_S + 2.0
+        assert took <= LEASE_S + 5  # the lease, a follower's next look (1 s), slack for a loaded machine
         site.proxy.rate = None
         wait_for(lambda: converged(site), 30, "the new leader finishing the update")
         stop.set()

@@ -251,10 +251,10 @@ def test_two_update_now_calls_during_a_run_both_succeed(site: Site) -> None:
     in_run = threading.Event()
     release = threading.Event()
 
-    def slow_update(domain_id, *, force=False):  # type: ignore[no-untyped-def]
+    def slow_update(domain_id, *, force=False, term=None):  # type: ignore[no-untyped-def]
         in_run.set()
         release.wait(10)
-        return real_update(domain_id, force=force)
+        return real_update(domain_id, force=force, term=term)
 
     step.update = slow_update  # type: ignore[method-assign]
     site.updater.start()

@@ -59,6 +59,10 @@ def test_a_store_goes_through_its_states(world: World) -> None:
     assert (status.status, status.generation, status.size, status.entity_count) == (OvfStoreStatus.UPDATED, 3, 10240, 2)
     assert status.outdated_since is None
     assert status.last_updated == later
+    # A deposed leader's record of the same generation, written after the new leader's, changes nothing.
+    records.mark_written(db, store.disk_id, generation=3, size=512, sha256="cd" * 32, entity_ids=[], when=NOW)
+    (status,) = domains_status(db, world.sd1.id)[0].stores
+    assert (status.generation, status.size, status.sha256, status.last_updated) == (3, 10240, "ab" * 32, later)
 
     records.set_domain_error(db, world.sd1.id, "not for an updated store")
     assert domains_status(db, world.sd1.id)[0].stores[0].last_error is None

@@ -134,14 +134,15 @@ class Leadership:
         with self._lock:
             if self._term is not None:
                 self._lost_locked(reason)
-        if storage_term is not None:
-            t = s.leadership
-            with contextlib.suppress(Exception), self.db.write() as conn:
+        t = s.leadership
+        with contextlib.suppress(Exception), self.db.write() as conn:
+            if storage_term is not None:
                 conn.execute(update(t).where(t.c.id == 1, t.c.term < storage_term).values(term=storage_term))
-                # Still ours (the database was behind): hand it over now rather than at its expiry.
-                conn.execute(
-                    update(t).where(t.c.id == 1, t.c.session == self.session).values(expires_at=_now(conn, self.db))
-                )
+            # Still ours (the database was behind, or the refusal named no term): hand it over now rather
+            # than leave every engine waiting for its expiry.
+            conn.execute(
+                update(t).where(t.c.id == 1, t.c.session == self.session).values(expires_at=_now(conn, self.db))
+            )
 
     # --- the thread -----------------------------------------------------------------------------------
 
@@ -210,11 +211,12 @@ class Leadership:
         with self._lock:
             self._term = int(term)
             self._deadline = sent + self.lease_s * 0.9
-        events.record(
-            self.db, utcnow(), events.Severity.NORMAL, "leadership_taken",
-            f"engine {self.name} leads the OVF updater under term {term}",
-        )  # fmt: skip
-        self._tell(int(term))
+        self._tell(int(term))  # first: the updater catches up even if the event cannot be recorded
+        with contextlib.suppress(Exception):
+            events.record(
+                self.db, utcnow(), events.Severity.NORMAL, "leadership_taken",
+                f"engine {self.name} leads the OVF updater under term {term}",
+            )  # fmt: skip
 
     def _renew(self) -> None:
         term = self.term()

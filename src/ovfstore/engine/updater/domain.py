@@ -97,13 +97,11 @@ class DomainStep:
         self.agents = agents
         self.config = config
         self.clock = clock
-        #: The leadership term every agent request of this step carries (`engine/leadership.py`); None
-        #: for an engine that does not elect a leader (its writes are not fenced).
-        self.term: int | None = None
 
-    def update(self, domain_id: UUID, *, force: bool = False) -> DomainResult:
+    def update(self, domain_id: UUID, *, force: bool = False, term: int | None = None) -> DomainResult:
         """Bring the domain's stores up to date (or rewrite them anyway with `force`), through the first
-        up host whose agent answers."""
+        up host whose agent answers. `term`: the leadership term every agent request carries
+        (`engine/leadership.py`); None for an engine that does not elect a leader (not fenced)."""
         result = DomainResult(domain_id)
         domain = self._writable_domain(result)
         if domain is None or domain.data_center_id is None:
@@ -117,7 +115,7 @@ class DomainStep:
         for host in hosts:
             try:
                 client = self.agents.client(host)
-                fenced = client if self.term is None else client.with_term(self.term)
+                fenced = client if term is None else client.with_term(term)
                 return self._update_through(fenced, domain, result, force)
             except HostLost as exc:
                 failures.append(f"{host.name}: {exc}")

@@ -125,10 +125,18 @@ def mark_missing(db: Database, disk_id: UUID) -> None:
 def mark_written(
     db: Database, disk_id: UUID, *, generation: int, size: int, sha256: str, entity_ids: list[UUID], when: datetime
 ) -> None:
-    _set(
-        db, disk_id, status=OvfStoreStatus.UPDATED, store_generation=generation, size=size, sha256=sha256,
-        entity_ids=entity_ids, last_updated=when, outdated_since=None, last_error=None,
-    )  # fmt: skip
+    """The store holds `generation`, unless its row has that generation or a later one already: a write
+    numbers its generation one past every store's, so such a row was written by another engine meanwhile
+    (this one lost the leadership while writing) and describes what storage holds now."""
+    with db.write() as conn:
+        conn.execute(
+            update(st)
+            .where(st.c.disk_id == disk_id, st.c.store_generation < generation)
+            .values(
+                status=OvfStoreStatus.UPDATED, store_generation=generation, size=size, sha256=sha256,
+                entity_ids=entity_ids, last_updated=when, outdated_since=None, last_error=None,
+            )
+        )  # fmt: skip
 
 
 def set_error(db: Database, disk_id: UUID, error: str) -> None:

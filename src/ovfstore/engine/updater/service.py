@@ -219,10 +219,11 @@ class OvfUpdater:
 
     def _update_domain(self, domain_id: UUID, force: bool) -> DomainResult:
         started = time.monotonic()
-        if not self._leading():
+        term = self.leading_term()  # read for each domain: the run may outlive a term
+        if term is None:
             return DomainResult(domain_id, skipped="this engine no longer leads the OVF updater")
         try:
-            result = self.domain_step.update(domain_id, force=force)
+            result = self.domain_step.update(domain_id, force=force, term=term or None)
         except Exception as exc:  # a bug must not stop the other domains; it is recorded like a failure
             log.exception("updating the OVF stores of domain %s failed", domain_id)
             result = DomainResult(
@@ -301,12 +302,10 @@ class OvfUpdater:
                         future.set_exception(UpdateError("the updater stopped before serving the request"))
                     return
                 requests, self._requests = self._requests, {}
-                term = None if self._leadership is None else self._leadership.term()
-                if self._leadership is not None and term is None:
+                if not self._leading():
                     for domain_id, future in requests.items():
                         future.set_result(DomainResult(domain_id, error=self._not_leading()))
                     continue
-                self.domain_step.term = term
                 now = time.monotonic()
                 if now >= self._next_sweep:
                     self._next_sweep = now + self.config.sweep_interval_s

@@ -2,7 +2,7 @@
 OVF updater, with a term that grows with each new leader (engine/leadership.py).
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03
 """
 
