@@ -16,14 +16,13 @@ leave the recorded term as it is (docs/AGENT.md, "Fencing").
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
-from ovfstore.storage.errors import InvalidMetadata, StaleTerm, StorageUnavailable
+from ovfstore.storage.errors import InvalidMetadata, StaleTerm
+from ovfstore.storage.locking import wait_exclusive
 from ovfstore.store.quoting import quoted
 
 #: The file of a file domain's `dom_md` that holds its term (VDSM opens the files of `dom_md` by name
@@ -56,17 +55,7 @@ def term_of_tags(tags: Iterable[str], sd_id: str) -> int:
 
 def wait_lock(fd: int, what: str, wait_s: float = LOCK_WAIT_S) -> None:
     """An exclusive `flock` of `fd`, waited for up to `wait_s` (`StorageUnavailable` after that)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise StorageUnavailable(
-                    f"{what} has been locked for {wait_s:.0f} s by another writer; retry later"
-                ) from None
-            time.sleep(0.02)
+    wait_exclusive(fd, wait_s, f"{what} has been locked for {wait_s:.0f} s by another writer; retry later")
 
 
 @contextmanager

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ovfstore.storage.errors import VolumeBusy
+from ovfstore.storage.errors import StorageUnavailable, VolumeBusy
 from ovfstore.storage.files import open_regular
 
 
@@ -40,3 +41,17 @@ def held(fd: int, exclusive: bool, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def wait_exclusive(fd: int, wait_s: float, busy: str) -> None:
+    """An exclusive `flock` of `fd`, waited for up to `wait_s` seconds; after that `StorageUnavailable`
+    with the message `busy`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise StorageUnavailable(busy) from None
+            time.sleep(0.02)

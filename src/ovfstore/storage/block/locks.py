@@ -11,16 +11,13 @@ lock when its holder dies, so a SIGKILLed agent leaves nothing locked.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ovfstore.storage.errors import StorageUnavailable
-from ovfstore.storage.locking import held
+from ovfstore.storage.locking import held, wait_exclusive
 
 #: How long a metadata change waits for another one of the same domain.
 VG_WAIT_S = 60.0
@@ -56,17 +53,11 @@ def vg_locked(sd_id: str) -> Iterator[None]:
         return
     fd = lock_file(f"{sd_id}.vg.lock")
     try:
-        deadline = time.monotonic() + VG_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StorageUnavailable(
-                        f"another change of storage domain {sd_id} has held its lock for {VG_WAIT_S:.0f} s; retry later"
-                    ) from None
-                time.sleep(0.05)
+        wait_exclusive(
+            fd,
+            VG_WAIT_S,
+            f"another change of storage domain {sd_id} has held its lock for {VG_WAIT_S:.0f} s; retry later",
+        )
         held.add(sd_id)
         try:
             yield
