@@ -22,7 +22,7 @@ from ovfstore.offline import inspect_domain
 from ovfstore.ovf import read_ovf, write_ovf
 from ovfstore.storage.domain import FileDomain
 from ovfstore.store import description
-from ovfstore.store.tarstream import EntityRef, StoreTar, header
+from ovfstore.store.tarstream import EntityRef, StoreTar
 from tests.fixtures.ovirt_domain import (
     OVIRT_33_VM,
     V2V_VM,
@@ -259,7 +259,9 @@ def _past_the_end() -> bytes:
 
 
 def _gigantic() -> bytes:
-    return header(f"{V2V_VM}.ovf", 1 << 40, 0) + b"\0" * 4096
+    forged = tarfile.TarInfo(f"{V2V_VM}.ovf")
+    forged.size = 1 << 40  # 1 TiB: beyond a ustar size field, written in GNU's base-256 as tar does
+    return forged.tobuf(format=tarfile.GNU_FORMAT)[:512] + b"\0" * 4096
 
 
 HOSTILE: dict[str, tuple[OvirtStore, str]] = {

@@ -90,7 +90,7 @@ def test_deep_nesting_and_huge_expressions_are_clear_faults() -> None:
         names("(" * 5000 + "name=prod" + ")" * 5000)  # never a RecursionError
     with pytest.raises(InvalidInput, match="at most 65536") as refused:
         names("name=" + "x" * search.MAX_EXPRESSION)
-    assert len(str(refused.value)) < 200
+    assert len(str(refused.value)) < 600  # a bounded quote (the API cuts it further), never all of it
 
 
 def test_long_expressions_parse_in_linear_time() -> None:

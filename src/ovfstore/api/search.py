@@ -73,7 +73,8 @@ def parse_tree(expression: str) -> Expr:
     """An expression of terms joined with `and` and `or` (`and` binds closer), grouped by parentheses."""
     if len(expression) > MAX_EXPRESSION:
         raise InvalidInput(
-            f"search expression of {len(expression)} characters: at most {MAX_EXPRESSION}; search in parts"
+            f"search expression {quoted(expression, 400)} is {len(expression)} characters long: at most "
+            f"{MAX_EXPRESSION}; search in parts"
         )
     expression = expression.strip()
     # "Vms: name=x" is the search bar's form; the prefix names the collection already being searched.

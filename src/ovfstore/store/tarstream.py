@@ -78,6 +78,8 @@ def header(name: str, size: int, mtime: int) -> bytes:
     encoded = name.encode("ascii")
     if len(encoded) > 100:
         raise StoreBuildError(f"member name {name!r} is longer than a ustar name (100 bytes)")
+    if not 0 <= size < 8 << 30 or not 0 <= mtime < 8 << 30:
+        raise StoreBuildError(f"member {name!r}: size {size} or time {mtime} does not fit a ustar header")
     size_field = b"%011o\0" % size
     mtime_field = b"%011o\0" % mtime
     block = bytearray(_TEMPLATE)
