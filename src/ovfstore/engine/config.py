@@ -51,6 +51,16 @@ class UpdaterConfig:
     # OVF on storage and its change waits. Locks normally last seconds to minutes; one held longer than this
     # (a task that died) makes the entity count as unprotected, for someone to look at.
     locked_threshold_s: float = 900.0
+    # Incremental writes: a change is appended to the stores as a segment holding only what changed
+    # (docs/FORMATS.md section 3), so its cost follows the change, not the domain. Off: every write is whole.
+    incremental: bool = True
+    # A store is written whole again (compacted) once the bytes appended since its last whole write pass
+    # this fraction of that write, or `compact_min`, whichever is larger: oVirt's engine reads every byte of
+    # a store and still sees removed VMs until then, so appended history is kept short.
+    compact_ratio: float = 0.5
+    compact_min: int = 4 * MIB
+    # ... or once it holds this many segments (each costs a reader a manifest check).
+    max_segments: int = 512
 
 
 @dataclass(frozen=True, slots=True)

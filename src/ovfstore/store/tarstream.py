@@ -50,6 +50,13 @@ class EntityRef:
     sha256: str | None = None  # of its OVF document, when known (hashed while streaming otherwise)
 
 
+def metadata_json(vm_status: Mapping[UUID, int]) -> bytes:
+    """`metadata.json`: the VM status map of the VMs that were not down, as oVirt writes it (a recovery
+    restarts exactly these), by id."""
+    running = dict(sorted((str(k), int(v)) for k, v in vm_status.items() if int(v)))
+    return json.dumps({"VM Status": running}).encode()
+
+
 def padded(size: int) -> int:
     return (size + BLOCK - 1) // BLOCK * BLOCK
 
@@ -130,9 +137,7 @@ class StoreTar:
                 }
             )
         ).encode()
-        # Only VMs that were not down, as oVirt writes it: a recovery restarts exactly these.
-        running = dict(sorted((str(k), int(v)) for k, v in vm_status.items() if int(v)))
-        self.metadata = json.dumps({"VM Status": running}).encode()
+        self.metadata = metadata_json(vm_status)
         listed = [(INFO_NAME, len(self.info))]
         listed += [(f"{e.id}.ovf", e.size) for e in entities]
         listed.append((METADATA_NAME, len(self.metadata)))
@@ -147,56 +152,72 @@ class StoreTar:
         return [e.id for e in self.entities]
 
     def chunks(self) -> Iterator[bytes]:
-        digests: list[tuple[str, int, str]] = []
-        announced = iter(self._listed)
-        buffer = bytearray()
-        sent = 0
+        out = MemberStream(self._listed, self._mtime)
+        yield from out.member(self.info)
+        yield from stream_documents(self.entities, self._fetch, out)
+        yield from out.member(self.metadata)
+        yield from stream_documents(self.unregistered, self._fetch, out)
+        yield from out.finish(manifest.encode(self.generation, self.writer, self.created, out.digests()), self.length)
 
-        def emit(name: str, data: bytes) -> Iterator[bytes]:
-            nonlocal sent
-            size = len(data)
-            buffer.extend(header(name, size, self._mtime))
-            buffer.extend(data)
-            buffer.extend(b"\0" * (padded(size) - size))
-            if len(buffer) >= CHUNK:
-                out = bytes(buffer)
-                buffer.clear()
-                sent += len(out)
-                yield out
 
-        def member(data: bytes, sha256: str | None = None) -> Iterator[bytes]:
-            name, size = next(announced, ("", -1))
-            if len(data) != size:
-                raise StoreBuildError(f"member {name or '(extra)'} has {len(data)} bytes, {size} were announced")
-            digests.append((name, size, sha256 or hashlib.sha256(data).hexdigest()))
-            yield from emit(name, data)
+class MemberStream:
+    """Members streamed in the order announced (name, size), each checked against its announced size and
+    hashed (unless its SHA-256 is known), in chunks of about `CHUNK`; then the manifest and the
+    end-of-archive. What a store tar and an appended segment (`store.segment`) share."""
 
-        yield from member(self.info)
-        yield from self._members(self.entities, member)
-        yield from member(self.metadata)
-        yield from self._members(self.unregistered, member)
-        if next(announced, None) is not None:
+    def __init__(self, announced: Sequence[tuple[str, int]], mtime: int) -> None:
+        self._announced = iter(announced)
+        self._mtime = mtime
+        self._digests: list[tuple[str, int, str]] = []
+        self._buffer = bytearray()
+        self._sent = 0
+
+    def digests(self) -> list[tuple[str, int, str]]:
+        """(name, size, SHA-256) of every member streamed, once all announced ones were."""
+        if next(self._announced, None) is not None:
             raise StoreBuildError("fewer members were streamed than announced")
-        yield from emit(manifest.MANIFEST_NAME, manifest.encode(self.generation, self.writer, self.created, digests))
-        buffer.extend(END_OF_ARCHIVE)
-        out = bytes(buffer)
-        sent += len(out)
-        if sent != self.length:
-            raise StoreBuildError(f"streamed {sent} bytes but announced {self.length}")
+        return self._digests
+
+    def member(self, data: bytes, sha256: str | None = None) -> Iterator[bytes]:
+        name, size = next(self._announced, ("", -1))
+        if len(data) != size:
+            raise StoreBuildError(f"member {name or '(extra)'} has {len(data)} bytes, {size} were announced")
+        self._digests.append((name, size, sha256 or hashlib.sha256(data).hexdigest()))
+        yield from self._emit(name, data)
+
+    def finish(self, manifest_bytes: bytes, length: int) -> Iterator[bytes]:
+        """The manifest and the end-of-archive; the whole must come to `length` bytes."""
+        yield from self._emit(manifest.MANIFEST_NAME, manifest_bytes)
+        self._buffer.extend(END_OF_ARCHIVE)
+        out = bytes(self._buffer)
+        self._sent += len(out)
+        if self._sent != length:
+            raise StoreBuildError(f"streamed {self._sent} bytes but announced {length}")
         yield out
 
-    def _members(
-        self, refs: Sequence[EntityRef], member: Callable[[bytes, str | None], Iterator[bytes]]
-    ) -> Iterator[bytes]:
-        for start in range(0, len(refs), FETCH_BATCH):
-            batch = refs[start : start + FETCH_BATCH]
-            wanted = [r.id for r in batch]
-            got = list(self._fetch(wanted))
-            if [g[0] for g in got] != wanted:
-                raise StoreBuildError("the OVF cache returned other documents than asked for; retry the update")
-            for ref, (_, data) in zip(batch, got, strict=True):
-                if len(data) != ref.size:
-                    raise StoreBuildError(
-                        f"the cached OVF of {ref.id} changed size while the store was built; retry the update"
-                    )
-                yield from member(data, ref.sha256)
+    def _emit(self, name: str, data: bytes) -> Iterator[bytes]:
+        size = len(data)
+        self._buffer.extend(header(name, size, self._mtime))
+        self._buffer.extend(data)
+        self._buffer.extend(b"\0" * (padded(size) - size))
+        if len(self._buffer) >= CHUNK:
+            out = bytes(self._buffer)
+            self._buffer.clear()
+            self._sent += len(out)
+            yield out
+
+
+def stream_documents(refs: Sequence[EntityRef], fetch: Fetch, out: MemberStream) -> Iterator[bytes]:
+    """The documents of `refs`, fetched a batch at a time, each checked against the size announced."""
+    for start in range(0, len(refs), FETCH_BATCH):
+        batch = refs[start : start + FETCH_BATCH]
+        wanted = [r.id for r in batch]
+        got = list(fetch(wanted))
+        if [g[0] for g in got] != wanted:
+            raise StoreBuildError("the OVF cache returned other documents than asked for; retry the update")
+        for ref, (_, data) in zip(batch, got, strict=True):
+            if len(data) != ref.size:
+                raise StoreBuildError(
+                    f"the cached OVF of {ref.id} changed size while the store was built; retry the update"
+                )
+            yield from out.member(data, ref.sha256)

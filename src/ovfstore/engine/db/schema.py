@@ -11,6 +11,7 @@ Besides the inventory, the tables the OVF feature needs:
   foreign key on purpose: the row of a deleted entity stays (marked `deleted`) until the updater has
   rewritten the domains that stored it.
 - `ovf_stores`: one row per OVF store disk: its state, what was last written and the last error.
+- `ovf_store_changes`: per domain, the entities changed since its stores were last written.
 - `unregistered_entities`, `unregistered_disks`: what an imported domain holds that the engine does not.
 """
 
@@ -390,6 +391,27 @@ ovf_stores = Table(
     Column("last_updated", UTCDateTime, nullable=True),
     Column("outdated_since", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    # Incremental writes (engine/updater/append.py): the size of the last whole write, the bytes appended
+    # since, the segments the store holds (1 after a whole write), the SHA-256 of the metadata.json last
+    # written, and how many unregistered entities the whole write held. NULL where unknown (a store adopted
+    # by a recovery, or written before these columns): such a store is written whole next time.
+    Column("base_size", BigInteger, nullable=True),
+    Column("appended", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("segments", Integer, nullable=True),
+    Column("status_sha256", String(64), nullable=True),
+    Column("unregistered", Integer, nullable=True),
+)
+
+# What changed for each domain since its stores were last written, for an incremental write: one row per
+# (domain, entity) touched by the pool step, with the token of the pool step that touched it last. The
+# domain step reads them, writes what they name, and deletes the rows it read (same token) once every
+# store of the domain holds them. Kept only for domains whose stores can be written incrementally.
+ovf_store_changes = Table(
+    "ovf_store_changes",
+    metadata,
+    Column("domain_id", ForeignKey("storage_domains.id", ondelete="CASCADE"), primary_key=True),
+    Column("entity_id", Uuid, primary_key=True),
+    Column("token", BigInteger, nullable=False),
 )
 
 unregistered_entities = Table(

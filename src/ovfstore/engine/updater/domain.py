@@ -14,6 +14,7 @@ same holds for this host and the next up host of the data center is tried (`fail
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.db.rows import from_row
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
-from ovfstore.engine.updater import records, sizing
+from ovfstore.engine.updater import append, changes, records, sizing
 from ovfstore.engine.updater.contents import StoreContents, load_contents
 from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, TooLarge, agent_errors
 from ovfstore.engine.updater.records import StoreRecord
@@ -73,6 +74,8 @@ class DomainResult:
     failure: str | None = None  # with `error`: one of FAILURE_KINDS
     transfers: list[Transfer] = field(default_factory=list)
     seconds: float = 0.0  # the whole domain step, set by the updater
+    appended: int | None = None  # the bytes of the segment appended, when the stores were not written whole
+    whole_because: str | None = None  # why they were written whole, when an append was considered
 
     @property
     def ok(self) -> bool:
@@ -157,12 +160,48 @@ class DomainStep:
             result.skipped = "up to date"
             return result
         on_storage = self._probe(client, domain)
-        stores = self._reconcile(stores, on_storage)
+        stores = _write_order(self._reconcile(stores, on_storage))
+        if not force:
+            planned = append.plan(self.db, domain, stores, on_storage, self.config, now)
+            if isinstance(planned, append.AppendPlan):
+                with planned:
+                    return self._append(client, domain, stores, on_storage, planned, result, now)
+            result.whole_because = planned
+            log.info("domain %s: its stores are written whole: %s", domain.name, planned)
+        with self.db.read() as conn:
+            noted = changes.pending(conn, domain.id)  # what the whole write holds, at the latest
         with load_contents(self.db, domain) as contents:
             tar = self._plan_tar(domain, stores, contents, now)
             result.entity_count = len(contents.entities)
             result.generation = tar.generation
-            self._write_stores(client, domain, _write_order(stores), on_storage, tar, result, now)
+            self._write_stores(client, domain, stores, on_storage, tar, result, now)
+        changes.consumed(self.db, domain.id, noted)
+        return result
+
+    def _append(
+        self, client: AgentClient, domain: StorageDomain, stores: list[StoreRecord],
+        on_storage: dict[UUID, VolumeInfo], planned: append.AppendPlan, result: DomainResult, now: datetime,
+    ) -> DomainResult:  # fmt: skip
+        """Append one segment to every store (`append.write`), recording each as it is written."""
+        segment = planned.segment
+        result.entity_count = len(planned.entity_ids)
+        result.generation = segment.generation
+        result.appended = segment.length
+
+        def done(appended: append.Appended) -> None:
+            kind = "append-copy" if appended.copied else "append"
+            result.transfers.append(Transfer(kind, segment.length, appended.seconds))
+            result.written.append(appended.disk_id)
+            result.size = segment.store_size
+
+        try:
+            with agent_errors(f"appending to the stores of domain {domain.name} failed"):
+                append.write(self.db, client, domain.id, stores, on_storage, planned, now, done)
+        except AgentRefused as exc:
+            failed = stores[len(result.written)] if len(result.written) < len(stores) else None
+            if failed is not None:
+                records.set_error(self.db, failed.disk_id, exc.detail)
+            raise
         return result
 
     def _usable_stores(self, client: AgentClient, domain: StorageDomain, now: datetime) -> list[StoreRecord]:
@@ -221,10 +260,7 @@ class DomainStep:
             except AgentRefused as exc:
                 records.set_error(self.db, store.disk_id, exc.detail)
                 raise
-            records.mark_written(
-                self.db, store.disk_id, generation=tar.generation, size=tar.length, sha256=written.sha256,
-                entity_ids=tar.entity_ids, when=now,
-            )  # fmt: skip
+            records.mark_written(self.db, store.disk_id, _whole(tar, written), now)
             result.transfers.append(Transfer("copy" if source else "upload", tar.length, time.monotonic() - started))
             source = source or (store, written)
             result.written.append(store.disk_id)
@@ -276,6 +312,14 @@ def _write_store(
         domain_id, store.disk_id, store.volume_id, description.after_write(domain_id, tar.length, now)
     )
     return written
+
+
+def _whole(tar: StoreTar, written: WriteResult) -> records.Written:
+    return records.Written(
+        generation=tar.generation, size=tar.length, sha256=written.sha256, entity_ids=tar.entity_ids,
+        base_size=tar.length, appended=0, segments=1, status_sha256=hashlib.sha256(tar.metadata).hexdigest(),
+        unregistered=len(tar.unregistered),
+    )  # fmt: skip
 
 
 def _write_order(stores: list[StoreRecord]) -> list[StoreRecord]:

@@ -25,7 +25,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory.base import chunks
 from ovfstore.engine.ovfsource import BATCH, load_ovf_data
-from ovfstore.engine.updater import records, unstorable
+from ovfstore.engine.updater import changes, records, unstorable
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     DiskStatus,
@@ -56,6 +56,7 @@ class PoolResult:
 
 def pool_step(db: Database, render: Render, now: datetime) -> PoolResult:
     result = PoolResult()
+    token = changes.new_token()
     with db.read() as conn:
         candidates = _outdated_entities(conn)
         if candidates:
@@ -69,14 +70,14 @@ def pool_step(db: Database, render: Render, now: datetime) -> PoolResult:
             loaded = load_ovf_data(conn, batch)
         rendered, oversized = _render(loaded, render, result)
         with db.write() as conn:
-            _store(conn, rendered, candidates, now, result)
+            _store(conn, rendered, candidates, now, result, token)
             recorded = unstorable.record(conn, oversized, candidates, now)
-            _drop_oversized_cache(conn, recorded, now, result)
+            _drop_oversized_cache(conn, recorded, now, result, token)
         for entity_id in recorded:
             result.unstorable[entity_id] = oversized[entity_id][1]
             too_large[entity_id] = oversized[entity_id][0].domain_ids()
     with db.write() as conn:
-        _forget_deleted(conn, now, result)
+        _forget_deleted(conn, now, result, token)
     for entity_id, size in result.unstorable.items():
         _report_unstorable(db, now, entity_id, too_large[entity_id], size)
     return result
@@ -94,20 +95,27 @@ def _report_unstorable(db: Database, now: datetime, entity_id: UUID, domain_ids:
         events.record(db, now, events.Severity.ERROR, "ovf_too_large", message, domain_id)
 
 
-def _drop_oversized_cache(conn: Connection, ids: set[UUID], now: datetime, result: PoolResult) -> None:
+def _drop_oversized_cache(conn: Connection, ids: set[UUID], now: datetime, result: PoolResult, token: int) -> None:
     """A cached OVF over the limit (cached before it was enforced) cannot stay as what the stores hold:
     drop it, and rewrite the stores that held it."""
     stale = unstorable.oversized_cached(conn, ids)
-    if not stale:
-        return
+    if stale:
+        _leave(conn, stale, now, result, token)
+        conn.execute(delete(s.ovf_cache).where(s.ovf_cache.c.entity_id.in_(stale)))
+
+
+def _leave(conn: Connection, ids: list[UUID], now: datetime, result: PoolResult, token: int) -> None:
+    """These cached entities leave every domain that stored them: mark those outdated, note the change."""
     touched: set[UUID] = set()
     dc_wide: set[UUID] = set()
-    for domains, dc in _memberships(conn, stale).values():
+    noted: dict[UUID, tuple[set[UUID], set[UUID]]] = {}
+    for entity_id, (domains, dc) in _memberships(conn, ids).items():
         touched |= domains
         if dc is not None:
             dc_wide.add(dc)
-    conn.execute(delete(s.ovf_cache).where(s.ovf_cache.c.entity_id.in_(stale)))
+        noted[entity_id] = (domains, {dc} if dc is not None else set())
     result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
+    changes.note_memberships(conn, noted, token)
 
 
 def _render(
@@ -202,6 +210,7 @@ def _store(
     read_generations: dict[UUID, int],
     now: datetime,
     result: PoolResult,
+    token: int,
 ) -> None:
     if not rendered:
         return
@@ -221,6 +230,7 @@ def _store(
     rows, members = [], []
     touched: set[UUID] = set()
     dc_wide: set[UUID] = set()
+    noted: dict[UUID, tuple[set[UUID], set[UUID]]] = {}
     for entity_id in keep:
         data, document = rendered[entity_id]
         domains = data.domain_ids()
@@ -248,11 +258,14 @@ def _store(
         touched |= old_domains
         if old_dc is not None:
             dc_wide.add(old_dc)
+        dcs = {dc for dc in (old_dc, None if domains else data.data_center_id) if dc is not None}
+        noted[entity_id] = (domains | old_domains, dcs)
     conn.execute(insert(c), rows)
     if members:
         conn.execute(insert(cd), members)
     result.regenerated.update(keep)
     result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
+    changes.note_memberships(conn, noted, token)
 
 
 def _memberships(conn: Connection, ids: list[UUID]) -> dict[UUID, tuple[set[UUID], UUID | None]]:
@@ -268,18 +281,12 @@ def _memberships(conn: Connection, ids: list[UUID]) -> dict[UUID, tuple[set[UUID
     return found
 
 
-def _forget_deleted(conn: Connection, now: datetime, result: PoolResult) -> None:
+def _forget_deleted(conn: Connection, now: datetime, result: PoolResult, token: int) -> None:
     c = s.ovf_cache
     deleted = list(conn.execute(select(c.c.entity_id).where(c.c.deleted.is_(True))).scalars())
     if not deleted:
         return
-    touched: set[UUID] = set()
-    dc_wide: set[UUID] = set()
-    for domains, dc in _memberships(conn, deleted).values():
-        touched |= domains
-        if dc is not None:
-            dc_wide.add(dc)
-    result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
+    _leave(conn, deleted, now, result, token)
     conn.execute(delete(c).where(c.c.entity_id.in_(deleted)))
     result.removed.update(deleted)
 

@@ -36,6 +36,14 @@ class StoreRecord:
     store_generation: int
     last_updated: datetime | None
     last_error: str | None
+    # What incremental writes need (`append.py`); None where unknown, which makes the next write whole.
+    size: int | None = None
+    sha256: str | None = None
+    base_size: int | None = None
+    appended: int = 0
+    segments: int | None = None
+    status_sha256: str | None = None
+    unregistered: int | None = None
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -109,11 +117,15 @@ def add(
     conn.execute(insert(st).values(row))
 
 
+#: A store whose next write must be whole: nothing known of what an append would extend.
+_NOT_APPENDABLE = {"base_size": None, "appended": 0, "segments": None, "status_sha256": None, "unregistered": None}
+
+
 def mark_created(db: Database, disk_id: UUID, now: datetime) -> None:
     """The store's volume was created afresh: it holds nothing, a never-written store again."""
     _set(
         db, disk_id, status=OvfStoreStatus.OUTDATED, last_error=None, last_updated=None, size=None, sha256=None,
-        entity_ids=[], outdated_since=func.coalesce(st.c.outdated_since, now),
+        entity_ids=[], outdated_since=func.coalesce(st.c.outdated_since, now), **_NOT_APPENDABLE,
     )  # fmt: skip
 
 
@@ -122,21 +134,41 @@ def mark_missing(db: Database, disk_id: UUID) -> None:
     _set(db, disk_id, status=OvfStoreStatus.DISABLED, last_error="volume missing; recreating")
 
 
-def mark_written(
-    db: Database, disk_id: UUID, *, generation: int, size: int, sha256: str, entity_ids: list[UUID], when: datetime
-) -> None:
-    """The store holds `generation`, unless its row has that generation or a later one already: a write
-    numbers its generation one past every store's, so such a row was written by another engine meanwhile
-    (this one lost the leadership while writing) and describes what storage holds now."""
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a store holds after a write: whole (`segments` 1, `appended` 0) or with a segment appended."""
+
+    generation: int
+    size: int
+    sha256: str  # of the bytes this write sent: the whole tar, or the appended segment
+    entity_ids: list[UUID]
+    base_size: int
+    appended: int
+    segments: int
+    status_sha256: str
+    unregistered: int
+
+
+def mark_written(db: Database, disk_id: UUID, written: Written, when: datetime) -> None:
+    """The store holds `written.generation`, unless its row has that generation or a later one already: a
+    write numbers its generation one past every store's, so such a row was written by another engine
+    meanwhile (this one lost the leadership while writing) and describes what storage holds now."""
     with db.write() as conn:
         conn.execute(
             update(st)
-            .where(st.c.disk_id == disk_id, st.c.store_generation < generation)
+            .where(st.c.disk_id == disk_id, st.c.store_generation < written.generation)
             .values(
-                status=OvfStoreStatus.UPDATED, store_generation=generation, size=size, sha256=sha256,
-                entity_ids=entity_ids, last_updated=when, outdated_since=None, last_error=None,
+                status=OvfStoreStatus.UPDATED, store_generation=written.generation, size=written.size,
+                sha256=written.sha256, entity_ids=written.entity_ids, last_updated=when, outdated_since=None,
+                last_error=None, base_size=written.base_size, appended=written.appended,
+                segments=written.segments, status_sha256=written.status_sha256, unregistered=written.unregistered,
             )
         )  # fmt: skip
+
+
+def entity_ids_of(conn: Connection, disk_id: UUID) -> list[UUID]:
+    """The entities the store's last write left in it."""
+    return list(conn.execute(select(st.c.entity_ids).where(st.c.disk_id == disk_id)).scalar_one())
 
 
 def set_error(db: Database, disk_id: UUID, error: str) -> None:
