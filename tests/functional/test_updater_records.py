@@ -4,7 +4,7 @@ entities the cache lacks, and the contents of a store tar loaded before the uplo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.contents import load_contents
@@ -43,6 +43,13 @@ def test_a_store_disk_is_an_ovf_store_disk_of_its_domain_and_bumps_nothing(world
     assert record.disk_id not in {d.id for d in world.inv.disks.list()}
 
 
+def _whole(generation: int, size: int, sha256: str, ids: list[UUID]) -> records.Written:
+    return records.Written(
+        generation=generation, size=size, sha256=sha256, entity_ids=ids, base_size=size, appended=0, segments=1,
+        status_sha256="0" * 64, unregistered=0,
+    )  # fmt: skip
+
+
 def test_a_store_goes_through_its_states(world: World) -> None:
     db = world.inv.db
     store = _add_store(world)
@@ -54,13 +61,13 @@ def test_a_store_goes_through_its_states(world: World) -> None:
 
     later = NOW + timedelta(minutes=1)
     ids = [world.vm1.id, world.vm2.id]
-    records.mark_written(db, store.disk_id, generation=3, size=10240, sha256="ab" * 32, entity_ids=ids, when=later)
+    records.mark_written(db, store.disk_id, _whole(3, 10240, "ab" * 32, ids), later)
     (status,) = domains_status(db, world.sd1.id)[0].stores
     assert (status.status, status.generation, status.size, status.entity_count) == (OvfStoreStatus.UPDATED, 3, 10240, 2)
     assert status.outdated_since is None
     assert status.last_updated == later
     # A deposed leader's record of the same generation, written after the new leader's, changes nothing.
-    records.mark_written(db, store.disk_id, generation=3, size=512, sha256="cd" * 32, entity_ids=[], when=NOW)
+    records.mark_written(db, store.disk_id, _whole(3, 512, "cd" * 32, []), NOW)
     (status,) = domains_status(db, world.sd1.id)[0].stores
     assert (status.generation, status.size, status.sha256, status.last_updated) == (3, 10240, "ab" * 32, later)
 

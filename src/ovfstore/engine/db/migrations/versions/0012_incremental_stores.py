@@ -16,20 +16,21 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-_COLUMNS = (
-    sa.Column("base_size", sa.BigInteger(), nullable=True),
-    sa.Column("appended", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("segments", sa.Integer(), nullable=True),
-    sa.Column("status_sha256", sa.String(length=64), nullable=True),
-    sa.Column("unregistered", sa.Integer(), nullable=True),
-)
+def _columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("base_size", sa.BigInteger(), nullable=True),
+        sa.Column("appended", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("segments", sa.Integer(), nullable=True),
+        sa.Column("status_sha256", sa.String(length=64), nullable=True),
+        sa.Column("unregistered", sa.Integer(), nullable=True),
+    ]
 
 
 def upgrade() -> None:
     # Existing stores keep NULLs: each is written whole once more before it is appended to.
     with op.batch_alter_table("ovf_stores") as batch:
-        for column in _COLUMNS:
-            batch.add_column(column.copy())
+        for column in _columns():
+            batch.add_column(column)
     op.create_table(
         "ovf_store_changes",
         sa.Column("domain_id", sa.Uuid(), nullable=False),
@@ -48,5 +49,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("ovf_store_changes")
     with op.batch_alter_table("ovf_stores") as batch:
-        for column in reversed(_COLUMNS):
+        for column in reversed(_columns()):
             batch.drop_column(column.name)
