@@ -53,7 +53,9 @@ def _good(site: Site) -> list[StoreOnDisk]:
 
 def _cached(site: Site, entity_id: UUID) -> bytes:
     with site.db.read() as conn:
-        return bytes(conn.execute(select(s.ovf_cache.c.ovf_data).where(s.ovf_cache.c.entity_id == entity_id)).scalar_one())
+        return bytes(
+            conn.execute(select(s.ovf_cache.c.ovf_data).where(s.ovf_cache.c.entity_id == entity_id)).scalar_one()
+        )
 
 
 def test_one_change_appends_a_segment_and_leaves_the_rest_untouched(site: Site) -> None:
@@ -188,7 +190,9 @@ def test_a_fresh_engine_recovers_the_final_state_of_a_segmented_store(site: Site
 
     engine = fresh_engine(empty_db_url, site.agent)
     try:
-        domain = engine.recovery.import_domain(str(site.domain_dir("sd")), host=engine.host, name="sd", force_detach=True)
+        domain = engine.recovery.import_domain(
+            str(site.domain_dir("sd")), host=engine.host, name="sd", force_detach=True
+        )
         u = s.unregistered_entities
         with engine.db.read() as conn:
             rows = conn.execute(select(u.c.entity_id, u.c.ovf_data).where(u.c.domain_id == domain.id)).all()

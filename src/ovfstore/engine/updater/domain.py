@@ -24,6 +24,7 @@ from uuid import UUID
 
 from sqlalchemy import select
 
+from ovfstore.agent import protocol
 from ovfstore.agent.client import AgentClient, VolumeInfo, WriteResult
 from ovfstore.agent.errors import AgentError
 from ovfstore.engine.config import UpdaterConfig
@@ -159,7 +160,7 @@ class DomainStep:
         if not force and all(sv.status is OvfStoreStatus.UPDATED for sv in stores):
             result.skipped = "up to date"
             return result
-        on_storage = self._probe(client, domain)
+        on_storage = self._probe(client, domain, stores)
         stores = _write_order(self._reconcile(stores, on_storage))
         if not force:
             planned = append.plan(self.db, domain, stores, on_storage, self.config, now)
@@ -213,12 +214,22 @@ class DomainStep:
         return stores
 
     @staticmethod
-    def _probe(client: AgentClient, domain: StorageDomain) -> dict[UUID, VolumeInfo]:
-        """The domain's store volumes as storage has them. Fail closed: without a readable domain and its
-        store volumes, nothing is written."""
+    def _probe(client: AgentClient, domain: StorageDomain, stores: list[StoreRecord]) -> dict[UUID, VolumeInfo]:
+        """The domain's store volumes as storage has them, each listed by its image (not the domain's
+        every volume: the cost of an update does not grow with the domain). Fail closed: without a
+        readable domain and its store volumes, nothing is written."""
+        found: dict[UUID, VolumeInfo] = {}
         with agent_errors("the agent cannot read the domain"):
             client.domain_info(domain.id)
-            return {v.volume: v for v in client.list_volumes(domain.id) if v.is_ovf_store}
+            for store in stores:
+                try:
+                    volumes = client.list_volumes(domain.id, store.disk_id)
+                except AgentError as exc:
+                    if exc.code != protocol.IMAGE_NOT_FOUND:
+                        raise
+                    continue  # gone: `_reconcile` marks it missing
+                found.update((v.volume, v) for v in volumes if v.is_ovf_store)
+        return found
 
     def _reconcile(self, stores: list[StoreRecord], on_storage: dict[UUID, VolumeInfo]) -> list[StoreRecord]:
         """The stores whose volume is on storage; the others are marked missing, to be created again."""

@@ -16,6 +16,7 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
+
 def _columns() -> list[sa.Column[object]]:
     return [
         sa.Column("base_size", sa.BigInteger(), nullable=True),
