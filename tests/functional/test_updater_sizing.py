@@ -33,7 +33,9 @@ from tests.functional.site import Site, StoreOnDisk, build_site
 
 KIB = 1024
 SMALL = 64 * KIB
-CONFIG = UpdaterConfig(store_capacity=SMALL, debounce_s=0.2, backoff_initial_s=0.1)
+# Whole writes only: a store is resized when it is written whole (an append that would not fit is made
+# whole; test_updater_incremental.py covers appends).
+CONFIG = UpdaterConfig(store_capacity=SMALL, debounce_s=0.2, backoff_initial_s=0.1, incremental=False)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ Two kinds:
   (`OvfUpdater.unprotected`): per domain (label `domain`, its name) the age of the newest store, the
   recovery point, pending entities, up to date, behind; unprotected entities per reason.
 - Figures of what happened, counted as it happens: the domain updates (duration histogram, bytes
-  written, failures by kind, outcomes), the transfers to the agents (bytes and seconds by `upload` or
-  `copy`: their ratio is the transfer rate), and the API's requests (`observe_request`, by method, route
+  written, failures by kind, outcomes), the transfers to the agents (bytes and seconds by `upload`,
+  `copy`, `append` or `append-copy`: their ratio is the transfer rate), and the API's requests (`observe_request`, by method, route
   template and status; latency histogram).
 
 One registry per engine (tests run several engines in one process). The last updates of each domain are
@@ -83,8 +83,9 @@ class Telemetry:
             ["domain", "kind"], registry=r,
         )  # fmt: skip
         self.transfer_bytes = Counter(
-            "ovfstore_agent_transfer_bytes", "Bytes of OVF stores moved by the agents: upload (engine to agent) or "
-            "copy (the agent, store to store)", ["kind"], registry=r,
+            "ovfstore_agent_transfer_bytes", "Bytes of OVF stores moved by the agents: upload (engine to agent), "
+            "copy (the agent, store to store), append and append-copy (a segment appended, sent or copied)",
+            ["kind"], registry=r,
         )  # fmt: skip
         self.transfer_seconds = Counter(
             "ovfstore_agent_transfer_seconds", "Seconds spent on those transfers (rate: bytes / seconds)", ["kind"],
