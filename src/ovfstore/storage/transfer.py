@@ -1,5 +1,8 @@
 """Writing a volume's data, the one way it is done: an upload and a copy both go through `write_volume`.
 
+A write covers a range: from offset 0 (a store written whole) or from a later offset, a multiple of 512
+(a segment appended to a store, docs/FORMATS.md 5), the bytes before it never changed.
+
 The volume is marked ILLEGAL in its `.meta` before the first byte is written and LEGAL only once the
 data is fsynced and, when the caller knows it, has the expected SHA-256. An agent killed mid-write, a
 source that ends early or a failed write leaves the volume ILLEGAL, which any reader sees with or
