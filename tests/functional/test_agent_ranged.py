@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -142,6 +143,22 @@ def test_a_malformed_content_range_is_refused_with_a_bounded_message(
     assert b'"invalid_argument"' in raw
     assert says in raw
     assert len(raw) < 1500, "a message quotes at most the start of what was sent"
+    assert vols.legality(img, vol) == "LEGAL"
+    assert vols.path(img, vol).read_bytes() == base
+
+
+@pytest.mark.parametrize(("content_range", "status"), [("bytes 1048064-1049087/*", b"413"), ("bytes 1-1024/*", b"400")])
+def test_a_refused_range_is_answered_before_100_continue(vols: Volumes, content_range: str, status: bytes) -> None:
+    # A client waiting for 100 Continue sends nothing before the refusal: no byte of the body is ever read.
+    img, vol, base = _based(vols, MIB)
+    path = f"/domains/{vols.sd}/images/{img}/volumes/{vol}/data"
+    with socket.create_connection(("127.0.0.1", vols.agent.port)) as sock:
+        head = f"PUT {path} HTTP/1.1\r\nHost: agent\r\nAuthorization: Bearer {vols.agent.secret}\r\n"
+        head += f"Content-Length: 1024\r\nContent-Range: {content_range}\r\nExpect: 100-continue\r\n\r\n"
+        sock.sendall(head.encode())
+        sock.settimeout(30)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:100]
     assert vols.legality(img, vol) == "LEGAL"
     assert vols.path(img, vol).read_bytes() == base
 
