@@ -63,7 +63,9 @@ def test_sigterm_stops_at_once_with_idle_keep_alive_connections(agent: AgentProc
 
 
 def test_health(client: AgentClient, agent: AgentProcess) -> None:
-    assert client.health() == {"status": "ok", "roots": [str(agent.roots[0].resolve())]}
+    assert client.health() == {
+        "status": "ok", "roots": [str(agent.roots[0].resolve())], "features": ["ranged_writes"]
+    }  # fmt: skip
 
 
 def test_created_domain_matches_the_format_byte_for_byte(client: AgentClient, agent: AgentProcess) -> None:

@@ -8,16 +8,20 @@ reads is checked against LVM's own report, never against the view's idea of the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import os
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ovfstore.storage import metadata as md
-from ovfstore.storage.backend import aligned_buffer
+from ovfstore.storage.backend import ALIGNMENT, aligned_buffer
 from ovfstore.storage.block import slots, tags
 from ovfstore.storage.block.lvio import SegmentBackend, segment_map
 from ovfstore.storage.block.lvmcmd import Lvm
@@ -31,6 +35,7 @@ from ovfstore.storage.errors import (
     ToolFailed,
     VolumeNotFound,
 )
+from ovfstore.storage.volumeio import WrittenData, write_from
 from tests.fixtures.lvm import MIB, LvmLab, lvm_lab_at
 
 IMG = "11111111-2222-4333-8444-555555555555"
@@ -168,6 +173,47 @@ def test_segment_map_writes_land_where_the_tools_say(lab: LvmLab) -> None:
             assert reader.readinto(memoryview(out)) == 2 * MIB  # stops at the end of the LV
         finally:
             out.close()
+
+
+class _RecordingSegments(SegmentBackend):
+    """The real segment map I/O, noting of each write whether it was whole aligned blocks sent direct."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.writes: list[tuple[int, int, bool]] = []
+        super().__init__(*args, **kwargs)
+
+    def write(self, buf: memoryview) -> int:
+        aligned = self._pos % ALIGNMENT == 0 and len(buf) % ALIGNMENT == 0
+        self.writes.append((self._pos, len(buf), self.direct and aligned))
+        return super().write(buf)
+
+
+def test_a_range_across_segments_is_written_direct_and_alone(lab: LvmLab) -> None:
+    # An appended store segment on an LV in two segments on two PVs: the range crosses the boundary at
+    # 8 MiB, starts and ends inside a block, and every write is still whole blocks, direct.
+    loops = _domain(lab)
+    view = BlockView(loops)
+    base = os.urandom(20 * MIB)
+    data = os.urandom(3 * MIB + 1000)
+    offset = 6 * MIB - 1536
+    bufs = [aligned_buffer(MIB) for _ in range(3)]
+    with ThreadPoolExecutor(1) as hasher, ThreadPoolExecutor(1) as writer:
+        with SegmentBackend(view.vg, VOL, view.pv_paths, writable=True) as backend:
+            write_from(io.BytesIO(base).readinto, backend, len(base), 20 * MIB, bufs, hasher, writer)
+        with _RecordingSegments(view.vg, VOL, view.pv_paths, writable=True) as recording:
+            result = write_from(
+                io.BytesIO(data).readinto, recording, len(data), 20 * MIB, bufs, hasher, writer, offset=offset
+            )
+    assert result == WrittenData(len(data), hashlib.sha256(data).hexdigest())
+    expected = base[:offset] + data + base[offset + len(data) :]
+    for start, count, device, first in _where(lab, VOL):
+        assert (
+            _pv_bytes(lab, device, first * EXTENT, count * EXTENT)
+            == expected[start * EXTENT : (start + count) * EXTENT]
+        )
+    assert recording.direct
+    assert all(direct for _, _, direct in recording.writes), recording.writes
+    assert recording.writes[0][0] == offset - offset % ALIGNMENT
 
 
 def test_hostile_lvs_are_problems_and_hide_no_volume(lab: LvmLab) -> None:

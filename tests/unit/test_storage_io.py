@@ -30,6 +30,8 @@ def write(
     capacity: int = 1 << 20,
     piece: int = 10_000,
     hash_slice: int = 3 * 4096 + 5,
+    offset: int = 0,
+    backend_class: type[Backend] | None = None,
 ) -> WrittenData:
     """`write_from` as the agent runs it (a ring of three buffers, a hash thread and a write thread),
     from a source that hands out at most `piece` bytes per read, as a socket does."""
@@ -40,12 +42,12 @@ def write(
 
     bufs = [aligned_buffer(BUF) for _ in range(3)]
     with (
-        Backend(path, writable=True) as backend,
+        (backend_class or Backend)(path, writable=True) as backend,
         ThreadPoolExecutor(1) as hasher,
         ThreadPoolExecutor(1) as writer,
     ):
         size = len(data) if length is None else length
-        return write_from(readinto, backend, size, capacity, bufs, hasher, writer, hash_slice)
+        return write_from(readinto, backend, size, capacity, bufs, hasher, writer, hash_slice, offset)
 
 
 def read(path: str, offset: int, length: int) -> bytes:
@@ -292,3 +294,110 @@ def test_a_failed_write_lets_the_buffers_be_closed_at_once(volume: str) -> None:
             buf.close()
     finally:
         gc.enable()
+
+
+class _RecordingBackend(Backend):
+    """A real volume that notes where and how much each write wrote, and whether it went direct."""
+
+    writes: list[tuple[int, int, bool]]
+
+    def write(self, buf: memoryview) -> int:
+        if not hasattr(self, "writes"):
+            self.writes = []
+        self.writes.append((self._pos, len(buf), self.direct and self._aligned(buf)))
+        return super().write(buf)
+
+
+def _recorded_writes(path: str, data: bytes, offset: int, capacity: int = 1 << 20) -> list[tuple[int, int, bool]]:
+    recorded: list[list[tuple[int, int, bool]]] = []
+
+    class Recording(_RecordingBackend):
+        def close(self) -> None:
+            recorded.append(getattr(self, "writes", []))
+            super().close()
+
+    result = write(path, data, offset=offset, capacity=capacity, backend_class=Recording)
+    assert result == WrittenData(len(data), hashlib.sha256(data).hexdigest())
+    return recorded[0]
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [
+        (512, 1),  # inside one block, neither end aligned
+        (512, 3584),  # to the end of the first block
+        (4096 + 1536, 4096),  # across two blocks, neither end aligned
+        (3584, BUF * 3 + 513),  # through the ring, the head and the tail blocks partly covered
+        (BUF, BUF),  # aligned both ends
+        (8192, 100),
+        ((1 << 20) - 512, 512),  # the last sector of the volume
+        ((1 << 20) - BUF - 512, BUF + 512),
+    ],
+)
+def test_a_write_at_an_offset_changes_exactly_its_range(volume: str, offset: int, length: int) -> None:
+    before = os.urandom(1 << 20)
+    write(volume, before)
+    data = os.urandom(length)
+    writes = _recorded_writes(volume, data, offset)
+    assert Path(volume).read_bytes() == before[:offset] + data + before[offset + length :]
+    assert os.path.getsize(volume) == 1 << 20
+    # Each write whole aligned blocks, direct: the partly covered ones completed with their own bytes.
+    assert all(direct for _, _, direct in writes), writes
+    assert writes[0][0] == offset - offset % ALIGNMENT
+    assert sum(n for _, n, _ in writes) == -(-(offset + length) // ALIGNMENT) * ALIGNMENT - writes[0][0]
+
+
+def test_a_volume_ending_inside_a_block_is_not_padded(tmp_path: Path) -> None:
+    # A file volume of a capacity that is no multiple of the block: its last, partial block cannot be read
+    # and written whole without growing the file, so that part goes through the page cache.
+    path = tmp_path / "odd"
+    capacity = (1 << 20) + 1536
+    before = os.urandom(capacity)
+    path.write_bytes(before)
+    data = os.urandom(5000)
+    offset = capacity - len(data) - 12  # not a multiple of 512: refused
+    with pytest.raises(InvalidArgument, match="multiple of 512"):
+        write(str(path), data, offset=offset, capacity=capacity)
+    offset = capacity - 5120
+    data = os.urandom(5120)
+    writes = _recorded_writes(str(path), data, offset, capacity)
+    assert path.read_bytes() == before[:offset] + data
+    assert os.path.getsize(path) == capacity
+    assert [direct for _, _, direct in writes] == [True, False]
+
+
+def test_a_write_past_the_capacity_at_an_offset_is_refused_before_writing(volume: str) -> None:
+    before = os.urandom(1 << 20)
+    write(volume, before)
+    with pytest.raises(CapacityExceeded, match=r"at offset 1047552 do not fit .* send at most 1024 bytes"):
+        write(volume, b"x" * 1025, offset=(1 << 20) - 1024)
+    with pytest.raises(CapacityExceeded, match="send at most 0 bytes"):
+        write(volume, b"x", offset=2 << 20)
+    with pytest.raises(InvalidArgument, match="multiple of 512"):
+        write(volume, b"x", offset=-512)
+    assert Path(volume).read_bytes() == before
+
+
+def test_a_short_stream_at_an_offset_leaves_the_bytes_before_it(volume: str) -> None:
+    before = os.urandom(1 << 20)
+    write(volume, before)
+    with pytest.raises(IncompleteTransfer, match="ended after 100 of 9000"):
+        write(volume, b"y" * 100, length=9000, offset=1024)
+    assert Path(volume).read_bytes()[:1024] == before[:1024]
+
+
+def test_tmpfs_writes_at_an_offset(tmpfs_volume: str) -> None:
+    before = os.urandom(1 << 20)
+    write(tmpfs_volume, before)
+    data = os.urandom(BUF + 700)
+    assert write(tmpfs_volume, data, offset=2560).sha256 == hashlib.sha256(data).hexdigest()
+    assert Path(tmpfs_volume).read_bytes() == before[:2560] + data + before[2560 + len(data) :]
+
+
+def test_a_block_device_is_written_at_an_offset(loop_device: str) -> None:
+    before = os.urandom(1 << 20)
+    write(loop_device, before)
+    data = os.urandom(BUF * 2 + 1000)
+    writes = _recorded_writes(loop_device, data, 4096 + 512)
+    assert read(loop_device, 0, 1 << 20) == before[: 4096 + 512] + data + before[4096 + 512 + len(data) :]
+    assert all(direct for _, _, direct in writes), writes

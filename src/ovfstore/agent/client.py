@@ -416,9 +416,22 @@ class AgentClient:
     # --- data -----------------------------------------------------------------------------------------
 
     def upload(
-        self, sd: Id, img: Id, vol: Id, chunks: Iterable[bytes], length: int, sha256: str | None = None
+        self,
+        sd: Id,
+        img: Id,
+        vol: Id,
+        chunks: Iterable[bytes],
+        length: int,
+        sha256: str | None = None,
+        offset: int = 0,
     ) -> WriteResult:
-        """Write exactly `length` bytes from `chunks` into the volume from offset 0, durably.
+        """Write exactly `length` bytes from `chunks` into the volume at `offset`, durably.
+
+        `offset` (a multiple of 512) other than 0 is sent as `Content-Range: bytes FIRST-LAST/*`: the agent
+        writes only that range and leaves the bytes before it as they are (an appended store segment);
+        the result is then the size and SHA-256 of the range. Ask `health()` for the feature
+        `ranged_writes` first: an agent without it would write from offset 0 (the answer is refused here,
+        but the bytes are written).
 
         The transfer is verified end to end: the agent's SHA-256 of what reached the disk must equal
         `sha256` when the caller knows the digest of its bytes already (the agent checks it before it
@@ -428,6 +441,7 @@ class AgentClient:
         end, so the agent never acknowledges it, and `IncompleteTransfer` is raised.
         """
         headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        headers.update(_content_range(offset, length))
         expected = None
         if sha256 is not None:
             if not SHA256_HEX.fullmatch(sha256):
@@ -446,30 +460,22 @@ class AgentClient:
                     protocol.UNAVAILABLE,
                 ) from e
             answer = self._answer(response)
-            result = WriteResult(size=answer["size"], sha256=answer["sha256"])
             sent = digest.hexdigest() if expected is None else expected
-        if result != WriteResult(length, sent):
-            what = "the client sent" if expected is None else "the caller expected"
-            raise TransferCorrupted(
-                f"the agent wrote {result.size} bytes with SHA-256 {result.sha256}, {what} {length} "
-                f"with {sent}; send it again",
-                protocol.TRANSFER_CORRUPTED,
-            )
-        return result
+        what = "the client sent" if expected is None else "the caller expected"
+        return _verified(answer, WriteResult(length, sent), offset, f"wrote {{}}, {what} {{}}; send it again")
 
-    def copy(self, sd: Id, img: Id, vol: Id, source_img: Id, source_vol: Id, length: int, sha256: str) -> WriteResult:
-        """Have the agent copy the first `length` bytes of volume `source_vol` into `vol`, durably. It
-        succeeds only if the bytes written have `sha256` (what the caller verified the source to hold);
-        otherwise `TransferCorrupted`, and the target stays marked incomplete."""
-        body = {"image": str(source_img), "volume": str(source_vol), "length": length, "sha256": sha256}
+    def copy(
+        self, sd: Id, img: Id, vol: Id, source_img: Id, source_vol: Id, length: int, sha256: str, offset: int = 0
+    ) -> WriteResult:
+        """Have the agent copy the bytes `[offset, offset + length)` of volume `source_vol` into the same
+        range of `vol`, durably (`offset` as for `upload`). It succeeds only if the bytes written have
+        `sha256` (what the caller verified the source to hold there); otherwise `TransferCorrupted`, and
+        the target stays marked incomplete."""
+        body: dict[str, Any] = {"image": str(source_img), "volume": str(source_vol), "length": length, "sha256": sha256}
+        if offset:
+            body["offset"] = offset
         answer = self._call("POST", self._vol(sd, img, vol) + "/copy", json=body)
-        result = WriteResult(size=answer["size"], sha256=answer["sha256"])
-        if result != WriteResult(length, sha256):
-            raise TransferCorrupted(
-                f"the agent copied {result.size} bytes with SHA-256 {result.sha256}, not {length} with {sha256}",
-                protocol.TRANSFER_CORRUPTED,
-            )
-        return result
+        return _verified(answer, WriteResult(length, sha256), offset, "copied {}, not {}")
 
     @contextmanager
     def download(self, sd: Id, img: Id, vol: Id, offset: int = 0, length: int | None = None) -> Iterator[Download]:
@@ -499,6 +505,35 @@ class AgentClient:
             raise AgentUnavailable(
                 f"the agent at {self._http.base_url} does not answer: {e}", protocol.UNAVAILABLE
             ) from e
+
+
+def _content_range(offset: int, length: int) -> dict[str, str]:
+    """The header of a write at `offset` (none at 0, as every agent takes it)."""
+    if offset < 0 or offset % 512:
+        raise ValueError(f"a write starts at a multiple of 512 bytes, not at {offset}")
+    if not offset:
+        return {}
+    if length <= 0:
+        raise ValueError(f"a write at offset {offset} needs at least one byte, not {length}")
+    return {"Content-Range": f"bytes {offset}-{offset + length - 1}/*"}
+
+
+def _verified(answer: Any, wanted: WriteResult, offset: int, message: str) -> WriteResult:
+    """The agent's `{"size", "sha256"}` (and `"offset"` of a write at one) if they are `wanted` at `offset`,
+    else `TransferCorrupted` with `message` formatted with what the agent did and what was wanted."""
+    result = WriteResult(size=answer["size"], sha256=answer["sha256"])
+    done = answer.get("offset", 0)
+    if result == wanted and done == offset:
+        return result
+    at = f" at offset {cut(repr(done))}" if offset or done else ""
+    wanted_at = f" at offset {offset}" if offset or done else ""
+    raise TransferCorrupted(
+        "the agent "
+        + message.format(
+            f"{result.size} bytes{at} with SHA-256 {result.sha256}", f"{wanted.size}{wanted_at} with {wanted.sha256}"
+        ),
+        protocol.TRANSFER_CORRUPTED,
+    )
 
 
 #: The most of an agent's error message the engine keeps: an agent's answer is bounded by the agent, but

@@ -17,6 +17,12 @@ EXPECTED_DIGEST_HEADER = "X-Expected-SHA256"
 TERM_HEADER = "X-Ovfstore-Term"
 #: A SHA-256 as both sides write it: 64 hexadecimal digits (either case).
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+#: A feature of `GET /health`'s `"features"`: `PUT .../data` takes a `Content-Range` and `POST .../copy`
+#: an `"offset"`, writing only that range. An agent older than it ignores both and writes from offset 0,
+#: over the bytes before the range: ask `health()` before appending to a store.
+RANGED_WRITES = "ranged_writes"
+#: What this agent offers beyond the first version of the protocol (`GET /health`, `"features"`).
+FEATURES = (RANGED_WRITES,)
 
 # --- error codes the agent answers with ---------------------------------------------------------------
 # Every error answer also carries `"transient": true|false`: whether a retry may succeed (an I/O error,
