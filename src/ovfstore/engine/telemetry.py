@@ -9,8 +9,8 @@ Two kinds:
   recovery point, pending entities, up to date, behind; unprotected entities per reason.
 - Figures of what happened, counted as it happens: the domain updates (duration histogram, bytes
   written, failures by kind, outcomes), the transfers to the agents (bytes and seconds by `upload`,
-  `copy`, `append` or `append-copy`: their ratio is the transfer rate), and the API's requests (`observe_request`, by method, route
-  template and status; latency histogram).
+  `copy`, `append` or `append-copy`: their ratio is the transfer rate), and the API's requests
+  (`observe_request`, by method, route template and status; latency histogram).
 
 One registry per engine (tests run several engines in one process). The last updates of each domain are
 also kept in memory (`history`) for the status page's chart of update durations.

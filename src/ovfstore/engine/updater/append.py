@@ -62,10 +62,13 @@ class AppendPlan:
 
 def plan(
     db: Database, domain: StorageDomain, stores: list[StoreRecord], on_storage: dict[UUID, VolumeInfo],
-    config: UpdaterConfig, now: datetime,
+    config: UpdaterConfig, now: datetime, ranged_writes: bool,
 ) -> AppendPlan | str:  # fmt: skip
-    """The segment to append to every store of the domain, or why the stores are to be written whole."""
+    """The segment to append to every store of the domain, or why the stores are to be written whole
+    (`ranged_writes`: whether the agent writes at an offset)."""
     reason = _not_appendable(stores, on_storage, config)
+    if reason is None and not ranged_writes:
+        reason = "the host's agent cannot write at an offset (upgrade it)"
     if reason is not None:
         return reason
     first = stores[0]

@@ -163,7 +163,7 @@ class DomainStep:
         on_storage = self._probe(client, domain, stores)
         stores = _write_order(self._reconcile(stores, on_storage))
         if not force:
-            planned = append.plan(self.db, domain, stores, on_storage, self.config, now)
+            planned = append.plan(self.db, domain, stores, on_storage, self.config, now, _ranged_writes(client))
             if isinstance(planned, append.AppendPlan):
                 with planned:
                     return self._append(client, domain, stores, on_storage, planned, result, now)
@@ -323,6 +323,13 @@ def _write_store(
         domain_id, store.disk_id, store.volume_id, description.after_write(domain_id, tar.length, now)
     )
     return written
+
+
+def _ranged_writes(client: AgentClient) -> bool:
+    """Whether the agent writes at an offset (an older one would write a segment over the store's start)."""
+    with agent_errors("the agent cannot tell what it can do"):
+        features = client.health().get("features")
+    return isinstance(features, list) and protocol.RANGED_WRITES in features
 
 
 def _whole(tar: StoreTar, written: WriteResult) -> records.Written:
