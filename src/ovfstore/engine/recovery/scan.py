@@ -130,7 +130,9 @@ class DomainScan:
                 pending.clear()
 
         if report.chosen is not None:
-            verdict = selection.evaluate(report.chosen.volume, self._reader(report.chosen.volume), take)
+            # Only the final version of each entity (a store with appended segments may hold several).
+            chosen = report.chosen
+            verdict = selection.evaluate(chosen.volume, self._reader(chosen.volume), take, final=chosen.summary)
             if not verdict.valid:
                 # The store changed between the two reads: trust nothing from it.
                 raise RuntimeError(f"store {report.chosen.volume.disk_id} became unreadable: {verdict.error}")
