@@ -254,3 +254,25 @@ def test_a_store_of_random_segments_reads_as_a_map_by_name() -> None:
     contents = read(store.tar())
     assert contents.segments == 8
     assert contents.ovfs == model
+
+
+def test_selection_passes_final_through_and_a_store_grown_between_the_reads_is_refused() -> None:
+    from ovfstore.store import description
+    from ovfstore.store.selection import StoreVolume, evaluate
+
+    store = base().segment(later((B, 2)))
+    first_bytes = store.tar()
+    volume = StoreVolume(
+        uuid4(), uuid4(), 1 << 20, "OVFS", description.after_write(UUID(int=7), len(first_bytes), datetime.now(UTC))
+    )
+    first = evaluate(volume, lambda size: [first_bytes[:size]])
+    assert first.valid, first.error
+    assert first.segments == 2
+    got: list[UUID] = []
+    again = evaluate(volume, lambda size: [first_bytes[:size]], lambda i, _d, _u: got.append(i), final=first.summary)
+    assert again.valid, again.error
+    assert sorted(got) == [A, B], "each entity once"
+    grown = store.segment(later((C, 1))).tar()
+    changed = evaluate(volume, lambda size: [grown[:size]], lambda *_: None, final=first.summary)
+    assert changed.error is not None
+    assert "changed since it was first read" in changed.error
