@@ -164,7 +164,7 @@ def test_a_tampered_member_in_a_middle_segment_is_refused() -> None:
     data = bytearray(store.tar())
     where = data.index(ovf(C, 1))
     data[where + 10] ^= 1
-    with pytest.raises(StoreReadError, match="does not match its manifest"):
+    with pytest.raises(StoreReadError, match="segment 2 of the store does not match its manifest"):
         read(bytes(data))
     listed = base().segment(later((C, 1)), listed=later((C, 2))).segment(later((D, 1)))
     with pytest.raises(StoreReadError, match="does not match its manifest"):

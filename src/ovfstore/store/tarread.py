@@ -286,7 +286,7 @@ class _Scan:
     def _end_segment(self, member: Member) -> None:
         manifest = _manifest(member)
         self._check_chain(manifest)
-        _verify(manifest, self.digests)
+        _verify(manifest, self.digests, self.segment)
         names = {n for n, _, _ in self.digests}
         for entity_id in manifest.removed:
             if f"{entity_id}.ovf" in names:
@@ -399,14 +399,20 @@ def _pick(documents: dict[UUID, bytes], ids: Sequence[UUID]) -> dict[UUID, bytes
     return {i: documents[i] for i in ids}
 
 
-def _verify(manifest: mf.Manifest, digests: list[tuple[str, int, str]]) -> None:
+def _verify(manifest: mf.Manifest, digests: list[tuple[str, int, str]], segment: int) -> None:
     expected = [(m.name, m.size, m.sha256) for m in manifest.members]
     if expected == digests:
         return
     names = {n for n, _, _ in expected} ^ {n for n, _, _ in digests}
-    changed = [n for (n, s, h) in digests if (n, s, h) not in expected]
-    detail = f"members missing or extra: {sorted(names)}" if names else f"members differ: {changed[:5]}"
-    raise StoreReadError(f"the store does not match its manifest ({detail}); it is damaged or incomplete")
+    listed = set(expected)
+    changed = [n for (n, s, h) in digests if (n, s, h) not in listed]
+    detail = f"members missing or extra: {quoted(sorted(names)[:5])}" if names else f"members differ: {changed[:5]}"
+    which = (
+        f"segment {segment + 1} of the store does not match its manifest"
+        if segment
+        else "the store does not match its manifest"
+    )
+    raise StoreReadError(f"{which} ({detail}); it is damaged or incomplete")
 
 
 def _json_object(name: str, data: bytes) -> dict[str, Any]:
