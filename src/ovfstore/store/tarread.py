@@ -41,7 +41,8 @@ class StoreSummary:
     """What a store holds, without the documents themselves."""
 
     info: dict[str, Any] = field(default_factory=dict)
-    entity_ids: list[UUID] = field(default_factory=list)  # registered entities, in tar order
+    # Registered entities, in the order they first appear in the tar (again, after a removal), each once.
+    entity_ids: list[UUID] = field(default_factory=list)
     unregistered_ids: list[UUID] = field(default_factory=list)  # listed after metadata.json
     vm_status: dict[UUID, int] = field(default_factory=dict)
     manifest: mf.Manifest | None = None
@@ -238,7 +239,7 @@ class _Scan:
 
     def member(self, member: Member) -> None:
         if self.final is not None and self.segment >= self.final.segments:
-            raise self._changed()
+            raise self._changed(" or more")
         if member.name == mf.MANIFEST_NAME:
             self._end_segment(member)
             return
@@ -326,13 +327,13 @@ class _Scan:
                 f"{before.generation} and this one starts at byte {self.start}; the store is damaged"
             )
 
-    def _changed(self) -> StoreReadError:
+    def _changed(self, more: str = "") -> StoreReadError:
         assert self.final is not None
         then = self.final.manifest.generation if self.final.manifest else None
         now = self.summary.manifest.generation if self.summary.manifest else None
         return StoreReadError(
             f"the store changed since it was first read (then generation {then} in {self.final.segments} "
-            f"segment(s), now generation {now} in {max(self.segment, 1)} or more): read it again"
+            f"segment(s), now generation {now} in {max(self.segment, 1)}{more}): read it again"
         )
 
     def finish(self) -> StoreSummary:
@@ -350,7 +351,7 @@ class _Scan:
             unregistered = segment == 0 and entity_id in self.base_unregistered
             (summary.unregistered_ids if unregistered else summary.entity_ids).append(entity_id)
         summary.removed_ids = list(self.removed)
-        summary.final_segments = dict(self.where) if summary.segments > 1 else {}
+        summary.final_segments = self.where if summary.segments > 1 else {}
         return summary
 
 
