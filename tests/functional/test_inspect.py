@@ -34,6 +34,7 @@ from tests.fixtures.ovirt_domain import (
     sample_ovfs,
     store_members,
 )
+from tests.fixtures.segments import RENAMED_V2V, sample_segmented_store
 from tests.unit.test_ovf_samples import fixed_sample
 
 POOL = "5c80c932-20ef-4c55-9e06-383c6152a0dc"
@@ -174,6 +175,7 @@ def test_ovirt_domain(tmp_path: Path) -> None:
         "size": only["size"],
         "last_updated": "2023-07-02T07:00:00+00:00",  # IDT is UTC+3
         "generation": None,
+        "segments": 1,
         "verified": False,
         "valid": True,
         "chosen": True,
@@ -412,7 +414,8 @@ def test_json_shape_key_by_key(tmp_path: Path) -> None:
     assert list(report) == ["domain", "stores", "entities"]
     assert list(report["domain"]) == ["id", "pool_id", "role", "class"]
     assert report["domain"]["pool_id"] is None  # detached
-    store_keys = ["disk_id", "volume_id", "updated", "size", "last_updated", "generation", "verified", "valid"]
+    store_keys = ["disk_id", "volume_id", "updated", "size", "last_updated", "generation", "segments", "verified"]
+    store_keys.append("valid")
     for store in report["stores"]:
         assert list(store) == [*store_keys, "chosen", "error"]
     for entity in report["entities"]:
@@ -469,3 +472,24 @@ def test_unparseable_metadata_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.startswith(f"error: {path}: dom_md/metadata cannot be read: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_store_with_appended_segments_shows_its_final_entities(tmp_path: Path) -> None:
+    segmented, renamed = sample_segmented_store(extra={TEMPLATE_ID: template_ovf()})
+    newest = OvirtStore(raw_tar=segmented.tar(), last_updated="Wed Jan 03 00:00:00 UTC 2024")
+    path = build_ovirt_domain(tmp_path / "sd", stores=[newest, OvirtStore()])
+    out = tmp_path / "out"
+    report = inspect_json(path, "--export", str(out))
+
+    store = store_of(report, newest.disk_id)
+    assert (store["chosen"], store["verified"], store["generation"], store["segments"]) == (True, True, 5, 3)
+    found = entities(report)
+    assert list(found) == [V2V_VM, TEMPLATE_ID], "each final entity once; the removed 3.3 VM not at all"
+    assert (found[V2V_VM]["name"], found[V2V_VM]["status"]) == (RENAMED_V2V, "up"), "the last metadata.json"
+    assert {name[:-4]: (out / name).read_bytes() for name in os.listdir(out)} == {
+        V2V_VM: renamed,
+        TEMPLATE_ID: template_ovf(),
+    }
+    text = run(str(path))
+    assert text.exit_code == 0, text.output
+    assert "generation 5, in 3 segments" in text.output

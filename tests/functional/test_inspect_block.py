@@ -168,6 +168,7 @@ def assert_store(report: dict[str, Any], store: tuple[UUID, UUID], written: Writ
         "size": written.size,
         "last_updated": written.when.isoformat(),
         "generation": written.generation,
+        "segments": 1,
         "verified": True,
         "valid": True,
         "chosen": chosen,

@@ -16,6 +16,7 @@ from ovfstore.engine.errors import Conflict
 from ovfstore.engine.recovery import RegistrationOptions
 from ovfstore.model import VmStatus
 from tests.fixtures.ovirt_domain import OVIRT_33_VM, V2V_VM, OvirtStore, build_ovirt_domain, ovirt_tar, sample_ovfs
+from tests.fixtures.segments import RENAMED_V2V, sample_segmented_store
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import FreshEngine, fresh_engine
 
@@ -145,4 +146,26 @@ def test_when_every_store_is_damaged_none_is_overwritten(engine: FreshEngine, tm
     assert len(report.domains[domain.id].written) == 2, "two new stores were created and written"
     after = {st.disk_id: (directory / "images" / st.disk_id / st.volume_id).read_bytes()[:8192] for st in damaged}
     assert after == before, "the damaged stores are left for an operator to inspect"
+    engine.close()
+
+
+def test_a_store_with_appended_segments_brings_back_its_final_entities(engine: FreshEngine, tmp_path: Path) -> None:
+    """The newest store has three segments: the VM updated in the second comes back as updated, with the
+    status of the last metadata.json, and the VM the third removed does not come back at all."""
+    segmented, _ = sample_segmented_store()
+    newest = OvirtStore(raw_tar=segmented.tar(), last_updated="Wed Jan 03 00:00:00 UTC 2024")
+    older = OvirtStore(last_updated="Thu Feb 18 00:23:07 IST 2016")  # oVirt's, both VMs, unverified
+    directory = build_ovirt_domain(tmp_path / "storage", stores=[newest, older])
+    domain = engine.recovery.import_domain(str(directory), host=engine.host, name="segmented")
+    report = engine.recovery.scan_through(domain.id, engine.agents.client(engine.host))
+    assert report.chosen is not None
+    assert str(report.chosen.volume.disk_id) == newest.disk_id
+    assert report.chosen.summary is not None
+    assert (report.chosen.generation, report.chosen.summary.segments) == (5, 3)
+    assert report.entities == 1, "each entity once, removed ones not at all"
+
+    found = {str(e.id): e for e in engine.recovery.unregistered_entities(domain.id)}
+    assert set(found) == {V2V_VM}
+    assert found[V2V_VM].name == RENAMED_V2V
+    assert found[V2V_VM].vm_status is VmStatus.UP, "from the last metadata.json"
     engine.close()

@@ -26,6 +26,7 @@ from ovfstore.store import description, manifest
 from ovfstore.store.tarread import StoreReadError, read_store
 from tests.fixtures.formats import DOMAIN_METADATA_EXAMPLE
 from tests.fixtures.ovirt_domain import SAMPLE_FILES, SAMPLES, store_members
+from tests.fixtures.segments import sample_segmented_store
 
 #: The longest error message a parser may produce, whatever its input: a message quotes a little of the
 #: input to say where the problem is, never all of it.
@@ -82,7 +83,8 @@ def store_manifest(data: bytes) -> None:
     except manifest.ManifestError as exc:
         _check_message(exc)
         return
-    if not all(0 <= n <= manifest.MAX_COUNT for n in (found.generation, *(m.size for m in found.members))):
+    previous = (found.previous.generation, found.previous.offset) if found.previous else ()
+    if not all(0 <= n <= manifest.MAX_COUNT for n in (found.generation, *previous, *(m.size for m in found.members))):
         raise ContractBroken(f"a manifest count beyond 64 bits was accepted: generation {found.generation}")
 
 
@@ -121,6 +123,7 @@ def _store_seeds() -> list[bytes]:
     return [
         _tar(store_members(sd, ovfs, status, when)),
         _tar([("info.json", b"{}"), ("metadata.json", nested)]),
+        sample_segmented_store()[0].tar(),  # three segments, format-2 manifests, an entity removed
     ]
 
 
@@ -135,6 +138,12 @@ META += b"VOLTYPE=LEAF\nEOF\n"
 
 def _manifest_seed() -> bytes:
     return manifest.encode(7, "ovfstore", datetime(2024, 1, 1, tzinfo=UTC), [("info.json", 10, "0" * 64)])
+
+
+def _segment_manifest_seed() -> bytes:
+    when, previous = datetime(2024, 1, 1, tzinfo=UTC), manifest.Previous(6, 10752)
+    removed = [uuid.UUID(int=1), uuid.UUID(int=2)]
+    return manifest.encode_segment(7, "ovfstore", when, [("info.json", 10, "0" * 64)], previous, removed)
 
 
 def _deep(opening: bytes, closing: bytes, depth: int = 100_000) -> bytes:
@@ -178,6 +187,9 @@ HOSTILE: list[tuple[str, bytes]] = [
     ("store_manifest", _manifest_with(members=[{"name": "x", "size": 2**70, "sha256": "0"}])),
     ("store_manifest", _manifest_with(format="f" * 1_000_000)),
     ("store_manifest", _manifest_with(created="c" * 1_000_000)),
+    ("store_manifest", _manifest_with(format=2, previous={"generation": 2**64, "offset": 0}, removed=[])),
+    ("store_manifest", _manifest_with(format=2, previous={"generation": 1, "offset": 0}, removed=["r" * 1_000_000])),
+    ("store_manifest", _manifest_with(format=2, previous={"generation": 1, "offset": 0}, removed=[[[[1]]]])),
     ("store_manifest", _deep(b'{"a":', b"}")),
     ("store_manifest", b'{"generation": ' + _HUGE_NUMBER + b"}"),
     ("store_description", _deep(b"[", b"]")),
@@ -198,5 +210,5 @@ SEEDS: dict[str, list[bytes]] = {
         description.never_written().encode(),
     ],
     "ovf_document": list(_samples().values()),
-    "store_manifest": [_manifest_seed()],
+    "store_manifest": [_manifest_seed(), _segment_manifest_seed()],
 }

@@ -87,6 +87,8 @@ def _print(report: DomainReport) -> None:
             detail += ", verified by its manifest" if store.verified else ", unverified (no manifest: oVirt's)"
             if store.generation is not None:
                 detail += f", generation {store.generation}"
+            if store.segments and store.segments > 1:
+                detail += f", in {store.segments} segments"
         else:
             detail = str(store.error)
         click.echo(f"  [{mark}] {store.volume.disk_id}/{store.volume.volume_id}: {detail}")

@@ -153,6 +153,7 @@ def _store_json(store: StoreVerdict) -> dict[str, Any]:
         "size": store.description.size,
         "last_updated": last.isoformat() if last else None,
         "generation": store.generation,
+        "segments": store.segments,
         "verified": store.verified,
         "valid": store.valid,
         "chosen": store.chosen,
@@ -410,7 +411,9 @@ def _read_entities(
         entities.append(entity)
 
     size = store.description.size or 0  # set: `evaluate` found the store valid
-    summary = scan_store(_reader(domain, store.volume)(size), size, on_ovf)
+    # Only the final version of each entity (a store with appended segments may hold several); a store
+    # that changed since it was judged fails here.
+    summary = scan_store(_reader(domain, store.volume)(size), size, on_ovf, final=store.summary)
     # A member skipped as too large: the entity is listed with why, so it is not silently missing.
     entities += [EntityReport(id=i, errors=[f"its OVF was not read: {why}"]) for i, why in summary.skipped_ids.items()]
     for entity in entities:

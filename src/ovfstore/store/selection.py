@@ -66,12 +66,24 @@ class StoreVerdict:
         return self.summary.manifest.generation
 
     @property
+    def segments(self) -> int | None:
+        """The segments of its tar: 1 for a store written whole, more when segments were appended."""
+        return None if self.summary is None else self.summary.segments
+
+    @property
     def last_updated(self) -> datetime | None:
         return self.description.last_updated
 
 
-def evaluate(volume: StoreVolume, read: Callable[[int], Iterable[bytes]], on_ovf: OnOvf | None = None) -> StoreVerdict:
-    """Judge one store volume, reading it only when its metadata says it holds a complete tar."""
+def evaluate(
+    volume: StoreVolume,
+    read: Callable[[int], Iterable[bytes]],
+    on_ovf: OnOvf | None = None,
+    final: StoreSummary | None = None,
+) -> StoreVerdict:
+    """Judge one store volume, reading it only when its metadata says it holds a complete tar. `on_ovf`
+    and `final` as `scan_store` takes them: a second read, given the first one's summary as `final`,
+    delivers only the final version of each entity, and refuses a store that changed in between."""
     desc = description.parse(volume.description)
     verdict = StoreVerdict(volume, desc)
     if volume.legality.upper() != "LEGAL":
@@ -88,7 +100,7 @@ def evaluate(volume: StoreVolume, read: Callable[[int], Iterable[bytes]], on_ovf
         return verdict
     assert desc.size is not None
     try:
-        verdict.summary = scan_store(read(desc.size), desc.size, on_ovf)
+        verdict.summary = scan_store(read(desc.size), desc.size, on_ovf, final)
     except StoreReadError as exc:
         verdict.error = str(exc)
     except OSError as exc:  # reading the volume itself failed

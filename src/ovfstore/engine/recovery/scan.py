@@ -130,10 +130,15 @@ class DomainScan:
                 pending.clear()
 
         if report.chosen is not None:
-            verdict = selection.evaluate(report.chosen.volume, self._reader(report.chosen.volume), take)
+            # Only the final version of each entity (a store with appended segments may hold several).
+            chosen = report.chosen
+            verdict = selection.evaluate(chosen.volume, self._reader(chosen.volume), take, final=chosen.summary)
             if not verdict.valid:
                 # The store changed between the two reads: trust nothing from it.
-                raise RuntimeError(f"store {report.chosen.volume.disk_id} became unreadable: {verdict.error}")
+                raise ScanError(
+                    f"OVF store {chosen.volume.disk_id} of domain {self.domain_id} became unusable while it was "
+                    f"read ({verdict.error}); nothing was changed: attach the domain again"
+                )
             statuses = verdict.summary.vm_status if verdict.summary else {}
             report.skipped = dict(verdict.summary.skipped_ids) if verdict.summary else {}
             report.unreadable += len(report.skipped)
