@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
+from ovfstore.store import manifest
 from ovfstore.store.javadate import format_java_date
 from ovfstore.store.tarstream import (
     BLOCK,
@@ -29,26 +29,6 @@ from ovfstore.store.tarstream import (
     padded,
     stream_documents,
 )
-
-SEGMENT_FORMAT = 2
-_PLACEHOLDER = "0" * 64
-
-
-def encode_manifest(
-    generation: int, writer: str, created: datetime, members: list[tuple[str, int, str]],
-    previous: tuple[int, int], removed: Sequence[UUID],
-) -> bytes:  # fmt: skip
-    """A segment's manifest (format 2): format 1's fields, `previous` {generation, offset} and `removed`."""
-    document: dict[str, Any] = {
-        "format": SEGMENT_FORMAT,
-        "generation": generation,
-        "writer": writer,
-        "created": format_java_date(created),
-        "members": [{"name": n, "size": s, "sha256": h} for n, s, h in members],
-        "previous": {"generation": previous[0], "offset": previous[1]},
-        "removed": [str(i) for i in sorted(removed)],
-    }
-    return (json.dumps(document, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
 
 
 class SegmentTar:
@@ -71,7 +51,7 @@ class SegmentTar:
         if oversized:
             raise StoreBuildError(f"the OVF of {oversized[0].id} is over {MAX_MEMBER} bytes")
         self.generation = generation
-        self.previous = (previous_generation, offset)
+        self.previous = manifest.Previous(previous_generation, offset)
         self.offset = offset
         self.writer = writer
         self.created = created.replace(microsecond=0)
@@ -88,8 +68,7 @@ class SegmentTar:
             listed.append((METADATA_NAME, len(metadata)))
         listed.append((INFO_NAME, len(self.info)))
         self._listed = listed
-        placeholder = [(n, s, _PLACEHOLDER) for n, s in listed]
-        manifest_size = len(encode_manifest(generation, writer, self.created, placeholder, self.previous, removed))
+        manifest_size = manifest.encoded_segment_size(generation, writer, self.created, listed, self.previous, removed)
         self.length = sum(BLOCK + padded(s) for _, s in listed) + BLOCK + padded(manifest_size) + len(END_OF_ARCHIVE)
 
     @property
@@ -103,7 +82,7 @@ class SegmentTar:
         if self.metadata is not None:
             yield from out.member(self.metadata)
         yield from out.member(self.info)
-        manifest = encode_manifest(
+        encoded = manifest.encode_segment(
             self.generation, self.writer, self.created, out.digests(), self.previous, self.removed
         )
-        yield from out.finish(manifest, self.length)
+        yield from out.finish(encoded, self.length)
