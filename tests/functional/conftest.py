@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -23,6 +25,7 @@ from ovfstore.model import (
     Template,
     Vm,
 )
+from tests.conftest import IN_CI
 from tests.functional.agent_fixtures import agent, agent_factory  # noqa: F401  (fixtures of the host agent)
 
 
@@ -115,3 +118,15 @@ def world(database: Database) -> World:
         profile_id=profile.id, network_id=network.id, template=template, template_disk=template_disk,
         vm1=vm1, vm2=vm2, vm3=vm3, d1=d1, d2=d2, d3=d3, shared=shared, nic1=nic1,
     )  # fmt: skip
+
+
+@pytest.fixture
+def chattr() -> str:
+    """chattr's path, to make a volume file immutable (a write into it then fails, even as root)."""
+    path = shutil.which("chattr")
+    if os.geteuid() != 0 or path is None:
+        reason = "this test makes a volume file immutable with chattr, as root"
+        if IN_CI:
+            pytest.fail(f"required under CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return path

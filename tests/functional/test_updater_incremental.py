@@ -6,6 +6,7 @@ stores whole again; anything unexpected falls back to a whole write."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID
@@ -17,7 +18,8 @@ from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory import VmChanges
-from ovfstore.engine.updater.domain import DomainResult
+from ovfstore.engine.updater import records
+from ovfstore.engine.updater.domain import DomainResult, _write_order
 from ovfstore.model import VmStatus
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import Site, StoreOnDisk, build_site, fresh_engine
@@ -137,21 +139,24 @@ def test_stores_are_compacted_past_their_budget(
         site.updater.domain_step.agents.close()
 
 
-def test_a_failed_append_leaves_the_other_store_good_and_the_next_write_whole(site: Site) -> None:
+def test_a_failed_append_leaves_the_other_store_good_and_the_next_write_whole(site: Site, chattr: str) -> None:
     vms = [site.add_vm(f"vm{i}", "sd") for i in range(10)]
     _run(site)
     site.inv.vms.update(vms[0].id, VmChanges(description="one"))
-    # The first store to be appended to is made unwritable: its append fails, the other keeps its copy.
-    target = min(_good(site), key=lambda st: st.description.last_updated or 0)
-    (site.domain_dir("sd") / "images" / str(target.disk_id) / str(target.volume_id)).chmod(0o444)
+    # The first store to be appended to is made immutable: its append fails, the other keeps its copy.
+    with site.db.read() as conn:
+        (target, other) = _write_order(records.of_domain(conn, site.domains["sd"].id))
+    path = site.domain_dir("sd") / "images" / str(target.disk_id) / str(target.volume_id)
+    before = {st.disk_id: _volume_bytes(site, st) for st in _good(site)}
+    subprocess.run([chattr, "+i", str(path)], check=True)
     try:
         result = site.updater.run_once().domains[site.domains["sd"].id]
     finally:
-        (site.domain_dir("sd") / "images" / str(target.disk_id) / str(target.volume_id)).chmod(0o644)
-    if result.ok:  # root ignores the mode: the append went through after all
-        pytest.skip("the test runs as root, which writes read-only files")
-    good = [st for st in site.stores_on_disk("sd") if st.error is None]
-    assert len(good) == 1
+        subprocess.run([chattr, "-i", str(path)], check=True)
+    assert result.error is not None
+    stores = {st.disk_id: st for st in site.stores_on_disk("sd")}
+    assert stores[other.disk_id].error is None
+    assert _volume_bytes(site, stores[other.disk_id]) == before[other.disk_id]
     again = _run(site)
     assert again.appended is None
     assert again.whole_because is not None
@@ -190,9 +195,7 @@ def test_a_fresh_engine_recovers_the_final_state_of_a_segmented_store(site: Site
 
     engine = fresh_engine(empty_db_url, site.agent)
     try:
-        domain = engine.recovery.import_domain(
-            str(site.domain_dir("sd")), host=engine.host, name="sd", force_detach=True
-        )
+        domain = engine.import_and_attach(site.domain_dir("sd"), "sd")
         u = s.unregistered_entities
         with engine.db.read() as conn:
             rows = conn.execute(select(u.c.entity_id, u.c.ovf_data).where(u.c.domain_id == domain.id)).all()

@@ -5,7 +5,6 @@ check reads the stores and their `.meta` straight from disk."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +26,6 @@ from ovfstore.engine.updater.domain import _write_order
 from ovfstore.engine.updater.records import StoreRecord
 from ovfstore.model import Vm
 from ovfstore.store import description
-from tests.conftest import IN_CI
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import Site, StoreOnDisk, build_site
 
@@ -232,17 +230,6 @@ def test_a_resize_the_engine_did_not_record_is_taken_from_storage(site: Site) ->
     assert _capacities(site) == grown  # storage, the .meta and the inventory agree again
     assert len(_good(site.stores_on_disk("sd"))) == 2
     assert site.entities_in("sd") == {vm.id for vm in vms}
-
-
-@pytest.fixture
-def chattr() -> str:
-    path = shutil.which("chattr")
-    if os.geteuid() != 0 or path is None:
-        reason = "this test makes a volume file immutable with chattr, as root"
-        if IN_CI:
-            pytest.fail(f"required under CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return path
 
 
 def test_a_grow_that_storage_refuses_leaves_every_store_good(site: Site, chattr: str) -> None:
