@@ -181,7 +181,9 @@ def _play(work: Path, var_file: Path, tag: str, *extra: str) -> dict[str, Any]:
     )  # fmt: skip
     command = [str(BIN / "ansible-playbook"), str(play), "-t", tag, "-e", f"@{var_file}",
                "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"dr_running_vms={work / 'running_vms'}",
-               *extra]  # fmt: skip
+               # The role's report is /tmp/<dr_report_file>: this test's own, not /tmp/report.log, which tests
+               # running at once would delete under each other (the role deletes it first, then prints it).
+               "-e", f"dr_report_file=..{work / 'report.log'}", *extra]  # fmt: skip
     done = subprocess.run(
         command, cwd=work, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
     )
