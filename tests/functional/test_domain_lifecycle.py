@@ -13,9 +13,11 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.domains import DomainService
 from ovfstore.engine.errors import Conflict
 from ovfstore.engine.inventory import VmChanges
+from ovfstore.engine.updater.contents import load_contents
 from ovfstore.engine.updater.domain import UpdateError
+from ovfstore.engine.updater.service import RunReport
 from ovfstore.engine.updater.status import domains_status
-from ovfstore.model import DomainStatus, StorageDomain
+from ovfstore.model import GIB, Disk, DiskAttachment, DomainStatus, StorageDomain, Template
 from ovfstore.storage.metadata import parse_domain_metadata
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import Site, build_site
@@ -109,9 +111,57 @@ def test_detach_leaves_a_self_describing_domain(site: Site) -> None:
     assert (site.root / str(sd2) / "dom_md" / "metadata").exists(), "removing forgets; the data stays"
 
 
+def test_an_updater_run_during_the_detach_keeps_what_leaves_on_the_stores(site: Site) -> None:
+    """The updater may run at any moment of a detach: here one runs after every change the detach
+    commits (its debounced run, on a loaded database, lands between the detach's steps). The stores
+    must still describe every VM and template that leaves with the domain: none is written from an
+    inventory they already left (which wrote them empty for the next site's import)."""
+    site.add_domain("sd1")
+    template = site.inv.templates.add(Template(name="tpl", cluster_id=site.cluster.id))
+    leaving = {site.add_vm(f"vm{i}", "sd1").id for i in range(3)}
+    disk = site.inv.disks.add(Disk(alias="tpl_disk", provisioned_size=GIB, domain_ids=[site.domains["sd1"].id]))
+    site.inv.attachments.attach(DiskAttachment(entity_id=template.id, disk_id=disk.id, bootable=True))
+    leaving.add(template.id)
+    site.updater.run_once()
+    service = _service(site)
+    sd1 = site.domains["sd1"].id
+    service.deactivate(sd1)
+    runs: list[RunReport] = []
+    site.inv.subscribe(lambda changes: runs.append(site.updater.run_once()))
+
+    service.detach(sd1)
+
+    assert runs, "the updater ran during the detach"
+    assert site.inv.vms.list() == []
+    assert template.id not in {t.id for t in site.inv.templates.list()}
+    stores = site.stores_on_disk("sd1")
+    assert [set(s.contents.ovfs) if s.contents else s.error for s in stores] == [leaving, leaving]
+    assert [r.domains[sd1] for r in runs if sd1 in r.domains and r.domains[sd1].written] == []
+
+
+def test_stores_are_not_written_from_contents_read_after_the_domain_left(site: Site) -> None:
+    """A run that found the domain attached, then read its contents after a detach committed, writes
+    nothing: what it read no longer holds what left with the domain."""
+    domain = site.add_domain("sd1")
+    site.add_vm("vm", "sd1")
+    site.updater.run_once()
+    with load_contents(site.db, domain) as contents:
+        assert len(contents.entities) == 1
+        assert contents.left is None
+    service = _service(site)
+    service.deactivate(domain.id)
+    with load_contents(site.db, domain) as contents:
+        assert contents.left == "the domain is maintenance; its stores are written when it is active"
+    service.detach(domain.id)
+    with load_contents(site.db, domain) as contents:
+        assert contents.left == "the domain left its data center"
+    service.remove(domain.id)
+    with load_contents(site.db, domain) as contents:
+        assert contents.left == "the domain no longer exists"
+
+
 def test_create_disk_makes_its_volumes_on_storage(site: Site) -> None:
     from ovfstore.engine.domains import DomainCommandFailed
-    from ovfstore.model import GIB, Disk
 
     site.add_domain("sd1")
     service = _service(site)

@@ -263,12 +263,17 @@ class DomainService:
             if not force:
                 self.inv.storage_domains.update(domain_id, StorageDomainChanges(status=DomainStatus.MAINTENANCE))
                 raise
-        for entity_id in leaving:
-            self.inv.entities.forget(entity_id)
-        self.inv.disks.forget_domain(domain_id)
-        return self.inv.storage_domains.update(
-            domain_id, StorageDomainChanges(data_center_id=None, master=False, status=DomainStatus.UNATTACHED)
-        )
+        # One transaction: nothing ever sees the entities gone while the domain is still attached. The
+        # updater may run at any moment (a debounced run after any change); had it seen the domain
+        # detaching with its entities already forgotten, it would have written stores without them, and
+        # the site importing the domain next would find nothing on it.
+        with self.inv.transaction():
+            for entity_id in leaving:
+                self.inv.entities.forget(entity_id)
+            self.inv.disks.forget_domain(domain_id)
+            return self.inv.storage_domains.update(
+                domain_id, StorageDomainChanges(data_center_id=None, master=False, status=DomainStatus.UNATTACHED)
+            )
 
     def remove(self, domain_id: UUID, *, destroy: bool = False) -> None:
         """Forget a detached domain. With `destroy` its directory is deleted from storage too (not done

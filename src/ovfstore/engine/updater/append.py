@@ -34,7 +34,7 @@ from ovfstore.engine.db.database import Database
 from ovfstore.engine.inventory.base import chunks
 from ovfstore.engine.ovfsource import BATCH
 from ovfstore.engine.updater import changes, records
-from ovfstore.engine.updater.contents import DocumentSpool, stored_on
+from ovfstore.engine.updater.contents import DocumentSpool, domain_left, stored_on
 from ovfstore.engine.updater.records import StoreRecord, Written
 from ovfstore.model import StorageDomain
 from ovfstore.store import description
@@ -84,6 +84,9 @@ def plan(
             puts = _changed(conn, domain, sorted(tokens), spool)
             metadata = metadata_json(_running(conn, domain))
             before = records.entity_ids_of(conn, first.disk_id)
+            left = domain_left(conn, domain)  # last, as `load_contents` does: nothing read after a detach
+            if left is not None:
+                raise _Whole(left)  # the whole write's own read finds it too, and writes nothing
         kept = {e.id for e in puts}
         removed = sorted((set(tokens) - kept) & set(before))
         status_sha256 = hashlib.sha256(metadata).hexdigest()

@@ -3,7 +3,9 @@
 The member list (each entity's OVF size and SHA-256, as the cache recorded them), the unregistered
 entities found on the domain, the VM status map, and the OVF documents themselves: all are read in one
 read transaction that is finished before the first byte is sent, so the upload never waits on the
-database nor holds a transaction open. The rows are streamed a batch at a time (`FETCH_BATCH`), each
+database nor holds a transaction open. The last read of that transaction checks the domain is still
+attached and writable (`left`): contents read after a detach committed lack what left with the domain,
+and must not be written over the stores that describe it. The rows are streamed a batch at a time (`FETCH_BATCH`), each
 document appended to a temporary file through a large write buffer: memory stays flat however many VMs
 the domain holds, and the tar stream reads the documents back from there, one `pread` each.
 """
@@ -21,12 +23,15 @@ from sqlalchemy import ColumnElement, Connection, Integer, and_, or_, select, ty
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
-from ovfstore.model import StorageDomain
+from ovfstore.model import DomainStatus, StorageDomain
 from ovfstore.store.tarstream import FETCH_BATCH, MAX_MEMBER, EntityRef
 
 #: The spool's write buffer: documents (5-15 KiB each) reach the file in writes of this size, not one
 #: write per document.
 SPOOL_BUFFER = 1 << 20
+
+#: Domains in these states are written; others (maintenance, unattached...) keep their stores as they are.
+WRITABLE = (DomainStatus.ACTIVE, DomainStatus.PREPARING_FOR_MAINTENANCE, DomainStatus.DETACHING)
 
 
 class DocumentSpool:
@@ -67,6 +72,9 @@ class StoreContents:
     unregistered: list[EntityRef] = field(default_factory=list)
     vm_status: dict[UUID, int] = field(default_factory=dict)
     documents: DocumentSpool = field(default_factory=DocumentSpool)
+    # Why these contents must not be written: the domain left its data center, went into maintenance or
+    # was removed while they were read. None when they may be.
+    left: str | None = None
 
     def __enter__(self) -> StoreContents:
         return self
@@ -82,10 +90,29 @@ def load_contents(db: Database, domain: StorageDomain) -> StoreContents:
         with db.read() as conn:
             _load_entities(conn, domain, contents)
             _load_unregistered(conn, domain, contents)
+            # Last: at PostgreSQL's READ COMMITTED each statement sees what was committed when it began,
+            # so a domain still attached here was attached for every read above (a detach forgets the
+            # entities and detaches the domain in one transaction). SQLite reads one snapshot throughout.
+            contents.left = domain_left(conn, domain)
     except BaseException:
         contents.documents.close()
         raise
     return contents
+
+
+def domain_left(conn: Connection, domain: StorageDomain) -> str | None:
+    """Why the domain's stores must not be written now (None if they may): it is gone, attached elsewhere
+    or nowhere, or in a state whose stores are kept as they are."""
+    d = s.storage_domains
+    row = conn.execute(select(d.c.status, d.c.data_center_id).where(d.c.id == domain.id)).first()
+    if row is None:
+        return "the domain no longer exists"
+    if row.data_center_id is None or row.data_center_id != domain.data_center_id:
+        return "the domain left its data center"
+    status = DomainStatus(row.status)
+    if status not in WRITABLE:
+        return f"the domain is {status.value}; its stores are written when it is active"
+    return None
 
 
 def stored_on(domain: StorageDomain) -> ColumnElement[bool]:

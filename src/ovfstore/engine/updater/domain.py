@@ -34,18 +34,15 @@ from ovfstore.engine.db.rows import from_row
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.updater import append, changes, records, sizing
-from ovfstore.engine.updater.contents import StoreContents, load_contents
+from ovfstore.engine.updater.contents import WRITABLE, StoreContents, load_contents
 from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, TooLarge, agent_errors
 from ovfstore.engine.updater.records import StoreRecord
 from ovfstore.engine.updater.stores import ensure_stores
-from ovfstore.model import DomainClass, DomainStatus, OvfStoreStatus, StorageDomain
+from ovfstore.model import DomainClass, OvfStoreStatus, StorageDomain
 from ovfstore.store import description
 from ovfstore.store.tarstream import StoreTar
 
 log = logging.getLogger(__name__)
-
-#: Domains in these states are written; others (maintenance, unattached...) keep their stores as they are.
-WRITABLE = (DomainStatus.ACTIVE, DomainStatus.PREPARING_FOR_MAINTENANCE, DomainStatus.DETACHING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +169,9 @@ class DomainStep:
         with self.db.read() as conn:
             noted = changes.pending(conn, domain.id)  # what the whole write holds, at the latest
         with load_contents(self.db, domain) as contents:
+            if contents.left is not None:  # a detach (or deactivation) committed since the domain was read
+                result.skipped = contents.left
+                return result
             tar = self._plan_tar(domain, stores, contents, now)
             result.entity_count = len(contents.entities)
             result.generation = tar.generation
