@@ -125,9 +125,21 @@ def _not_appendable(stores: list[StoreRecord], on_storage: dict[UUID, VolumeInfo
     for sv in stores:
         volume = on_storage[sv.volume_id]
         desc = description.parse(volume.description)
-        if volume.legality.upper() != "LEGAL" or desc.updated is not True or desc.size != sv.size:
+        if (
+            volume.legality.upper() != "LEGAL"
+            or desc.updated is not True
+            or desc.size != sv.size
+            or not _same_second(desc.last_updated, sv.last_updated)
+        ):  # another engine wrote it (the domain was away), or a write of ours did not finish
             return f"store {sv.disk_id} on storage is not the one last written"
     return None
+
+
+def _same_second(found: datetime | None, recorded: datetime | None) -> bool:
+    """The description keeps its date to the second (Java's `Date.toString()`)."""
+    if found is None or recorded is None:
+        return False
+    return found.replace(microsecond=0) == recorded.replace(microsecond=0)
 
 
 def _check_budget(
