@@ -274,6 +274,8 @@ def _store(store: StoreStatus) -> dict[str, object]:
         "generation": store.generation,
         "size": size(store.size),
         "entities": store.entity_count,
+        "segments": store.segments or 0,
+        "appended": size(store.appended),
         "last_updated": when(store.last_updated),
         "sha256": store.sha256 or "",
         "error": cut(store.last_error, 300) if store.last_error else "",

@@ -76,6 +76,8 @@ def _domain(st: DomainOvfStatus, threshold: float) -> dict[str, object]:
                     "size": s.size,
                     "sha256": s.sha256,
                     "entity_count": s.entity_count,
+                    "segments": s.segments,
+                    "appended": s.appended,
                     "last_updated": s.last_updated,
                     "outdated_since": s.outdated_since,
                     "last_error": s.last_error,

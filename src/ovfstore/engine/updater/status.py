@@ -46,6 +46,10 @@ class StoreStatus:
     outdated_since: datetime | None
     last_error: str | None
     entity_ids: frozenset[UUID] = frozenset()  # the entities its last write held
+    # Segments it holds (1 after a whole write, more as changes are appended; None where unknown) and the
+    # bytes appended since its last whole write.
+    segments: int | None = None
+    appended: int = 0
 
     @property
     def usable(self) -> bool:
@@ -198,7 +202,7 @@ def _store_status(row: RowMapping) -> StoreStatus:
         disk_id=row["disk_id"], status=row["status"], generation=row["store_generation"], size=row["size"],
         sha256=row["sha256"], entity_count=len(row["entity_ids"]), last_updated=row["last_updated"],
         outdated_since=row["outdated_since"], last_error=row["last_error"],
-        entity_ids=frozenset(row["entity_ids"]),
+        entity_ids=frozenset(row["entity_ids"]), segments=row["segments"], appended=row["appended"],
     )  # fmt: skip
 
 
