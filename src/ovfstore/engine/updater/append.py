@@ -49,7 +49,7 @@ class AppendPlan:
     segment: SegmentTar
     documents: DocumentSpool
     tokens: dict[UUID, int]  # the changes it holds: forgotten once every store has them
-    entity_ids: list[UUID]  # what the stores hold after it
+    entity_ids: list[str]  # what the stores hold after it (canonical text, as the column keeps them)
     status_sha256: str
     first: StoreRecord
 
@@ -81,15 +81,16 @@ def plan(
             if conn.execute(select(exists().where(s.unregistered_entities.c.domain_id == domain.id))).scalar():
                 raise _Whole("the domain holds unregistered entities, which segments never carry")
             tokens = changes.pending(conn, domain.id)
-            puts = _changed(conn, domain, sorted(tokens), spool)
-            metadata = metadata_json(_running(conn, domain))
+            puts = _changed(conn, domain, sorted(set(tokens) - {changes.STATUS}), spool)
+            # The status map is read (all the domain's running VMs) only when a change may have moved it.
+            metadata = metadata_json(_running(conn, domain)) if changes.STATUS in tokens else None
             before = records.entity_ids_of(conn, first.disk_id)
             left = domain_left(conn, domain)  # last, as `load_contents` does: nothing read after a detach
             if left is not None:
                 raise _Whole(left)  # the whole write's own read finds it too, and writes nothing
-        kept = {e.id for e in puts}
-        removed = sorted((set(tokens) - kept) & set(before))
-        status_sha256 = hashlib.sha256(metadata).hexdigest()
+        kept = {str(e.id) for e in puts}
+        removed = sorted(UUID(i) for i in ({str(i) for i in tokens} - kept) & before)
+        status_sha256 = first.status_sha256 if metadata is None else hashlib.sha256(metadata).hexdigest()
         segment = SegmentTar(
             domain_id=domain.id, generation=max(sv.store_generation for sv in stores) + 1,
             previous_generation=first.store_generation, offset=first.size - len(END_OF_ARCHIVE), writer=config.writer,
@@ -103,8 +104,8 @@ def plan(
     except BaseException:
         spool.close()
         raise
-    entity_ids = sorted((set(before) - set(removed)) | kept)
-    return AppendPlan(segment, spool, tokens, entity_ids, status_sha256, first)
+    entity_ids = sorted((before - {str(i) for i in removed}) | kept)
+    return AppendPlan(segment, spool, tokens, entity_ids, status_sha256 or "", first)
 
 
 class _Whole(Exception):

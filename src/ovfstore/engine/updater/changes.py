@@ -27,6 +27,10 @@ from ovfstore.model import DomainClass
 
 ch = s.ovf_store_changes
 
+#: Noted for a domain when its VM status map (the stores' `metadata.json`) may have changed: a VM's run
+#: status changed, or a VM that was not down joined or left the domain. No entity has this id.
+STATUS = UUID(int=0)
+
 
 def new_token() -> int:
     """A pool step's token: a row it touched is told from one touched again later."""
@@ -74,6 +78,12 @@ def note_memberships(conn: Connection, memberships: Mapping[UUID, tuple[set[UUID
         for entity_id, (domains, dcs) in memberships.items()
     }
     note(conn, touched, token, eligible)
+
+
+def note_status(noted: dict[UUID, tuple[set[UUID], set[UUID]]], domains: set[UUID], dcs: set[UUID]) -> None:
+    """Add to `noted` (as `note_memberships` takes it) that these domains' status maps changed."""
+    had_domains, had_dcs = noted.get(STATUS, (set(), set()))
+    noted[STATUS] = (had_domains | domains, had_dcs | dcs)
 
 
 def pending(conn: Connection, domain_id: UUID) -> dict[UUID, int]:

@@ -16,9 +16,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, delete, func, insert, or_, select
+from sqlalchemy import Connection, Integer, Select, delete, func, insert, or_, select, type_coerce
 
 from ovfstore.engine import events
 from ovfstore.engine.db import schema as s
@@ -109,13 +110,27 @@ def _leave(conn: Connection, ids: list[UUID], now: datetime, result: PoolResult,
     touched: set[UUID] = set()
     dc_wide: set[UUID] = set()
     noted: dict[UUID, tuple[set[UUID], set[UUID]]] = {}
+    running = _running(conn, ids)
     for entity_id, (domains, dc) in _memberships(conn, ids).items():
         touched |= domains
         if dc is not None:
             dc_wide.add(dc)
         noted[entity_id] = (domains, {dc} if dc is not None else set())
+        if entity_id in running:  # a running VM leaves: the status maps of its domains change
+            changes.note_status(noted, *noted[entity_id])
     result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
     changes.note_memberships(conn, noted, token)
+
+
+def _running(conn: Connection, ids: list[UUID]) -> dict[UUID, int]:
+    """The cached run status of those of these entities that were not down (their stores' status map)."""
+    c = s.ovf_cache
+    status = type_coerce(c.c.vm_status, Integer)
+    found: dict[UUID, int] = {}
+    for batch in chunks(ids, BATCH):
+        query = select(c.c.entity_id, status).where(c.c.entity_id.in_(batch), status > 0)
+        found.update((row[0], row[1]) for row in conn.execute(query))
+    return found
 
 
 def _render(
@@ -225,6 +240,7 @@ def _store(
     if not keep:
         return
     previous = _memberships(conn, keep)
+    running = _running(conn, keep)
     conn.execute(delete(c).where(c.c.entity_id.in_(keep)))
     unstorable.clear(conn, keep)
     rows, members = [], []
@@ -234,22 +250,8 @@ def _store(
     for entity_id in keep:
         data, document = rendered[entity_id]
         domains = data.domain_ids()
-        entity = data.entity
-        rows.append(
-            {
-                "entity_id": entity_id,
-                "entity_type": EntityType.VM if isinstance(entity, Vm) else EntityType.TEMPLATE,
-                "data_center_id": data.data_center_id,
-                "ovf_generation": read_generations[entity_id],
-                "ovf_data": document,
-                "ovf_size": len(document),
-                "ovf_sha256": hashlib.sha256(document).hexdigest(),
-                "vm_status": entity.status if isinstance(entity, Vm) else None,
-                "dc_wide": not domains,
-                "deleted": False,
-                "updated_at": now,
-            }
-        )
+        row = _cache_row(entity_id, data, document, read_generations[entity_id], now)
+        rows.append(row)
         members += [{"entity_id": entity_id, "domain_id": d} for d in sorted(domains)]
         touched |= domains
         if not domains and data.data_center_id is not None:
@@ -260,12 +262,31 @@ def _store(
             dc_wide.add(old_dc)
         dcs = {dc for dc in (old_dc, None if domains else data.data_center_id) if dc is not None}
         noted[entity_id] = (domains | old_domains, dcs)
+        if running.get(entity_id, 0) != int(row["vm_status"] or 0):  # its domains' status maps change
+            changes.note_status(noted, *noted[entity_id])
     conn.execute(insert(c), rows)
     if members:
         conn.execute(insert(cd), members)
     result.regenerated.update(keep)
     result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
     changes.note_memberships(conn, noted, token)
+
+
+def _cache_row(entity_id: UUID, data: OvfData, document: bytes, generation: int, now: datetime) -> dict[str, Any]:
+    entity = data.entity
+    return {
+        "entity_id": entity_id,
+        "entity_type": EntityType.VM if isinstance(entity, Vm) else EntityType.TEMPLATE,
+        "data_center_id": data.data_center_id,
+        "ovf_generation": generation,
+        "ovf_data": document,
+        "ovf_size": len(document),
+        "ovf_sha256": hashlib.sha256(document).hexdigest(),
+        "vm_status": entity.status if isinstance(entity, Vm) else None,
+        "dc_wide": not data.domain_ids(),
+        "deleted": False,
+        "updated_at": now,
+    }
 
 
 def _memberships(conn: Connection, ids: list[UUID]) -> dict[UUID, tuple[set[UUID], UUID | None]]:

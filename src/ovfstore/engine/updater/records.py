@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, RowMapping, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, Text, func, insert, select, type_coerce, update
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
@@ -141,7 +141,7 @@ class Written:
     generation: int
     size: int
     sha256: str  # of the bytes this write sent: the whole tar, or the appended segment
-    entity_ids: list[UUID]
+    entity_ids: list[UUID] | list[str]  # UUIDs, or their canonical text
     base_size: int
     appended: int
     segments: int
@@ -166,9 +166,11 @@ def mark_written(db: Database, disk_id: UUID, written: Written, when: datetime) 
         )  # fmt: skip
 
 
-def entity_ids_of(conn: Connection, disk_id: UUID) -> list[UUID]:
-    """The entities the store's last write left in it."""
-    return list(conn.execute(select(st.c.entity_ids).where(st.c.disk_id == disk_id)).scalar_one())
+def entity_ids_of(conn: Connection, disk_id: UUID) -> set[str]:
+    """The entities the store's last write left in it, as the column keeps them (canonical text: an
+    append's set arithmetic over a 25,000-VM domain makes no UUID objects)."""
+    text = conn.execute(select(type_coerce(st.c.entity_ids, Text)).where(st.c.disk_id == disk_id)).scalar_one()
+    return {line for line in (text or "").split("\n") if line}
 
 
 def set_error(db: Database, disk_id: UUID, error: str) -> None:
