@@ -109,13 +109,17 @@ def test_removed_and_status_changes_reach_every_store(site: Site) -> None:
         assert vms[3].id not in st.contents.ovfs
         assert len(st.contents.ovfs) == 10
         assert st.contents.vm_status == {vms[5].id: VmStatus.UP.value}
-    # A running VM removed: the status map it was in is appended again, without it.
-    site.inv.vms.remove(vms[5].id)
+    # One VM started, another stopped: the map follows; a running VM of another domain stays out of it.
+    site.add_domain("other")
+    site.inv.vms.update(vms[6].id, VmChanges(status=VmStatus.UP))
+    _run(site)
+    moved = site.add_vm("moved", "other")
+    site.inv.vms.update(moved.id, VmChanges(status=VmStatus.UP))
+    site.inv.vms.update(vms[5].id, VmChanges(status=VmStatus.DOWN))
     assert _run(site).appended is not None
     for st in _good(site):
         assert st.contents is not None
-        assert st.contents.vm_status == {}
-        assert vms[5].id not in st.contents.ovfs
+        assert st.contents.vm_status == {vms[6].id: VmStatus.UP.value}
 
 
 def test_stores_are_compacted_past_their_budget(
