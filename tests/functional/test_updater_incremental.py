@@ -17,6 +17,7 @@ from sqlalchemy import select
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
+from ovfstore.engine.domains import DomainService
 from ovfstore.engine.inventory import VmChanges
 from ovfstore.engine.updater import records
 from ovfstore.engine.updater.domain import DomainResult, _write_order
@@ -202,3 +203,33 @@ def test_a_fresh_engine_recovers_the_final_state_of_a_segmented_store(site: Site
         assert {row.entity_id: hashlib.sha256(bytes(row.ovf_data)).hexdigest() for row in rows} == expected
     finally:
         engine.close()
+
+
+def test_a_domain_attached_again_is_written_whole_with_what_changed_while_it_was_away(site: Site) -> None:
+    """A domain detached and attached again missed the changes of its data center's VMs and templates that
+    go into every data domain (none was noted for it while it was away): its next write is whole, so its
+    stores hold their final versions and none removed meanwhile (an append of only what was noted since
+    would have kept the stale ones for good)."""
+    service = DomainService(site.inv, site.updater.domain_step.agents, site.updater)
+    site.add_domain("sd2")
+    dc_wide = site.add_vm("dc-wide")  # no disk: in every data domain of the data center
+    dropped = site.add_vm("dropped")
+    site.updater.run_once()
+    sd2 = site.domains["sd2"].id
+    service.deactivate(sd2)
+    service.detach(sd2)
+    site.inv.vms.update(dc_wide.id, VmChanges(description="changed while sd2 was away"))
+    site.inv.vms.remove(dropped.id)
+    _run(site)
+
+    service.attach(sd2, site.dc.id)
+    back = site.add_vm("back", "sd2")
+    result = site.updater.run_once().domains[sd2]
+
+    assert result.ok, result.error
+    assert result.appended is None
+    for st in site.stores_on_disk("sd2"):
+        assert st.contents is not None, st.error
+        assert st.contents.verified
+        assert set(st.contents.ovfs) == {dc_wide.id, back.id}
+        assert st.contents.ovfs[dc_wide.id] == _cached(site, dc_wide.id)
