@@ -234,22 +234,7 @@ def _store(
     for entity_id in keep:
         data, document = rendered[entity_id]
         domains = data.domain_ids()
-        entity = data.entity
-        rows.append(
-            {
-                "entity_id": entity_id,
-                "entity_type": EntityType.VM if isinstance(entity, Vm) else EntityType.TEMPLATE,
-                "data_center_id": data.data_center_id,
-                "ovf_generation": read_generations[entity_id],
-                "ovf_data": document,
-                "ovf_size": len(document),
-                "ovf_sha256": hashlib.sha256(document).hexdigest(),
-                "vm_status": entity.status if isinstance(entity, Vm) else None,
-                "dc_wide": not domains,
-                "deleted": False,
-                "updated_at": now,
-            }
-        )
+        rows.append(_cache_row(entity_id, data, document, read_generations[entity_id], now))
         members += [{"entity_id": entity_id, "domain_id": d} for d in sorted(domains)]
         touched |= domains
         if not domains and data.data_center_id is not None:
@@ -266,6 +251,24 @@ def _store(
     result.regenerated.update(keep)
     result.outdated_domains |= mark_outdated(conn, touched, dc_wide, now)
     changes.note_memberships(conn, noted, token)
+
+
+def _cache_row(entity_id: UUID, data: OvfData, document: bytes, generation: int, now: datetime) -> dict[str, object]:
+    """The `ovf_cache` row of an entity's OVF rendered from `generation`."""
+    entity = data.entity
+    return {
+        "entity_id": entity_id,
+        "entity_type": EntityType.VM if isinstance(entity, Vm) else EntityType.TEMPLATE,
+        "data_center_id": data.data_center_id,
+        "ovf_generation": generation,
+        "ovf_data": document,
+        "ovf_size": len(document),
+        "ovf_sha256": hashlib.sha256(document).hexdigest(),
+        "vm_status": entity.status if isinstance(entity, Vm) else None,
+        "dc_wide": not data.domain_ids(),
+        "deleted": False,
+        "updated_at": now,
+    }
 
 
 def _memberships(conn: Connection, ids: list[UUID]) -> dict[UUID, tuple[set[UUID], UUID | None]]:
