@@ -5,14 +5,16 @@ stores whole again; anything unexpected falls back to a whole write."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
@@ -233,3 +235,29 @@ def test_a_domain_attached_again_is_written_whole_with_what_changed_while_it_was
         assert st.contents.verified
         assert set(st.contents.ovfs) == {dc_wide.id, back.id}
         assert st.contents.ovfs[dc_wide.id] == _cached(site, dc_wide.id)
+
+
+def test_many_changes_at_once_stay_within_sqlites_bound_parameters(site: Site) -> None:
+    """A pool step noting hundreds of changes for an appendable domain, and the append consuming them, keep
+    each statement within 999 bound parameters: the default limit of SQLite before 3.32 (still the system
+    SQLite of some supported distributions). Here the limit is set on every connection of the test."""
+    if site.db.engine.dialect.name == "sqlite":
+
+        @event.listens_for(site.db.engine, "connect")
+        def _limit(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+            dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+        site.db.engine.dispose()
+    site.updater.domain_step.config = dataclasses.replace(CONFIG, compact_min=1 << 30)  # 600 VMs appended
+    site.add_vm("first", "sd")
+    _run(site)
+    many = {site.add_vm(f"dc-wide{i}").id for i in range(600)}  # no disk: each in every data domain
+
+    result = _run(site)
+
+    assert result.appended is not None, result.whole_because
+    with site.db.read() as conn:
+        assert conn.execute(select(s.ovf_store_changes)).all() == []
+    for st in _good(site):
+        assert st.contents is not None
+        assert many <= set(st.contents.ovfs)
