@@ -14,7 +14,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
@@ -261,3 +261,37 @@ def test_many_changes_at_once_stay_within_sqlites_bound_parameters(site: Site) -
     for st in _good(site):
         assert st.contents is not None
         assert many <= set(st.contents.ovfs)
+
+
+def test_a_whole_write_by_an_older_engine_makes_the_next_write_whole(site: Site) -> None:
+    """An older engine on the same database (during a rolling upgrade) writes stores whole without knowing
+    the columns appends need: they keep what this version's last append left (simulated here by putting
+    them back after a whole write). Such a record does not add up (`Size` is no longer the base plus what
+    was appended), and the next write is whole: an append would trust a stale status map digest and
+    leave the VM's status as the older engine wrote it."""
+    vm = site.add_vm("vm", "sd")
+    _run(site)
+    site.inv.vms.update(vm.id, VmChanges(status=VmStatus.UP))
+    assert _run(site).appended is not None
+    st = s.ovf_stores
+    appendable = [st.c.base_size, st.c.appended, st.c.segments, st.c.status_sha256, st.c.unregistered]
+    with site.db.read() as conn:
+        kept = {row.disk_id: row._mapping for row in conn.execute(select(st.c.disk_id, *appendable))}
+    site.inv.vms.update(vm.id, VmChanges(status=VmStatus.DOWN))
+    sd = site.domains["sd"].id
+    assert site.updater.run_once(force={sd}).domains[sd].appended is None  # the older engine's whole write
+    with site.db.write() as conn:
+        for disk_id, row in kept.items():
+            conn.execute(
+                update(st).where(st.c.disk_id == disk_id).values({k: v for k, v in row.items() if k != "disk_id"})
+            )
+
+    site.inv.vms.update(vm.id, VmChanges(status=VmStatus.UP))
+    result = _run(site)
+
+    assert result.appended is None
+    assert result.whole_because is not None
+    assert "does not add up" in result.whole_because
+    for stored in _good(site):
+        assert stored.contents is not None
+        assert stored.contents.vm_status == {vm.id: VmStatus.UP.value}
