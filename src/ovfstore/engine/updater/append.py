@@ -116,7 +116,7 @@ def _not_appendable(stores: list[StoreRecord], on_storage: dict[UUID, VolumeInfo
         return "incremental writes are off ([updater] incremental)"
     first = stores[0]
     if any(sv.base_size is None or sv.segments is None or sv.size is None or sv.unregistered is None for sv in stores):
-        return "a store was never written whole by this version"
+        return "a store was not written whole by this version since it was created, adopted or attached"
     if any(sv.unregistered for sv in stores):
         return "the last whole write held unregistered entities"
     for sv in stores:
