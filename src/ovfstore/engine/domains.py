@@ -21,6 +21,7 @@ from ovfstore.engine.db import schema as s
 from ovfstore.engine.errors import Conflict, InvalidInput
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory, StorageDomainChanges
+from ovfstore.engine.updater import changes, records
 from ovfstore.engine.updater.domain import UpdateError
 from ovfstore.engine.updater.service import OvfUpdater
 from ovfstore.model import (
@@ -215,9 +216,15 @@ class DomainService:
             # Before storage is touched: a domain whose stores cannot be read stays as it was.
             self._call(self.on_attach, domain_id, client)
         self._call(client.attach, domain_id, data_center_id, master)
-        return self.inv.storage_domains.update(
-            domain_id, StorageDomainChanges(data_center_id=data_center_id, master=master, status=DomainStatus.ACTIVE)
-        )
+        # With the attach: its stores (kept from an earlier attach) are written whole next, the noted
+        # changes moot (the updater appends only what was noted while the domain was in this data center).
+        with self.inv.transaction() as tx:
+            records.mark_rejoined(tx.conn, domain_id, self.updater.clock())
+            changes.forget(tx.conn, domain_id)
+            return self.inv.storage_domains.update(
+                domain_id,
+                StorageDomainChanges(data_center_id=data_center_id, master=master, status=DomainStatus.ACTIVE),
+            )
 
     def activate(self, domain_id: UUID) -> StorageDomain:
         domain = self.inv.storage_domains.get(domain_id)

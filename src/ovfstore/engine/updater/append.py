@@ -117,9 +117,12 @@ def _not_appendable(stores: list[StoreRecord], on_storage: dict[UUID, VolumeInfo
         return "incremental writes are off ([updater] incremental)"
     first = stores[0]
     if any(sv.base_size is None or sv.segments is None or sv.size is None or sv.unregistered is None for sv in stores):
-        return "a store was never written whole by this version"
+        return "a store was not written whole by this version since it was created, adopted or attached"
     if any(sv.unregistered for sv in stores):
         return "the last whole write held unregistered entities"
+    for sv in stores:
+        if not _adds_up(sv):
+            return f"the record of store {sv.disk_id} does not add up (an older version wrote the store whole?)"
     if any((sv.store_generation, sv.size, sv.segments) != (first.store_generation, first.size, first.segments)
            for sv in stores):  # fmt: skip
         return "the stores hold different generations"
@@ -134,6 +137,15 @@ def _not_appendable(stores: list[StoreRecord], on_storage: dict[UUID, VolumeInfo
         ):  # another engine wrote it (the domain was away), or a write of ours did not finish
             return f"store {sv.disk_id} on storage is not the one last written"
     return None
+
+
+def _adds_up(sv: StoreRecord) -> bool:
+    """A store this version wrote has `Size` = its base + every segment appended since, each appended at the
+    end-of-archive before it. An older version's whole write changes `size` and leaves the rest as it was."""
+    assert sv.size is not None
+    assert sv.base_size is not None
+    assert sv.segments is not None
+    return sv.segments >= 1 and sv.size == sv.base_size + sv.appended - len(END_OF_ARCHIVE) * (sv.segments - 1)
 
 
 def _same_second(found: datetime | None, recorded: datetime | None) -> bool:

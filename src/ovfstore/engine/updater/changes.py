@@ -31,6 +31,10 @@ ch = s.ovf_store_changes
 #: status changed, or a VM that was not down joined or left the domain. No entity has this id.
 STATUS = UUID(int=0)
 
+#: Pairs per statement of a tuple `IN`: two bound parameters each, so a statement stays within 999 of
+#: them, the default limit of SQLite before 3.32.
+PAIRS = BATCH // 2
+
 
 def new_token() -> int:
     """A pool step's token: a row it touched is told from one touched again later."""
@@ -62,7 +66,7 @@ def dc_domains(conn: Connection, data_center_ids: Iterable[UUID]) -> dict[UUID, 
 def note(conn: Connection, touched: Mapping[UUID, set[UUID]], token: int, eligible: set[UUID]) -> None:
     """Record that each entity of `touched` changed for the domains it maps to (those of `eligible`)."""
     pairs = sorted((d, e) for e, domains in touched.items() for d in domains if d in eligible)
-    for batch in chunks(pairs, BATCH):
+    for batch in chunks(pairs, PAIRS):
         conn.execute(delete(ch).where(tuple_(ch.c.domain_id, ch.c.entity_id).in_(batch)))
         conn.execute(insert(ch), [{"domain_id": d, "entity_id": e, "token": token} for d, e in batch])
 
@@ -97,7 +101,7 @@ def consumed(db: Database, domain_id: UUID, read: Mapping[UUID, int]) -> None:
     later pool step touched them again (another token)."""
     items = sorted(read.items())
     with db.write() as conn:
-        for batch in chunks(items, BATCH):
+        for batch in chunks(items, PAIRS):
             conn.execute(delete(ch).where(ch.c.domain_id == domain_id, tuple_(ch.c.entity_id, ch.c.token).in_(batch)))
 
 

@@ -273,6 +273,7 @@ def _store(
 
 
 def _cache_row(entity_id: UUID, data: OvfData, document: bytes, generation: int, now: datetime) -> dict[str, Any]:
+    """The `ovf_cache` row of an entity's OVF rendered from `generation`."""
     entity = data.entity
     return {
         "entity_id": entity_id,

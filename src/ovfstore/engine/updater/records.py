@@ -129,6 +129,18 @@ def mark_created(db: Database, disk_id: UUID, now: datetime) -> None:
     )  # fmt: skip
 
 
+def mark_rejoined(conn: Connection, domain_id: UUID, now: datetime) -> None:
+    """The domain (re)joins a data center: its stores missed every change of that data center's entities
+    that go into each data domain (none is noted for a domain while it is away), and may hold some of
+    another data center's. They are outdated, and their next write is whole."""
+    conn.execute(
+        update(st)
+        .where(st.c.domain_id == domain_id, st.c.status != OvfStoreStatus.DISABLED.value)
+        .values(status=OvfStoreStatus.OUTDATED, outdated_since=func.coalesce(st.c.outdated_since, now))
+    )
+    conn.execute(update(st).where(st.c.domain_id == domain_id).values(**_NOT_APPENDABLE))
+
+
 def mark_missing(db: Database, disk_id: UUID) -> None:
     """The store's volume is not on storage: out of use until it is created again."""
     _set(db, disk_id, status=OvfStoreStatus.DISABLED, last_error="volume missing; recreating")
