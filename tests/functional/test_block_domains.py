@@ -149,6 +149,8 @@ def _kill_mid_write(
     """Many more VMs (in the inventory only), a store update, and the agent killed while it streams: one
     complete store stays; a new agent on the same LUNs completes the update. The extra VMs then go."""
     inv, cluster = old.inv, old.inv.clusters.list()[0]
+    # Whole writes: the change below is to stream a whole tar (appends are tested in test_updater_incremental).
+    old.updater.domain_step.config = replace(old.updater.domain_step.config, incremental=False)
     extra = []
     for i in range(300):
         vm = inv.vms.add(Vm(name=f"bulk{i:03d}", cluster_id=cluster.id))
@@ -276,7 +278,8 @@ def test_block_stores_shrink_with_lvreduce_and_grow_with_their_domain(
     step = engine.updater.domain_step
     try:
         # Stores created at two extents; then the configured size drops to 64 KiB, far below their tar.
-        step.config = replace(step.config, store_capacity=2 * extent)
+        # Whole writes: stores are resized when written whole.
+        step.config = replace(step.config, store_capacity=2 * extent, incremental=False)
         dc, cluster = engine.inv.data_centers.list()[0], engine.inv.clusters.list()[0]
         domain = engine.domains.create(
             StorageDomain(name="grow", storage_type=StorageType.ISCSI, data_center_id=dc.id,
