@@ -142,10 +142,10 @@ def newest(domain_dir: Path) -> StoreView | None:
 # --- several engines, one agent ----------------------------------------------------------------------
 
 
-def write_config(path: Path, lease_s: float, debounce_s: float) -> Path:
+def write_config(path: Path, lease_s: float, debounce_s: float, incremental: bool = True) -> Path:
     path.write_text(
         f"[updater]\ndebounce_s = {debounce_s}\nbackoff_initial_s = 0.5\nbackoff_max_s = 2.0\nsweep_interval_s = 20.0\n"
-        f"[engine]\nlease_s = {lease_s}\n"
+        f"incremental = {'true' if incremental else 'false'}\n[engine]\nlease_s = {lease_s}\n"
     )
     return path
 
@@ -193,14 +193,17 @@ class Cluster:
 
 
 @contextmanager
-def cluster(workdir: Path, db_url: str, count: int, lease_s: float, debounce_s: float) -> Iterator[Cluster]:
-    """`count` engines (e0, e1...) started one after the other: e0 leads first."""
+def cluster(
+    workdir: Path, db_url: str, count: int, lease_s: float, debounce_s: float, incremental: bool = True
+) -> Iterator[Cluster]:
+    """`count` engines (e0, e1...) started one after the other: e0 leads first. `incremental` false: every
+    write is whole (a test that pauses a leader in the middle of a long upload needs one)."""
     storage = workdir / "storage"
     agent = LocalAgent([storage], workdir)
     proxy = SlowProxy(agent.port)
     secret_file = workdir / "engine.secret"
     secret_file.write_text(agent.secret)
-    config = write_config(workdir / "engine.toml", lease_s, debounce_s)
+    config = write_config(workdir / "engine.toml", lease_s, debounce_s, incremental)
     engines = [EngineProcess(db_url, workdir, secret_file, free_port(), f"e{i}", config) for i in range(count)]
     site = Cluster(workdir, db_url, agent, proxy, engines)
     try:
