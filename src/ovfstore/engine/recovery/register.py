@@ -100,6 +100,7 @@ class Plan:
     labels: list[UUID] = field(default_factory=list)
     # Snapshots of the OVF not registered, because volumes they need were lost on storage.
     dropped_snapshots: set[UUID] = field(default_factory=set)
+    data_center_id: UUID | None = None  # of the target cluster
 
 
 class Registrar:
@@ -143,7 +144,7 @@ class Registrar:
             entity.cluster_id = cluster.id
             self._check_template(conn, data, entity, planned)
             self._check_name(conn, data, entity, cluster, report)
-            plan = Plan(report, entity)
+            plan = Plan(report, entity, data_center_id=cluster.data_center_id)
             cache = {} if reserved is None else reserved
             if cluster.data_center_id not in cache:
                 cache[cluster.data_center_id] = reserved_macs(conn, cluster.data_center_id)

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ovfstore.agent.client import AgentClient, DomainInfo
 from ovfstore.agent.errors import AgentError, CorruptMetadata
@@ -23,8 +24,9 @@ from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.inventory.base import Tx
+from ovfstore.engine.recovery import bulk
 from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
-from ovfstore.engine.recovery.register import Registrar
+from ovfstore.engine.recovery.register import Plan, Registrar
 from ovfstore.engine.recovery.scan import DomainScan, ScanReport
 from ovfstore.model import (
     Disk,
@@ -42,6 +44,7 @@ from ovfstore.model import (
     utcnow,
 )
 from ovfstore.ovf import OvfError, read_ovf
+from ovfstore.store.quoting import cut
 
 log = logging.getLogger(__name__)
 #: Registrations of a `register_all` committed together: one commit per entity is what made registering
@@ -288,7 +291,7 @@ class RecoveryService:
                 done = [self._register_one(batch, entity, None) for entity in chunk]
             else:
                 with self.inv.transaction() as tx:
-                    done = [self._register_one(batch, entity, tx) for entity in chunk]
+                    done = self._register_batch(batch, chunk, tx)
             reports += done
             if progress is not None:
                 for report in done:
@@ -303,6 +306,80 @@ class RecoveryService:
                 events.Severity.WARNING if refused else events.Severity.NORMAL,
             )
         return reports
+
+    def _register_batch(self, batch: _Batch, chunk: list[UnregisteredEntity], tx: Tx) -> list[RegistrationReport]:
+        """One batch of a `register_all`, in `tx`: every entity planned, the plans that share nothing and
+        that the inventory commands are sure to accept written together (`bulk`), the others registered
+        one by one after them, in their order, as `_register_one` does. If the bulk write fails, which
+        the checks say it cannot, the whole batch goes the per-entity way: nothing is lost."""
+        reports: list[RegistrationReport | None] = [None] * len(chunk)
+        plans = self._plan_batch(batch, chunk, tx, reports)
+        later = sorted(plans.keys() - self._bulk_eligible(batch, plans, tx))
+        written = [plans[i] for i in sorted(plans) if i not in later]
+        if written:
+            try:
+                with tx.savepoint():
+                    bulk.write(tx, written)
+            except SQLAlchemyError as exc:
+                log.warning(
+                    "writing %d registrations together failed (%s); registering them one by one",
+                    len(written),
+                    cut(str(exc)),
+                )
+                later = sorted(plans)
+                batch.planned.difference_update(p.entity.id for p in written)
+        for i in later:
+            reports[i] = self._register_one(batch, chunk[i], tx)
+        for i, plan in plans.items():
+            if i not in later:
+                reports[i] = plan.report
+        return [r for r in reports if r is not None]
+
+    def _plan_batch(
+        self, batch: _Batch, chunk: list[UnregisteredEntity], tx: Tx, reports: list[RegistrationReport | None]
+    ) -> dict[int, Plan]:
+        """Plan every entity of the batch against what the database held before it (refusals go into
+        `reports`). A plan claiming what an earlier one claimed (`bulk.claims`) is left to the per-entity
+        way (dropped from the answer), which sees the earlier ones registered."""
+        plans: dict[int, Plan] = {}
+        claimed: set[bulk.Claim] = set()
+        for i, entity in enumerate(chunk):
+            if entity.data is None:
+                reports[i] = RegistrationReport(
+                    entity.id, entity.name, entity.entity_type, "refused", reason=entity.errors
+                )
+                continue
+            try:
+                plan = self.registrar.plan(
+                    batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved, conn=tx.conn
+                )
+            except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
+                reports[i] = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
+                continue
+            assert plan.data_center_id is not None
+            keys = bulk.claims(plan, plan.data_center_id)
+            if not keys & claimed:
+                plans[i] = plan
+            claimed |= keys
+            if entity.entity_type is EntityType.TEMPLATE:
+                batch.planned.add(entity.id)  # for the VMs planned after it; dropped again if not written
+        return plans
+
+    def _bulk_eligible(self, batch: _Batch, plans: dict[int, Plan], tx: Tx) -> set[int]:
+        """The plans of the batch to write together: those `bulk.eligible` accepts, given what the batch
+        reads once. A template left out leaves the VMs made from it out too."""
+        facts = bulk.read_facts(tx.conn, ((p, p.data_center_id) for p in plans.values() if p.data_center_id))
+        deferred: set[UUID] = set()
+        chosen: set[int] = set()
+        for i in sorted(plans):
+            plan = plans[i]
+            assert plan.data_center_id is not None
+            if bulk.eligible(plan, plan.data_center_id, facts, deferred):
+                chosen.add(i)
+            else:
+                deferred.add(plan.entity.id)
+        batch.planned.difference_update(deferred)
+        return chosen
 
     def _register_one(self, batch: _Batch, entity: UnregisteredEntity, tx: Tx | None) -> RegistrationReport:
         """One entity of a `register_all`: planned (and, in `tx`, applied in a savepoint), or refused."""
