@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import Connection, delete, select
@@ -63,6 +65,9 @@ class _Context:
     # MACs recorded in the OVFs of the data center's unregistered VMs, with the VMs recording each; MACs
     # handed out during a "register everything" join them, so a dry run never offers one MAC twice.
     reserved: dict[str, set[UUID]]
+    # Answers of reads no registration changes (clusters, data centers, vNIC profiles), by question: a
+    # "register everything" asks each once.
+    memo: dict[tuple[Any, ...], Any]
 
 
 #: A NIC's MAC in any OVF dialect (`<rasd:MACAddress>`, whatever the prefix); read without parsing the
@@ -115,12 +120,14 @@ class Registrar:
         planned: set[UUID] = frozenset(),  # type: ignore[assignment]
         reserved: dict[UUID, dict[str, set[UUID]]] | None = None,
         conn: Connection | None = None,
+        memo: dict[tuple[Any, ...], Any] | None = None,
     ) -> Plan:
         """Check everything and work out what would be created; raise `RegistrationRefused` if it cannot
         be. `planned` holds templates a dry run of "register everything" would have registered already;
         `reserved` caches, per data center, the MACs of its unregistered entities (`reserved_macs`): "register
         everything" reads them once, not once per entity. `conn`: read there (the transaction of a batch
-        of registrations, so each sees the ones before it), not in a read of its own."""
+        of registrations, so each sees the ones before it), not in a read of its own. `memo` keeps the
+        answers of reads no registration changes (`_Context.memo`) from one plan to the next."""
         original = data.entity
         report = RegistrationReport(original.id, original.name, data.entity_type, "would_register")
         entity = dataclasses.replace(original)
@@ -140,7 +147,10 @@ class Registrar:
                 raise RegistrationRefused(
                     f"{_what(data)}: id {entity.id} is already registered here; register it as a clone to get a copy"
                 )
-            cluster = self._cluster(conn, data, options)
+            memo = {} if memo is None else memo
+            cluster = _remember(
+                memo, ("cluster", options.cluster_id, data.cluster_name), lambda: self._cluster(conn, data, options)
+            )
             entity.cluster_id = cluster.id
             self._check_template(conn, data, entity, planned)
             self._check_name(conn, data, entity, cluster, report)
@@ -148,7 +158,7 @@ class Registrar:
             cache = {} if reserved is None else reserved
             if cluster.data_center_id not in cache:
                 cache[cluster.data_center_id] = reserved_macs(conn, cluster.data_center_id)
-            ctx = _Context(conn, domain_id, data, options, cluster, cache[cluster.data_center_id])
+            ctx = _Context(conn, domain_id, data, options, cluster, cache[cluster.data_center_id], memo)
             self._plan_disks(ctx, plan)
             self._plan_nics(ctx, plan)
             self._plan_rest(ctx, plan)
@@ -488,7 +498,15 @@ class Registrar:
 
     def _plan_nics(self, ctx: _Context, plan: Plan) -> None:
         conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
-        dc = conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id)).mappings().one()
+        dc = _remember(
+            ctx.memo,
+            ("data_center", cluster.data_center_id),
+            lambda: (
+                conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id))
+                .mappings()
+                .one()
+            ),
+        )
         # Whether the entity's own MACs are in use: looked up for those MACs only, not the whole pool.
         used = lookups.macs_in_data_center(conn, cluster.data_center_id, _own_macs(data))
         taken: set[str] = set()
@@ -548,11 +566,13 @@ class Registrar:
             if (mapping.source_network, mapping.source_profile) == (network, profile):
                 return mapping.target_profile_id
         n, p = s.networks, s.vnic_profiles
-        found = conn.execute(
+        query = (
             select(p.c.id)
             .select_from(p.join(n, p.c.network_id == n.c.id))
             .where(n.c.data_center_id == cluster.data_center_id, n.c.name == network, p.c.name == (profile or network))
-        ).scalar()
+        )
+        key = ("profile", cluster.data_center_id, network, profile)
+        found: UUID | None = _remember(ctx.memo, key, lambda: conn.execute(query).scalar())
         if found is None:
             plan.report.warnings.append(
                 f"no vNIC profile {profile!r} on network {network!r} here: the NIC is left on no network "
@@ -595,6 +615,13 @@ class Registrar:
                 plan.report.warnings.append(f"affinity label {target!r} does not exist here: not applied")
             else:
                 plan.labels.append(label_id)
+
+
+def _remember(memo: dict[tuple[Any, ...], Any], key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+    """The answer `memo` holds for `key`, or `read()`'s, kept there."""
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
 
 
 def _own_macs(data: OvfData) -> list[str]:

@@ -61,6 +61,7 @@ class _Batch:
     dry_run: bool
     planned: set[UUID] = dataclasses.field(default_factory=set)  # templates a dry run registered
     reserved: dict[UUID, dict[str, set[UUID]]] = dataclasses.field(default_factory=dict)  # per DC (`reserved_macs`)
+    memo: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)  # reads kept (`Registrar.plan`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,9 @@ class RecoveryService:
         self.domains = domains
         self.clock = clock
         self.registrar = Registrar(inventory)
+        # `register_all` writes a batch's registrations together (`_register_batch`); False: one by one,
+        # through the inventory's commands, as `register` does (the reference the bulk path is tested against).
+        self.bulk_registration = True
         # An imported domain is read into unregistered entities when it is attached, before the updater
         # may rewrite its stores.
         domains.on_attach = self.scan_through
@@ -289,6 +293,9 @@ class RecoveryService:
             chunk = entities[start : start + REGISTER_BATCH]
             if dry_run:
                 done = [self._register_one(batch, entity, None) for entity in chunk]
+            elif not self.bulk_registration:
+                with self.inv.transaction() as tx:
+                    done = [self._register_one(batch, entity, tx) for entity in chunk]
             else:
                 with self.inv.transaction() as tx:
                     done = self._register_batch(batch, chunk, tx)
@@ -351,7 +358,7 @@ class RecoveryService:
                 continue
             try:
                 plan = self.registrar.plan(
-                    batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved, conn=tx.conn
+                    batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved, tx.conn, batch.memo
                 )
             except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
                 reports[i] = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
@@ -389,11 +396,14 @@ class RecoveryService:
             with contextlib.nullcontext() if tx is None else tx.savepoint():
                 plan = self.registrar.plan(
                     batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved,
-                    conn=None if tx is None else tx.conn,
+                    None if tx is None else tx.conn, batch.memo,
                 )  # fmt: skip
                 report = plan.report if batch.dry_run else self.registrar.apply(plan)
         except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
             return RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
+        except SQLAlchemyError as exc:  # a row the checks did not foresee (an id used here already)
+            reason = f"the database refused its rows: {cut((str(exc) or repr(exc)).splitlines()[0])}"
+            return RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=reason)
         if entity.entity_type is EntityType.TEMPLATE:
             batch.planned.add(entity.id)
         return report
