@@ -320,8 +320,9 @@ class RecoveryService:
         one by one after them, in their order, as `_register_one` does. If the bulk write fails, which
         the checks say it cannot, the whole batch goes the per-entity way: nothing is lost."""
         reports: list[RegistrationReport | None] = [None] * len(chunk)
-        plans = self._plan_batch(batch, chunk, tx, reports)
-        later = sorted(plans.keys() - self._bulk_eligible(batch, plans, tx))
+        plans, shared = self._plan_batch(batch, chunk, tx, reports)
+        left = {chunk[i].id for i in shared}
+        later = sorted(shared | (plans.keys() - self._bulk_eligible(batch, plans, left, tx)))
         written = [plans[i] for i in sorted(plans) if i not in later]
         if written:
             try:
@@ -333,8 +334,11 @@ class RecoveryService:
                     len(written),
                     cut(str(exc)),
                 )
-                later = sorted(plans)
+                later = sorted(shared | plans.keys())
                 batch.planned.difference_update(p.entity.id for p in written)
+        log.debug(
+            "registration batch: %d written together, %d one by one", len(plans) + len(shared) - len(later), len(later)
+        )
         for i in later:
             reports[i] = self._register_one(batch, chunk[i], tx)
         for i, plan in plans.items():
@@ -344,11 +348,12 @@ class RecoveryService:
 
     def _plan_batch(
         self, batch: _Batch, chunk: list[UnregisteredEntity], tx: Tx, reports: list[RegistrationReport | None]
-    ) -> dict[int, Plan]:
+    ) -> tuple[dict[int, Plan], set[int]]:
         """Plan every entity of the batch against what the database held before it (refusals go into
-        `reports`). A plan claiming what an earlier one claimed (`bulk.claims`) is left to the per-entity
-        way (dropped from the answer), which sees the earlier ones registered."""
+        `reports`). The plans by index, and the indexes of those claiming what an earlier one claimed
+        (`bulk.claims`): these are left to the per-entity way, which sees the earlier ones registered."""
         plans: dict[int, Plan] = {}
+        shared: set[int] = set()
         claimed: set[bulk.Claim] = set()
         for i, entity in enumerate(chunk):
             if entity.data is None:
@@ -365,18 +370,21 @@ class RecoveryService:
                 continue
             assert plan.data_center_id is not None
             keys = bulk.claims(plan, plan.data_center_id)
-            if not keys & claimed:
+            if keys & claimed:
+                shared.add(i)
+            else:
                 plans[i] = plan
             claimed |= keys
             if entity.entity_type is EntityType.TEMPLATE:
                 batch.planned.add(entity.id)  # for the VMs planned after it; dropped again if not written
-        return plans
+        return plans, shared
 
-    def _bulk_eligible(self, batch: _Batch, plans: dict[int, Plan], tx: Tx) -> set[int]:
+    def _bulk_eligible(self, batch: _Batch, plans: dict[int, Plan], left: set[UUID], tx: Tx) -> set[int]:
         """The plans of the batch to write together: those `bulk.eligible` accepts, given what the batch
-        reads once. A template left out leaves the VMs made from it out too."""
+        reads once. A template left out (or in `left`, the entities already left to the per-entity way)
+        leaves the VMs made from it out too; it is no longer counted as registered (`_Batch.planned`)."""
         facts = bulk.read_facts(tx.conn, ((p, p.data_center_id) for p in plans.values() if p.data_center_id))
-        deferred: set[UUID] = set()
+        deferred = set(left)
         chosen: set[int] = set()
         for i in sorted(plans):
             plan = plans[i]
