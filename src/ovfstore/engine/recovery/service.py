@@ -26,6 +26,7 @@ from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.inventory.base import Tx
 from ovfstore.engine.recovery import bulk
 from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
+from ovfstore.engine.recovery.reads import BatchReads
 from ovfstore.engine.recovery.register import Plan, Registrar
 from ovfstore.engine.recovery.scan import DomainScan, ScanReport
 from ovfstore.model import (
@@ -349,12 +350,14 @@ class RecoveryService:
     def _plan_batch(
         self, batch: _Batch, chunk: list[UnregisteredEntity], tx: Tx, reports: list[RegistrationReport | None]
     ) -> tuple[dict[int, Plan], set[int]]:
-        """Plan every entity of the batch against what the database held before it (refusals go into
-        `reports`). The plans by index, and the indexes of those claiming what an earlier one claimed
-        (`bulk.claims`): these are left to the per-entity way, which sees the earlier ones registered."""
+        """Plan every entity of the batch against what the database held before it, read for the whole
+        batch at once (`BatchReads`); refusals go into `reports`. The plans by index, and the indexes of
+        those claiming what an earlier one claimed (`bulk.claims`): these are left to the per-entity way,
+        which sees the earlier ones registered."""
         plans: dict[int, Plan] = {}
         shared: set[int] = set()
         claimed: set[bulk.Claim] = set()
+        reads = BatchReads.read(tx.conn, (entity.data for entity in chunk if entity.data is not None))
         for i, entity in enumerate(chunk):
             if entity.data is None:
                 reports[i] = RegistrationReport(
@@ -363,8 +366,9 @@ class RecoveryService:
                 continue
             try:
                 plan = self.registrar.plan(
-                    batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved, tx.conn, batch.memo
-                )
+                    batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved, tx.conn, batch.memo,
+                    reads,
+                )  # fmt: skip
             except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
                 reports[i] = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
                 continue
