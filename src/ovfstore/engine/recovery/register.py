@@ -543,13 +543,17 @@ class Registrar:
             if (mapping.source_network, mapping.source_profile) == (network, profile):
                 return mapping.target_profile_id
         n, p = s.networks, s.vnic_profiles
-        query = (
-            select(p.c.id)
-            .select_from(p.join(n, p.c.network_id == n.c.id))
-            .where(n.c.data_center_id == cluster.data_center_id, n.c.name == network, p.c.name == (profile or network))
-        )
-        key = ("profile", cluster.data_center_id, network, profile)
-        found: UUID | None = _remember(ctx.memo, key, lambda: conn.execute(query).scalar())
+
+        def read() -> UUID | None:
+            return conn.execute(
+                select(p.c.id)
+                .select_from(p.join(n, p.c.network_id == n.c.id))
+                .where(
+                    n.c.data_center_id == cluster.data_center_id, n.c.name == network, p.c.name == (profile or network)
+                )
+            ).scalar()
+
+        found: UUID | None = _remember(ctx.memo, ("profile", cluster.data_center_id, network, profile), read)
         if found is None:
             plan.report.warnings.append(
                 f"no vNIC profile {profile!r} on network {network!r} here: the NIC is left on no network "
