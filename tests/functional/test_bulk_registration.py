@@ -175,8 +175,7 @@ def _inventory(db: Database) -> dict[str, list[tuple[Any, ...]]]:
             rows = [
                 {**row, "creation_date": None} if table is s.vm_static and row["id"] in _OWN_ENTITIES else row
                 for row in conn.execute(select(table)).mappings()
-                if (row.get("disk_id") or row["id"] if "disk" in table.name or table is s.volumes else None)
-                not in stores
+                if _disk_of(table.name, row) not in stores
             ]
             found[table.name] = sorted(
                 (
@@ -189,6 +188,13 @@ def _inventory(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         found["unregistered"] = sorted(conn.execute(select(u.c.entity_id, u.c.domain_id)).all(), key=repr)
         found["unregistered_disks"] = sorted(conn.execute(select(ud.c.disk_id, ud.c.domain_id)).all(), key=repr)
     return found
+
+
+def _disk_of(table: str, row: Any) -> UUID | None:
+    """The disk a row of the disk tables belongs to (None for the others)."""
+    if table == "disks":
+        return row["id"]  # type: ignore[no-any-return]
+    return row.get("disk_id") if table in ("disk_domains", "volumes", "disk_attachments") else None
 
 
 def _recorder(heard: list[set[UUID]]) -> Callable[[Changes], None]:
