@@ -56,7 +56,7 @@ class VolumeChanges(ChangeSet):
 class DiskService(Service):
     def add(self, disk: Disk) -> Disk:
         """Add a floating disk. An image disk without volumes gets one raw sparse volume of its size."""
-        _check_new(disk)
+        check_new(disk)
         with self._tx() as tx:
             if disk.domain_ids:
                 domains_data_center(tx, disk.domain_ids, disk.alias)
@@ -286,7 +286,8 @@ def _grow(tx: Tx, old: Disk, size: int) -> None:
         leaf.capacity = size
 
 
-def _check_new(disk: Disk) -> None:
+def check_new(disk: Disk) -> None:
+    """What a new disk must be, read from nothing (an image disk without volumes is given one)."""
     check_name(disk.alias, "disk")
     check_text(disk, "disk")
     if disk.provisioned_size <= 0:

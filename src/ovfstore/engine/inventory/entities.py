@@ -118,6 +118,20 @@ def write(tx: Tx, entity: Vm | Template, effective: dict[str, object]) -> None:
 def check(tx: Tx, entity: VmBase, previous: VmBase | None = None) -> None:
     """The rules both kinds follow: a name, sane memory and CPUs, an existing cluster (and, on a move,
     one of the same data center), an existing lease domain."""
+    check_fields(entity)
+    what = f"{'template' if isinstance(entity, Template) else 'VM'} {entity.name!r}"
+    if entity.cluster_id is not None:
+        one(tx.conn, s.clusters, Cluster, entity.cluster_id, "cluster")
+        if previous is not None and previous.cluster_id not in (None, entity.cluster_id):
+            old_dc = lookups.cluster_data_center(tx.conn, previous.cluster_id)
+            if old_dc != lookups.cluster_data_center(tx.conn, entity.cluster_id):
+                raise Conflict(f"{what} can only move to a cluster of the same data center")
+    if entity.lease_domain_id is not None:
+        one(tx.conn, s.storage_domains, StorageDomain, entity.lease_domain_id, "storage domain")
+
+
+def check_fields(entity: VmBase) -> None:
+    """The part of `check` that reads nothing: a name, sane memory, CPUs and priority."""
     what = f"{'template' if isinstance(entity, Template) else 'VM'} {entity.name!r}"
     check_name(entity.name, what)
     check_text(entity, what)
@@ -133,14 +147,6 @@ def check(tx: Tx, entity: VmBase, previous: VmBase | None = None) -> None:
             raise InvalidInput(f"{what}: {name} must be at least 1")
     if not 0 <= entity.priority <= 100:
         raise InvalidInput(f"{what}: priority {entity.priority} is out of range 0..100")
-    if entity.cluster_id is not None:
-        one(tx.conn, s.clusters, Cluster, entity.cluster_id, "cluster")
-        if previous is not None and previous.cluster_id not in (None, entity.cluster_id):
-            old_dc = lookups.cluster_data_center(tx.conn, previous.cluster_id)
-            if old_dc != lookups.cluster_data_center(tx.conn, entity.cluster_id):
-                raise Conflict(f"{what} can only move to a cluster of the same data center")
-    if entity.lease_domain_id is not None:
-        one(tx.conn, s.storage_domains, StorageDomain, entity.lease_domain_id, "storage domain")
 
 
 def remove_own_disks(tx: Tx, entity_id: UUID) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import Connection, delete, select
@@ -27,13 +29,13 @@ from ovfstore.engine.recovery.options import (
     RegistrationRefused,
     RegistrationReport,
 )
+from ovfstore.engine.recovery.reads import DbReads
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     Cluster,
     Disk,
     DiskAttachment,
     DiskStorageType,
-    DomainStatus,
     EntityType,
     FoundVolume,
     LunConnection,
@@ -63,6 +65,10 @@ class _Context:
     # MACs recorded in the OVFs of the data center's unregistered VMs, with the VMs recording each; MACs
     # handed out during a "register everything" join them, so a dry run never offers one MAC twice.
     reserved: dict[str, set[UUID]]
+    # Answers of reads no registration changes (clusters, data centers, vNIC profiles), by question: a
+    # "register everything" asks each once.
+    memo: dict[tuple[Any, ...], Any]
+    reads: DbReads
 
 
 #: A NIC's MAC in any OVF dialect (`<rasd:MACAddress>`, whatever the prefix); read without parsing the
@@ -100,6 +106,7 @@ class Plan:
     labels: list[UUID] = field(default_factory=list)
     # Snapshots of the OVF not registered, because volumes they need were lost on storage.
     dropped_snapshots: set[UUID] = field(default_factory=set)
+    data_center_id: UUID | None = None  # of the target cluster
 
 
 class Registrar:
@@ -114,12 +121,16 @@ class Registrar:
         planned: set[UUID] = frozenset(),  # type: ignore[assignment]
         reserved: dict[UUID, dict[str, set[UUID]]] | None = None,
         conn: Connection | None = None,
+        memo: dict[tuple[Any, ...], Any] | None = None,
+        reads: DbReads | None = None,
     ) -> Plan:
         """Check everything and work out what would be created; raise `RegistrationRefused` if it cannot
         be. `planned` holds templates a dry run of "register everything" would have registered already;
         `reserved` caches, per data center, the MACs of its unregistered entities (`reserved_macs`): "register
         everything" reads them once, not once per entity. `conn`: read there (the transaction of a batch
-        of registrations, so each sees the ones before it), not in a read of its own."""
+        of registrations, so each sees the ones before it), not in a read of its own. `memo` keeps the
+        answers of reads no registration changes (`_Context.memo`) from one plan to the next; `reads`
+        answers the per-entity questions (`engine/recovery/reads.py`), on `conn` unless given."""
         original = data.entity
         report = RegistrationReport(original.id, original.name, data.entity_type, "would_register")
         entity = dataclasses.replace(original)
@@ -135,19 +146,27 @@ class Registrar:
         report.name = entity.name
         report.registered_id = entity.id
         with contextlib.nullcontext(conn) if conn is not None else self.inv.db.read() as conn:
-            if not options.clone and exists(conn, s.vm_static, s.vm_static.c.id == entity.id):
+            reads = DbReads(conn) if reads is None else reads
+            if not options.clone and reads.registered(entity.id):
                 raise RegistrationRefused(
                     f"{_what(data)}: id {entity.id} is already registered here; register it as a clone to get a copy"
                 )
-            cluster = self._cluster(conn, data, options)
+            memo = {} if memo is None else memo
+            cluster = _remember(
+                memo, ("cluster", options.cluster_id, data.cluster_name), lambda: self._cluster(conn, data, options)
+            )
             entity.cluster_id = cluster.id
             self._check_template(conn, data, entity, planned)
-            self._check_name(conn, data, entity, cluster, report)
-            plan = Plan(report, entity)
+            if reads.name_taken(entity, cluster.data_center_id):
+                raise RegistrationRefused(
+                    f"{_what(data)}: the name {entity.name!r} is already used in this data center; register it "
+                    "under another name, or as a clone"
+                )
+            plan = Plan(report, entity, data_center_id=cluster.data_center_id)
             cache = {} if reserved is None else reserved
             if cluster.data_center_id not in cache:
                 cache[cluster.data_center_id] = reserved_macs(conn, cluster.data_center_id)
-            ctx = _Context(conn, domain_id, data, options, cluster, cache[cluster.data_center_id])
+            ctx = _Context(conn, domain_id, data, options, cluster, cache[cluster.data_center_id], memo, reads)
             self._plan_disks(ctx, plan)
             self._plan_nics(ctx, plan)
             self._plan_rest(ctx, plan)
@@ -219,54 +238,23 @@ class Registrar:
                 f"{_what(data)}: its template {name!r} ({needed}) is not registered; register the template first"
             )
 
-    def _check_name(
-        self, conn: Connection, data: OvfData, entity: Vm | Template, cluster: Cluster, report: RegistrationReport
-    ) -> None:
-        vm, c = s.vm_static, s.clusters
-        query = (
-            select(vm.c.id)
-            .select_from(vm.join(c, vm.c.cluster_id == c.c.id))
-            .where(vm.c.name == entity.name, c.c.data_center_id == cluster.data_center_id, vm.c.id != entity.id)
-        )
-        if isinstance(entity, Template):
-            if entity.base_template_id not in (None, entity.id):
-                return  # versions share their base's name
-            query = query.where(vm.c.entity_type == EntityType.TEMPLATE.value, vm.c.base_template_id.is_(None))
-        else:
-            query = query.where(vm.c.entity_type == EntityType.VM.value)
-        if conn.execute(query.limit(1)).first() is not None:
-            raise RegistrationRefused(
-                f"{_what(data)}: the name {entity.name!r} is already used in this data center; register it under "
-                "another name, or as a clone"
-            )
-
     def _plan_disks(self, ctx: _Context, plan: Plan) -> None:
-        conn, domain_id, data, options, cluster = ctx.conn, ctx.domain_id, ctx.data, ctx.options, ctx.cluster
-        ud, d, dm = s.unregistered_disks, s.storage_domains, s.disks
+        domain_id, data, options, cluster = ctx.domain_id, ctx.data, ctx.options, ctx.cluster
         for ovf_disk in data.disks:
             disk = dataclasses.replace(ovf_disk.disk, domain_ids=[], volumes=list(ovf_disk.disk.volumes))
             attachment = dataclasses.replace(ovf_disk.attachment, entity_id=plan.entity.id)
             if disk.storage_type is DiskStorageType.LUN:
                 if self._plan_lun(ctx, plan, disk):
-                    plan.disks.append((disk, attachment, exists(conn, dm, dm.c.id == disk.id)))
+                    plan.disks.append((disk, attachment, ctx.reads.disk_exists(disk.id)))
                 continue
-            if exists(conn, dm, dm.c.id == disk.id):
+            if ctx.reads.disk_exists(disk.id):
                 if not disk.shareable:
                     raise RegistrationRefused(
                         f"{_what(data)}: its disk {disk.alias!r} ({disk.id}) already belongs to another VM here"
                     )
                 plan.disks.append((disk, attachment, True))
                 continue
-            found = conn.execute(
-                select(ud.c.domain_id, ud.c.volume_ids, ud.c.volumes)
-                .select_from(ud.join(d, ud.c.domain_id == d.c.id))
-                .where(
-                    ud.c.disk_id == disk.id,
-                    d.c.data_center_id == cluster.data_center_id,
-                    d.c.status == DomainStatus.ACTIVE.value,
-                )
-                .order_by(ud.c.domain_id != domain_id)  # the domain being registered from first
-            ).all()
+            found = ctx.reads.on_storage(disk.id, cluster.data_center_id, domain_id)
             wanted = {v.id for v in disk.volumes}
             present = [row.domain_id for row in found if wanted <= set(row.volume_ids)]
             what = f"disk {disk.alias!r} ({disk.id})"
@@ -487,9 +475,17 @@ class Registrar:
 
     def _plan_nics(self, ctx: _Context, plan: Plan) -> None:
         conn, data, options, cluster = ctx.conn, ctx.data, ctx.options, ctx.cluster
-        dc = conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id)).mappings().one()
+        dc = _remember(
+            ctx.memo,
+            ("data_center", cluster.data_center_id),
+            lambda: (
+                conn.execute(select(s.data_centers).where(s.data_centers.c.id == cluster.data_center_id))
+                .mappings()
+                .one()
+            ),
+        )
         # Whether the entity's own MACs are in use: looked up for those MACs only, not the whole pool.
-        used = lookups.macs_in_data_center(conn, cluster.data_center_id, _own_macs(data))
+        used = ctx.reads.macs_in_use(cluster.data_center_id, _own_macs(data))
         taken: set[str] = set()
         for ovf_nic in data.nics:
             nic = dataclasses.replace(ovf_nic.nic, entity_id=plan.entity.id)
@@ -547,11 +543,17 @@ class Registrar:
             if (mapping.source_network, mapping.source_profile) == (network, profile):
                 return mapping.target_profile_id
         n, p = s.networks, s.vnic_profiles
-        found = conn.execute(
-            select(p.c.id)
-            .select_from(p.join(n, p.c.network_id == n.c.id))
-            .where(n.c.data_center_id == cluster.data_center_id, n.c.name == network, p.c.name == (profile or network))
-        ).scalar()
+
+        def read() -> UUID | None:
+            return conn.execute(
+                select(p.c.id)
+                .select_from(p.join(n, p.c.network_id == n.c.id))
+                .where(
+                    n.c.data_center_id == cluster.data_center_id, n.c.name == network, p.c.name == (profile or network)
+                )
+            ).scalar()
+
+        found: UUID | None = _remember(ctx.memo, ("profile", cluster.data_center_id, network, profile), read)
         if found is None:
             plan.report.warnings.append(
                 f"no vNIC profile {profile!r} on network {network!r} here: the NIC is left on no network "
@@ -594,6 +596,13 @@ class Registrar:
                 plan.report.warnings.append(f"affinity label {target!r} does not exist here: not applied")
             else:
                 plan.labels.append(label_id)
+
+
+def _remember(memo: dict[tuple[Any, ...], Any], key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+    """The answer `memo` holds for `key`, or `read()`'s, kept there."""
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
 
 
 def _own_macs(data: OvfData) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ovfstore.agent.client import AgentClient, DomainInfo
 from ovfstore.agent.errors import AgentError, CorruptMetadata
@@ -23,8 +24,10 @@ from ovfstore.engine.errors import Conflict, InvalidInput, NotFound
 from ovfstore.engine.hosts import AgentDirectory
 from ovfstore.engine.inventory import Inventory
 from ovfstore.engine.inventory.base import Tx
+from ovfstore.engine.recovery import bulk
 from ovfstore.engine.recovery.options import RegistrationOptions, RegistrationRefused, RegistrationReport
-from ovfstore.engine.recovery.register import Registrar
+from ovfstore.engine.recovery.reads import BatchReads
+from ovfstore.engine.recovery.register import Plan, Registrar
 from ovfstore.engine.recovery.scan import DomainScan, ScanReport
 from ovfstore.model import (
     Disk,
@@ -42,6 +45,7 @@ from ovfstore.model import (
     utcnow,
 )
 from ovfstore.ovf import OvfError, read_ovf
+from ovfstore.store.quoting import cut
 
 log = logging.getLogger(__name__)
 #: Registrations of a `register_all` committed together: one commit per entity is what made registering
@@ -58,6 +62,7 @@ class _Batch:
     dry_run: bool
     planned: set[UUID] = dataclasses.field(default_factory=set)  # templates a dry run registered
     reserved: dict[UUID, dict[str, set[UUID]]] = dataclasses.field(default_factory=dict)  # per DC (`reserved_macs`)
+    memo: dict[tuple[Any, ...], Any] = dataclasses.field(default_factory=dict)  # reads kept (`Registrar.plan`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,9 @@ class RecoveryService:
         self.domains = domains
         self.clock = clock
         self.registrar = Registrar(inventory)
+        # `register_all` writes a batch's registrations together (`_register_batch`); False: one by one,
+        # through the inventory's commands, as `register` does (the reference the bulk path is tested against).
+        self.bulk_registration = True
         # An imported domain is read into unregistered entities when it is attached, before the updater
         # may rewrite its stores.
         domains.on_attach = self.scan_through
@@ -286,9 +294,12 @@ class RecoveryService:
             chunk = entities[start : start + REGISTER_BATCH]
             if dry_run:
                 done = [self._register_one(batch, entity, None) for entity in chunk]
-            else:
+            elif not self.bulk_registration:
                 with self.inv.transaction() as tx:
                     done = [self._register_one(batch, entity, tx) for entity in chunk]
+            else:
+                with self.inv.transaction() as tx:
+                    done = self._register_batch(batch, chunk, tx)
             reports += done
             if progress is not None:
                 for report in done:
@@ -304,6 +315,91 @@ class RecoveryService:
             )
         return reports
 
+    def _register_batch(self, batch: _Batch, chunk: list[UnregisteredEntity], tx: Tx) -> list[RegistrationReport]:
+        """One batch of a `register_all`, in `tx`: every entity planned, the plans that share nothing and
+        that the inventory commands are sure to accept written together (`bulk`), the others registered
+        one by one after them, in their order, as `_register_one` does. If the bulk write fails, which
+        the checks say it cannot, the whole batch goes the per-entity way: nothing is lost."""
+        reports: list[RegistrationReport | None] = [None] * len(chunk)
+        plans, shared = self._plan_batch(batch, chunk, tx, reports)
+        left = {chunk[i].id for i in shared}
+        later = sorted(shared | (plans.keys() - self._bulk_eligible(batch, plans, left, tx)))
+        written = [plans[i] for i in sorted(plans) if i not in later]
+        if written:
+            try:
+                with tx.savepoint():
+                    bulk.write(tx, written)
+            except SQLAlchemyError as exc:
+                log.warning(
+                    "writing %d registrations together failed (%s); registering them one by one",
+                    len(written),
+                    cut(str(exc)),
+                )
+                later = sorted(shared | plans.keys())
+                batch.planned.difference_update(p.entity.id for p in written)
+        log.debug(
+            "registration batch: %d written together, %d one by one", len(plans) + len(shared) - len(later), len(later)
+        )
+        for i in later:
+            reports[i] = self._register_one(batch, chunk[i], tx)
+        for i, plan in plans.items():
+            if i not in later:
+                reports[i] = plan.report
+        return [r for r in reports if r is not None]
+
+    def _plan_batch(
+        self, batch: _Batch, chunk: list[UnregisteredEntity], tx: Tx, reports: list[RegistrationReport | None]
+    ) -> tuple[dict[int, Plan], set[int]]:
+        """Plan every entity of the batch against what the database held before it, read for the whole
+        batch at once (`BatchReads`); refusals go into `reports`. The plans by index, and the indexes of
+        those claiming what an earlier one claimed (`bulk.claims`): these are left to the per-entity way,
+        which sees the earlier ones registered."""
+        plans: dict[int, Plan] = {}
+        shared: set[int] = set()
+        claimed: set[bulk.Claim] = set()
+        reads = BatchReads.read(tx.conn, (entity.data for entity in chunk if entity.data is not None))
+        for i, entity in enumerate(chunk):
+            if entity.data is None:
+                reports[i] = RegistrationReport(
+                    entity.id, entity.name, entity.entity_type, "refused", reason=entity.errors
+                )
+                continue
+            try:
+                plan = self.registrar.plan(
+                    batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved, tx.conn, batch.memo,
+                    reads,
+                )  # fmt: skip
+            except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
+                reports[i] = RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
+                continue
+            assert plan.data_center_id is not None
+            keys = bulk.claims(plan, plan.data_center_id)
+            if keys & claimed:
+                shared.add(i)
+            else:
+                plans[i] = plan
+            claimed |= keys
+            if entity.entity_type is EntityType.TEMPLATE:
+                batch.planned.add(entity.id)  # for the VMs planned after it; dropped again if not written
+        return plans, shared
+
+    def _bulk_eligible(self, batch: _Batch, plans: dict[int, Plan], left: set[UUID], tx: Tx) -> set[int]:
+        """The plans of the batch to write together: those `bulk.eligible` accepts, given what the batch
+        reads once. A template left out (or in `left`, the entities already left to the per-entity way)
+        leaves the VMs made from it out too; it is no longer counted as registered (`_Batch.planned`)."""
+        facts = bulk.read_facts(tx.conn, ((p, p.data_center_id) for p in plans.values() if p.data_center_id))
+        deferred = set(left)
+        chosen: set[int] = set()
+        for i in sorted(plans):
+            plan = plans[i]
+            assert plan.data_center_id is not None
+            if bulk.eligible(plan, plan.data_center_id, facts, deferred):
+                chosen.add(i)
+            else:
+                deferred.add(plan.entity.id)
+        batch.planned.difference_update(deferred)
+        return chosen
+
     def _register_one(self, batch: _Batch, entity: UnregisteredEntity, tx: Tx | None) -> RegistrationReport:
         """One entity of a `register_all`: planned (and, in `tx`, applied in a savepoint), or refused."""
         if entity.data is None:
@@ -312,11 +408,14 @@ class RecoveryService:
             with contextlib.nullcontext() if tx is None else tx.savepoint():
                 plan = self.registrar.plan(
                     batch.domain_id, entity.data, batch.options, batch.planned, batch.reserved,
-                    conn=None if tx is None else tx.conn,
+                    None if tx is None else tx.conn, batch.memo,
                 )  # fmt: skip
                 report = plan.report if batch.dry_run else self.registrar.apply(plan)
         except (RegistrationRefused, Conflict, InvalidInput, NotFound) as exc:
             return RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=str(exc))
+        except SQLAlchemyError as exc:  # a row the checks did not foresee (an id used here already)
+            reason = f"the database refused its rows: {cut((str(exc) or repr(exc)).splitlines()[0])}"
+            return RegistrationReport(entity.id, entity.name, entity.entity_type, "refused", reason=reason)
         if entity.entity_type is EntityType.TEMPLATE:
             batch.planned.add(entity.id)
         return report
