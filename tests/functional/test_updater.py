@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
@@ -140,14 +141,20 @@ def test_a_vm_whose_disk_moved_leaves_the_old_domain(site: Site) -> None:
     assert vm.id in site.entities_in("sd2")
 
 
+@pytest.mark.parametrize("write", ["whole", "append"])
 def test_an_agent_killed_mid_write_leaves_a_complete_store(
-    site: Site, agent_factory: Callable[..., AgentProcess]
+    site: Site, agent_factory: Callable[..., AgentProcess], write: str
 ) -> None:
     vms = [site.add_vm(f"vm{i}", "sd1") for i in range(300)]
     site.updater.run_once()
     good_before = {s.disk_id for s in site.stores_on_disk("sd1") if s.contents is not None}
     assert len(good_before) == 2
-    site.inv.vms.update(vms[0].id, VmChanges(description="changed"))
+    if write == "whole":
+        site.updater.domain_step.config = replace(site.updater.domain_step.config, incremental=False)
+        site.inv.vms.update(vms[0].id, VmChanges(description="changed"))
+    else:  # every VM changed: a segment long enough (two batches of documents) to be cut while it streams
+        for vm in vms:
+            site.inv.vms.update(vm.id, VmChanges(description="changed"))
 
     # Kill the real agent while the engine is in the middle of streaming the first store.
     real_fetch = DocumentSpool.fetch
@@ -167,6 +174,8 @@ def test_an_agent_killed_mid_write_leaves_a_complete_store(
 
     result = report.domains[site.domains["sd1"].id]
     assert result.error is not None
+    assert [t.kind for t in result.transfers] == []  # the first store's write (or append) was cut
+    assert (result.appended is not None) == (write == "append")
     stores = site.stores_on_disk("sd1")
     complete = [s for s in stores if s.contents is not None and s.contents.verified]
     assert len(complete) == 1, [s.error for s in stores]
@@ -182,6 +191,7 @@ def test_an_agent_killed_mid_write_leaves_a_complete_store(
     site.inv.hosts.update(site.host.id, HostChanges(address=replacement.url))
     report = site.updater.run_once()
     assert report.domains[site.domains["sd1"].id].ok
+    assert report.domains[site.domains["sd1"].id].appended is None  # the stores differ: written whole
     assert all(s.contents is not None for s in site.stores_on_disk("sd1"))
     assert domains_status(site.db, site.domains["sd1"].id)[0].up_to_date
 
