@@ -530,7 +530,8 @@ def _verified(answer: Any, wanted: WriteResult, offset: int, message: str) -> Wr
     raise TransferCorrupted(
         "the agent "
         + message.format(
-            f"{result.size} bytes{at} with SHA-256 {result.sha256}", f"{wanted.size}{wanted_at} with {wanted.sha256}"
+            f"{cut(repr(result.size))} bytes{at} with SHA-256 {cut(repr(result.sha256))}",
+            f"{wanted.size}{wanted_at} with {wanted.sha256}",
         ),
         protocol.TRANSFER_CORRUPTED,
     )
