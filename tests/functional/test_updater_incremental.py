@@ -10,6 +10,7 @@ import hashlib
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
@@ -125,32 +126,25 @@ def test_removed_and_status_changes_reach_every_store(site: Site) -> None:
         assert st.contents.vm_status == {vms[6].id: VmStatus.UP.value}
 
 
-def test_stores_are_compacted_past_their_budget(
-    database: Database, agent_factory: Callable[..., AgentProcess], tmp_path: Path
-) -> None:
-    config = UpdaterConfig(debounce_s=0.2, backoff_initial_s=0.1, compact_min=0, compact_ratio=0.2, max_segments=50)
-    site = build_site(database, agent_factory, tmp_path, config)
-    try:
-        site.add_domain("sd")
-        vms = [site.add_vm(f"vm{i}", "sd") for i in range(10)]
-        _run(site)
-        kinds = []
-        for i in range(6):
-            site.inv.vms.update(vms[i].id, VmChanges(description=f"change {i}"))
-            result = _run(site)
-            kinds.append("whole" if result.appended is None else "append")
-            if result.appended is None:
-                assert result.whole_because is not None
-                assert "compacting" in result.whole_because
-        # 20% of ten VMs' store is about two VMs' documents: every second or third change compacts.
-        assert "whole" in kinds
-        assert "append" in kinds
-        for st in _good(site):
-            assert st.contents is not None
-            assert {vm.id: _cached(site, vm.id) for vm in vms} == st.contents.ovfs
-    finally:
-        site.updater.stop()
-        site.updater.domain_step.agents.close()
+def test_stores_are_compacted_past_their_budget(site: Site) -> None:
+    step = site.updater.domain_step
+    step.config = replace(step.config, compact_min=0, compact_ratio=0.2, max_segments=50)
+    vms = [site.add_vm(f"vm{i}", "sd") for i in range(10)]
+    _run(site)
+    kinds = []
+    for i in range(6):
+        site.inv.vms.update(vms[i].id, VmChanges(description=f"change {i}"))
+        result = _run(site)
+        kinds.append("whole" if result.appended is None else "append")
+        if result.appended is None:
+            assert result.whole_because is not None
+            assert "compacting" in result.whole_because
+    # 20% of ten VMs' store is about two VMs' documents: every second or third change compacts.
+    assert "whole" in kinds
+    assert "append" in kinds
+    for st in _good(site):
+        assert st.contents is not None
+        assert {vm.id: _cached(site, vm.id) for vm in vms} == st.contents.ovfs
 
 
 def test_a_failed_append_leaves_the_other_store_good_and_the_next_write_whole(site: Site, chattr: str) -> None:
@@ -180,21 +174,14 @@ def test_a_failed_append_leaves_the_other_store_good_and_the_next_write_whole(si
         assert st.contents.ovfs[vms[0].id] == _cached(site, vms[0].id)
 
 
-def test_incremental_off_writes_whole(
-    database: Database, agent_factory: Callable[..., AgentProcess], tmp_path: Path
-) -> None:
-    site = build_site(database, agent_factory, tmp_path, UpdaterConfig(debounce_s=0.2, incremental=False))
-    try:
-        site.add_domain("sd")
-        vm = site.add_vm("vm", "sd")
-        _run(site)
-        site.inv.vms.update(vm.id, VmChanges(description="changed"))
-        result = _run(site)
-        assert result.appended is None
-        assert result.whole_because == "incremental writes are off ([updater] incremental)"
-    finally:
-        site.updater.stop()
-        site.updater.domain_step.agents.close()
+def test_incremental_off_writes_whole(site: Site) -> None:
+    site.updater.domain_step.config = replace(site.updater.domain_step.config, incremental=False)
+    vm = site.add_vm("vm", "sd")
+    _run(site)
+    site.inv.vms.update(vm.id, VmChanges(description="changed"))
+    result = _run(site)
+    assert result.appended is None
+    assert result.whole_because == "incremental writes are off ([updater] incremental)"
 
 
 def test_a_fresh_engine_recovers_the_final_state_of_a_segmented_store(site: Site, empty_db_url: str) -> None:

@@ -27,7 +27,6 @@ from uuid import UUID
 from sqlalchemy import Connection, Integer, exists, select, type_coerce
 
 from ovfstore.agent.client import AgentClient, VolumeInfo, WriteResult
-from ovfstore.agent.errors import AgentError
 from ovfstore.engine.config import UpdaterConfig
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
@@ -36,6 +35,7 @@ from ovfstore.engine.ovfsource import BATCH
 from ovfstore.engine.updater import changes, records
 from ovfstore.engine.updater.contents import DocumentSpool, domain_left, stored_on
 from ovfstore.engine.updater.records import StoreRecord, Written
+from ovfstore.engine.updater.writing import Bytes, write_store
 from ovfstore.model import StorageDomain
 from ovfstore.store import description
 from ovfstore.store.segment import SegmentTar
@@ -215,32 +215,15 @@ def write(
     for each); the first is streamed from the engine, the others copied by the agent from it and checked
     against its SHA-256. Agent errors pass through (the caller turns them into the domain step's)."""
     segment = appended.segment
-    first: WriteResult | None = None
-    source: StoreRecord | None = None
+    data = Bytes(segment.chunks, segment.length, segment.offset, segment.store_size)
+    source: tuple[StoreRecord, str] | None = None
     for store in stores:
         started = time.monotonic()
         previous = description.parse(on_storage[store.volume_id].description).last_updated_text
-        client.set_description(domain_id, store.disk_id, store.volume_id, description.before_write(domain_id, previous))
-        if first is None or source is None:
-            written = client.upload(
-                domain_id, store.disk_id, store.volume_id, segment.chunks(), segment.length, offset=segment.offset
-            )
-        else:
-            written = client.copy(
-                domain_id, store.disk_id, store.volume_id, source.disk_id, source.volume_id, segment.length,
-                first.sha256, offset=segment.offset,
-            )  # fmt: skip
-        if written.size != segment.length:
-            raise AgentError(
-                f"the agent reports {written.size} bytes appended, the engine sent {segment.length}",
-                "transfer_corrupted",
-            )
-        client.set_description(
-            domain_id, store.disk_id, store.volume_id, description.after_write(domain_id, segment.store_size, now)
-        )
+        written = write_store(client, domain_id, store, data, source, previous, now)
         records.mark_written(db, store.disk_id, _recorded(appended, written), now)
-        on_done(Appended(store.disk_id, time.monotonic() - started, first is not None))
-        first, source = first or written, source or store
+        on_done(Appended(store.disk_id, time.monotonic() - started, source is not None))
+        source = source or (store, written.sha256)
     changes.consumed(db, domain_id, appended.tokens)
 
 

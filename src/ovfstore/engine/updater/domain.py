@@ -38,6 +38,7 @@ from ovfstore.engine.updater.contents import WRITABLE, StoreContents, load_conte
 from ovfstore.engine.updater.failures import AgentRefused, HostLost, StepFailed, TooLarge, agent_errors
 from ovfstore.engine.updater.records import StoreRecord
 from ovfstore.engine.updater.stores import ensure_stores
+from ovfstore.engine.updater.writing import Bytes, write_store
 from ovfstore.model import DomainClass, OvfStoreStatus, StorageDomain
 from ovfstore.store import description
 from ovfstore.store.tarstream import StoreTar
@@ -259,7 +260,8 @@ class DomainStep:
         """In order, each only after the one before succeeded. The first store is streamed from the engine;
         each later one the agent copies from the first, verified against the SHA-256 the first write
         returned: the tar is built and sent once per domain."""
-        source: tuple[StoreRecord, WriteResult] | None = None
+        source: tuple[StoreRecord, str] | None = None
+        data = Bytes(tar.chunks, tar.length, 0, tar.length)
         for store in stores:
             volume = on_storage[store.volume_id]
             previous = description.parse(volume.description).last_updated_text
@@ -267,13 +269,13 @@ class DomainStep:
             started = time.monotonic()
             try:
                 with agent_errors(f"writing store {store.disk_id} failed"):
-                    written = _write_store(client, domain.id, store, tar, source, previous, now)
+                    written = write_store(client, domain.id, store, data, source, previous, now)
             except AgentRefused as exc:
                 records.set_error(self.db, store.disk_id, exc.detail)
                 raise
             records.mark_written(self.db, store.disk_id, _whole(tar, written), now)
             result.transfers.append(Transfer("copy" if source else "upload", tar.length, time.monotonic() - started))
-            source = source or (store, written)
+            source = source or (store, written.sha256)
             result.written.append(store.disk_id)
             result.size = tar.length
 
@@ -297,32 +299,6 @@ class DomainStep:
         result.failure = kind
         records.set_domain_error(self.db, result.domain_id, error)
         return result
-
-
-def _write_store(
-    client: AgentClient, domain_id: UUID, store: StoreRecord, tar: StoreTar,
-    source: tuple[StoreRecord, WriteResult] | None, previous: str | None, now: datetime,
-) -> WriteResult:  # fmt: skip
-    """One store, following docs/FORMATS.md section 2: `Updated:false`, the data, durable, `Updated:true`.
-    The agent client has compared the agent's SHA-256 of what reached the disk with what was meant."""
-    client.set_description(domain_id, store.disk_id, store.volume_id, description.before_write(domain_id, previous))
-    if source is None:
-        written = client.upload(domain_id, store.disk_id, store.volume_id, tar.chunks(), tar.length)
-    else:
-        first, first_written = source
-        written = client.copy(
-            domain_id, store.disk_id, store.volume_id, first.disk_id, first.volume_id, tar.length,
-            first_written.sha256,
-        )  # fmt: skip
-    if written.size != tar.length:
-        raise AgentError(
-            f"the agent reports {written.size} bytes with SHA-256 {written.sha256}, the engine sent {tar.length} bytes",
-            "transfer_corrupted",
-        )
-    client.set_description(
-        domain_id, store.disk_id, store.volume_id, description.after_write(domain_id, tar.length, now)
-    )
-    return written
 
 
 def _ranged_writes(client: AgentClient) -> bool:
