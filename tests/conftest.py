@@ -96,12 +96,18 @@ def database(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a database with nothing in it at all (not even migrations), private to this test."""
+    yield from private_empty_database(backend, request, tmp_path, "empty")
+
+
+def private_empty_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path, label: str) -> Iterator[str]:
+    """A database with nothing in it, named by `label`, private to the test: a SQLite file in its
+    directory, or a PostgreSQL database created for it and dropped after it."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        yield f"sqlite:///{tmp_path / f'{label}.db'}"
         return
     request.getfixturevalue("pg_session_url")  # skips or fails the same way when there is no server
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"ovfstore_empty_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"ovfstore_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)

@@ -6,8 +6,6 @@ registers everything the per-entity way, but the one entity the database refuses
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import create_engine, make_url, select, text, update
+from sqlalchemy import select, update
 
 from ovfstore.engine.db import schema as s
 from ovfstore.engine.db.database import Database
@@ -38,7 +36,7 @@ from ovfstore.model import (
     Volume,
     VolumeFormat,
 )
-from tests.conftest import PG_URL
+from tests.conftest import private_empty_database
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.site import FreshEngine, build_site, fresh_engine
 
@@ -59,18 +57,7 @@ class Protected:
 @pytest.fixture
 def second_empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Another database with nothing in it, as `empty_db_url`."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'second.db'}"
-        return
-    request.getfixturevalue("pg_session_url")
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"ovfstore_second_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from private_empty_database(backend, request, tmp_path, "second")
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from ovfstore.engine.updater import changes, records, unstorable
 from ovfstore.model import (
     BLANK_TEMPLATE_ID,
     DiskStatus,
-    DomainClass,
     EntityType,
     OvfData,
     SnapshotStatus,
@@ -318,15 +317,7 @@ def mark_outdated(
 ) -> set[UUID]:
     """Mark the stores of these domains, and of every data domain of these data centers, outdated.
     Returns the domains concerned."""
-    d = s.storage_domains
-    domains = set(domain_ids)
-    dcs = list(set(data_center_ids))
-    if dcs:
-        domains |= set(
-            conn.execute(
-                select(d.c.id).where(d.c.data_center_id.in_(dcs), d.c.domain_class == DomainClass.DATA.value)
-            ).scalars()
-        )
+    domains = set(domain_ids).union(*changes.dc_domains(conn, data_center_ids).values())
     records.mark_outdated(conn, domains, now)
     return domains
 
